@@ -1,0 +1,76 @@
+"""The dataset registry and the :class:`ImageSet` every loader returns."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from ..config import DataConfig
+from ..errors import ConfigError, DataError
+from ..registry import Registry
+
+
+@dataclass
+class ImageSet:
+    """Images of one dataset, ready to train on.
+
+    images: uint8 tensor (N, C, H, W), values 0..255 (0 = black, lungs dark as in radiographs).
+    fingerprint: stable hex digest of the source and the settings that produced the pixels;
+        keys caches such as FID reference statistics.
+    skipped: (path, reason) of input files that could not be used.
+    """
+
+    images: torch.Tensor
+    fingerprint: str
+    description: str
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
+            raise TypeError("ImageSet.images must be a uint8 tensor of shape (N, C, H, W)")
+        if len(self.images) == 0:
+            raise DataError(f"{self.description}: no usable image")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @staticmethod
+    def to_float(batch: torch.Tensor) -> torch.Tensor:
+        """uint8 0..255 -> float in [-1, 1], the range of G's tanh output."""
+        return batch.float().div_(127.5).sub_(1.0)
+
+
+Loader = Callable[[str | None, DataConfig, int, int], ImageSet]
+"""loader(argument after the colon or None, data config, image size, channels) -> ImageSet"""
+
+DATASETS: Registry[Loader] = Registry("dataset")
+
+# Modules that register loaders; imported on first use so that `import gan_core.data` stays
+# cheap and a missing optional decoder only matters for the source that needs it.
+_LOADER_MODULES = ("phantom", "folder", "dicom", "cache")
+
+
+def _import_loaders() -> None:
+    for name in _LOADER_MODULES:
+        try:
+            importlib.import_module(f"{__package__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__package__}.{name}":
+                raise
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    kind, sep, arg = spec.partition(":")
+    if sep and not arg:
+        raise ConfigError(f"data.source: {spec!r} names no path after '{kind}:'")
+    return kind, (arg if sep else None)
+
+
+def load_dataset(cfg: DataConfig, image_size: int, channels: int = 1) -> ImageSet:
+    """Load the dataset named by ``cfg.source`` at ``image_size`` with ``channels`` channels."""
+    _import_loaders()
+    kind, arg = parse_spec(cfg.source)
+    return DATASETS.get(kind, field="data.source")(arg, cfg, image_size, channels)
