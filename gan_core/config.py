@@ -98,8 +98,8 @@ class TrainConfig:
     device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N
     loss: str = "nonsaturating"  # nonsaturating | saturating (the paper's eq. 1)
     log_every: int = 1  # rows in metrics.csv every N iterations
-    sample_every: int = 0  # sample grid every N iterations; 0 = only at the end
-    checkpoint_every: int = 0  # checkpoint every N iterations; 0 = at the end (and on stop)
+    sample_every: int = 500  # sample grid every N iterations (and at the end); 0 = only at the end
+    checkpoint_every: int = 500  # checkpoint every N iterations (and at the end, and on stop); 0 = only then
     num_samples: int = 64  # images in a sample grid (fixed noise)
     amp: str = "off"  # off | bf16 | fp16 | auto (fp16 on CUDA, bf16 on CPU)
     channels_last: bool = False
@@ -191,14 +191,15 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
     return value
 
 
-def replace_path(cfg: Any, dotted: str, value: Any) -> Any:
+def replace_path(cfg: Any, dotted: str, value: Any, _prefix: str = "") -> Any:
     """``replace_path(exp, "model.g_features", 32)``: a copy with one nested field changed."""
     head, _, rest = dotted.partition(".")
-    if not hasattr(cfg, head):
-        names = ", ".join(f.name for f in dataclasses.fields(cfg))
-        raise ConfigError(f"unknown config field {dotted!r}; valid: {names}")
+    if not dataclasses.is_dataclass(cfg) or not hasattr(cfg, head):
+        valid = ", ".join(f.name for f in dataclasses.fields(cfg)) if dataclasses.is_dataclass(cfg) else ""
+        raise ConfigError(f"unknown config field {_prefix + dotted!r}; valid here: {valid}")
     if rest:
-        return dataclasses.replace(cfg, **{head: replace_path(getattr(cfg, head), rest, value)})
+        inner = replace_path(getattr(cfg, head), rest, value, f"{_prefix}{head}.")
+        return dataclasses.replace(cfg, **{head: inner})
     return dataclasses.replace(cfg, **{head: value})
 
 

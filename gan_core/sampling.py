@@ -1,0 +1,45 @@
+"""Generators from run folders, and images from generators."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from . import runs
+from .checkpoint import load_checkpoint
+from .config import ExperimentConfig
+from .imageio import to_uint8
+
+
+def load_generator(run: str | Path, device: str | torch.device = "cpu"):
+    """The generator of ``run``'s last checkpoint, in eval mode, and the run's config."""
+    from .models import build_generator
+
+    ckpt = load_checkpoint(runs.checkpoint_path(run), map_location=device)
+    cfg = ExperimentConfig.from_dict(ckpt["config"])
+    g = build_generator(cfg.model).to(device)
+    g.load_state_dict(ckpt["G"])
+    g.eval()
+    return g, cfg
+
+
+@torch.inference_mode()
+def generate_images(
+    generator: torch.nn.Module,
+    n: int,
+    latent_dim: int,
+    *,
+    batch_size: int = 256,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:
+    """``n`` samples as uint8 (N, C, H, W); the noise is drawn on the CPU from ``seed``, so
+    the same seed gives the same images on any device."""
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for start in range(0, n, batch_size):
+        b = min(batch_size, n - start)
+        z = torch.randn(b, latent_dim, generator=gen).to(device)
+        out.append(to_uint8(generator(z)).cpu())
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.uint8)

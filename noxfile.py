@@ -1,0 +1,56 @@
+"""nox sessions: `nox -l` lists them. Only `tests` and `lint` run by default."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint"]
+nox.options.reuse_existing_virtualenvs = True
+
+# torch is pinned to the release this project is tested with. On PyPI it is a CUDA build that
+# also runs on the CPU; machines with a local wheel cache (this project's CI) take it from disk.
+TORCH = ("torch==2.14.1", "torchvision==0.29.1")
+
+
+def install(session: nox.Session, extras: str = "") -> None:
+    session.install(*TORCH)
+    session.install("-e", f".[{extras}]" if extras else ".")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite (fast: under ten minutes on two CPU cores)."""
+    install(session, "dev")
+    session.run("pytest", "-m", "not slow", *session.posargs)
+
+
+@nox.session
+def tests_slow(session: nox.Session) -> None:
+    """Run the slow tests too (longer training runs, larger images)."""
+    install(session, "dev")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Check style and common bugs with ruff."""
+    session.install("ruff>=0.5")
+    session.run("ruff", "check", "gan_core", "ablations", "reports", "benchmarks", "tests", "noxfile.py")
+
+
+@nox.session
+def quickstart(session: nox.Session) -> None:
+    """Train the paper's best model briefly on the built-in chest phantoms (CPU, a few minutes)."""
+    install(session)
+    session.run(
+        "xraygan", "train", "--preset", "paper-elu", "--optimizer", "adas", "--data", "phantom",
+        "--image-size", "64", "--steps", "300", "--sample-every", "100", "--name", "quickstart",
+        *session.posargs,
+    )
+
+
+@nox.session
+def benchmarks(session: nox.Session) -> None:
+    """Run the pytest-benchmark suites and save JSON under .benchmarks/ (compare with --benchmark-compare)."""
+    install(session, "dev")
+    session.run("pytest", "benchmarks", "--benchmark-only", "--benchmark-autosave", *session.posargs)

@@ -1,0 +1,64 @@
+import json
+import os
+
+import pytest
+
+from gan_core import runs
+from gan_core.config import ExperimentConfig
+from gan_core.errors import RunFolderError
+
+
+def test_new_run_dirs_are_numbered(tmp_path):
+    a = runs.new_run_dir(tmp_path, "paper elu/adas")
+    b = runs.new_run_dir(tmp_path, "x")
+    assert a.name == "0001-paper-elu-adas" and b.name == "0002-x"
+
+
+def test_atomic_write_leaves_no_temp_files_and_keeps_old_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "f.json"
+    runs.atomic_write_json(path, {"a": 1})
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        runs.atomic_write_json(path, {"a": 2})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
+
+
+def test_metrics_log_round_trip_and_truncate_on_resume(tmp_path):
+    with runs.MetricsLog(tmp_path) as log:
+        for s in range(1, 6):
+            log.write({"step": s, "loss_d": s / 10, "loss_g": 1.0})
+    df = runs.read_metrics(tmp_path)
+    assert list(df.columns) == list(runs.METRIC_COLUMNS)
+    assert df["step"].tolist() == [1, 2, 3, 4, 5]
+    with runs.MetricsLog(tmp_path, resume_step=3) as log:
+        log.write({"step": 4, "loss_d": 9.0})
+    df = runs.read_metrics(tmp_path)
+    assert df["step"].tolist() == [1, 2, 3, 4] and df["loss_d"].iloc[-1] == 9.0
+
+
+def test_config_summary_evaluations(tmp_path):
+    cfg = ExperimentConfig(name="z")
+    runs.write_config(tmp_path, cfg)
+    assert runs.read_config(tmp_path) == cfg
+    runs.update_summary(tmp_path, a=1)
+    assert runs.update_summary(tmp_path, b=2) == {"a": 1, "b": 2}
+    runs.append_evaluation(tmp_path, {"fid": 3.5})
+    with open(tmp_path / runs.EVALUATIONS, "a") as f:
+        f.write('{"cut": ')  # a line cut by a crash
+    assert runs.read_evaluations(tmp_path) == [{"fid": 3.5}]
+
+
+def test_find_runs(tmp_path):
+    for name in ("0001-a", "0002-b"):
+        runs.write_config(tmp_path / name, ExperimentConfig())
+    (tmp_path / "other").mkdir()
+    assert [p.name for p in runs.find_runs([tmp_path])] == ["0001-a", "0002-b"]
+    with pytest.raises(RunFolderError, match="no run folders"):
+        runs.find_runs([tmp_path / "other"])
+    with pytest.raises(RunFolderError, match="no config.json"):
+        runs.read_config(tmp_path / "other")
