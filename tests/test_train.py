@@ -24,8 +24,8 @@ def tiny(steps=6, optimizer="adas", **train_kw) -> ExperimentConfig:
         model=ModelConfig(image_size=16, g_features=8, d_features=8, latent_dim=16),
         optim=OptimConfig(name=optimizer),
         data=DataConfig(source="phantom", num_images=48),
-        train=TrainConfig(steps=steps, batch_size=8, device="cpu", sample_every=0,
-                          checkpoint_every=0, num_samples=16, **train_kw),
+        train=TrainConfig(**{"steps": steps, "batch_size": 8, "device": "cpu", "sample_every": 0,
+                             "checkpoint_every": 0, "num_samples": 16, **train_kw}),
     )
 
 
