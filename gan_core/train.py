@@ -30,6 +30,7 @@ from .imageio import save_grid
 from .losses import build_loss
 from .models import build_models, count_parameters
 from .optim import build_optimizers, resolved_lrs
+from .step import GANStep
 
 
 # --------------------------------------------------------------------------- devices, precision
@@ -130,6 +131,7 @@ def train(
     validate(cfg)
     device = resolve_device(cfg.train.device)
     amp_dtype = resolve_amp(cfg.train.amp, device)
+    torch.manual_seed(cfg.train.seed)  # the weight init
     G, D = build_models(cfg.model)  # validates the geometry before the data is touched
 
     ckpt = None
@@ -165,8 +167,11 @@ def train(
     D.to(device, memory_format=memory_format)
     lr_g, lr_d = resolved_lrs(cfg.optim)
     opt_g, opt_d = build_optimizers(G.parameters(), D.parameters(), cfg.optim)
-    loss_fn = build_loss(cfg.train.loss)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    step_fn = GANStep(
+        G, D, opt_g, opt_d, build_loss(cfg.train.loss), device=device, amp_dtype=amp_dtype,
+        channels_last=cfg.train.channels_last, compile=cfg.train.compile,
+    )
+    scaler = step_fn.scaler
     noise = torch.Generator().manual_seed(cfg.train.seed)
     fixed_z = torch.randn(
         cfg.train.num_samples, cfg.model.latent_dim,
@@ -183,19 +188,8 @@ def train(
             scaler.load_state_dict(ckpt["scaler"])
         noise.set_state(ckpt["rng"]["noise"])
         start = int(ckpt["step"])
-    else:
-        torch.manual_seed(cfg.train.seed)
 
-    g_step, d_step = G, D
-    if cfg.train.compile:
-        g_step, d_step = torch.compile(G), torch.compile(D)
-    d_params = [p for p in D.parameters() if p.requires_grad]
     images_u8 = data.images.pin_memory() if device.type == "cuda" else data.images
-
-    def autocast():
-        if amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device.type, dtype=amp_dtype)
 
     def checkpoint(step: int) -> None:
         save_checkpoint(runs.checkpoint_path(run_dir), {
@@ -209,7 +203,7 @@ def train(
 
     def sample(step: int) -> None:
         G.eval()
-        with torch.no_grad(), autocast():
+        with torch.no_grad(), step_fn.autocast():
             save_grid(G(fixed_z), runs.sample_path(run_dir, step))
         G.train()
 
@@ -232,38 +226,9 @@ def train(
             while step < steps:
                 idx = batch_indices(step, n_images, cfg.train.batch_size, cfg.data.seed + cfg.train.seed)
                 real = ImageSet.to_float(images_u8[idx]).to(device, non_blocking=True)
-                real = real.contiguous(memory_format=memory_format)
-                b = real.shape[0]
-                z = torch.randn(b, cfg.model.latent_dim, generator=noise).to(device, non_blocking=True)
+                z = torch.randn(real.shape[0], cfg.model.latent_dim, generator=noise).to(device, non_blocking=True)
 
-                # (1) D: maximize log D(x) + log(1 - D(G(z)))
-                with autocast():
-                    fake = g_step(z)  # (B, C, H, W) in [-1, 1]
-                    real_logits = d_step(real)  # (B,)
-                    fake_logits = d_step(fake.detach())
-                    loss_d = loss_fn.d_loss(real_logits.float(), fake_logits.float())
-                opt_d.zero_grad(set_to_none=True)
-                scaler.scale(loss_d).backward()
-                scaler.step(opt_d)
-
-                # (2) G: the configured G objective on the same fake batch. D's weights are
-                # frozen for this backward: their gradients would be discarded anyway.
-                _requires_grad(d_params, False)
-                with autocast():
-                    gen_logits = d_step(fake)
-                    loss_g = loss_fn.g_loss(gen_logits.float())
-                opt_g.zero_grad(set_to_none=True)
-                scaler.scale(loss_g).backward()
-                scaler.step(opt_g)
-                scaler.update()
-                _requires_grad(d_params, True)
-
-                # one device sync per step, for all four numbers
-                ld, lg, dr, df = torch.stack([
-                    loss_d.detach(), loss_g.detach(),
-                    torch.sigmoid(real_logits.detach().float()).mean(),
-                    torch.sigmoid(fake_logits.detach().float()).mean(),
-                ]).tolist()
+                ld, lg, dr, df = step_fn(real, z).tolist()  # one device sync per step
                 step += 1
                 window_steps += 1
                 if not (math.isfinite(ld) and math.isfinite(lg)):
@@ -353,11 +318,6 @@ def _diverged(run_dir: Path, step: int, ld: float, lg: float, last_good: int | N
         f"{run_dir}: {reason}; {kept}. Lower the learning rate (--lr-g/--lr-d), "
         "or try another optimizer or loss."
     )
-
-
-def _requires_grad(params: list[torch.nn.Parameter], flag: bool) -> None:
-    for p in params:
-        p.requires_grad_(flag)
 
 
 def _memory_stats(device: torch.device) -> dict[str, Any]:
