@@ -80,7 +80,7 @@ class DataConfig:
     """Where training images come from. ``source`` is a dataset spec, see gan_core.data."""
 
     source: str = "phantom"  # phantom | folder:PATH | dicom:PATH | cache:PATH
-    num_images: int = 2048  # phantoms to generate; for real data: at most this many (0 = all)
+    num_images: int = 0  # at most this many images; 0 = all (for phantoms: 2048)
     seed: int = 0  # seed of the phantom generator / of subset selection
 
 

@@ -1,0 +1,415 @@
+"""Procedural PA chest radiographs: the built-in dataset, so that everything runs without data.
+
+Each image is drawn the way a radiograph is formed. Anatomy is a set of analytic shapes with
+projected thicknesses (cm-like units along the beam): the torso's soft tissue, the air of two
+lungs, the heart and mediastinum (soft tissue that displaces lung), bone (spine, ribs,
+clavicles, humeral heads), optional nodules and opacities, and vessel markings fanning out of the
+hila. Their sum weighted by attenuation coefficients is the line integral ``A = sum(mu * t)``;
+the detector sees ``exp(-A)`` with quantum (Poisson-like) noise and unsharpness, and the display
+maps ``-log`` of the detected signal through a contrast curve, so that as on a standard PA film
+bone and mediastinum are bright, lungs dark and the air around the body black.
+
+Layout follows radiological convention: the patient faces the viewer, so the patient's left
+(heart apex, aortic knob, gastric bubble, the lower hemidiaphragm) is on the image right.
+
+Every image has its own random anatomy (lung size and shape, heart size and position, rib
+spacing and slope, diaphragm height, body width, patient shift and tilt, exposure) drawn from
+``SeedSequence(seed, spawn_key=(index,))``: image ``i`` is the same whatever ``n`` or ``start``.
+Rendering is vectorized over a chunk of images with analytic, continuous profiles blurred by
+the detector, so 2048 images at 64x64 take a few seconds on one core.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from ..config import DataConfig
+from ..errors import ConfigError
+from .base import DATASETS, ImageSet
+from .imageops import to_uint8
+
+# Bump when the pixels a given (seed, index, size, nodule_prob) produce change: it keys caches.
+GENERATOR_VERSION = 1
+DEFAULT_NUM_IMAGES = 2048
+_CHUNK = 32  # images rendered together: amortizes numpy call overhead, bounds memory (8 MB/array at 256 px)
+_MAX_NODULES = 3
+_VESSEL_TABLE = 256  # samples of the angular vessel pattern around each hilum
+
+# Attenuation per unit thickness (relative): bone ~2x soft tissue at diagnostic energies, lung
+# parenchyma is mostly air, so the lungs enter as soft tissue *removed* along the beam.
+_MU_SOFT = 1.0
+_MU_BONE = 2.4
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def _chord(q: np.ndarray) -> np.ndarray:
+    """Thickness of a round object through a point at normalized squared radius ``q``.
+
+    A ray at distance d from the axis of a cylinder of radius 1 crosses 2*sqrt(1 - d^2) of it.
+    """
+    return np.sqrt(np.clip(1.0 - q, 0.0, None))
+
+
+def _draw_params(rng: np.random.Generator) -> dict[str, float]:
+    """One patient. Ranges chosen by eye against adult PA radiographs (normalized coordinates:
+    x, y in [-1, 1], y down). Always the same number of draws in the same order, so optional
+    findings never shift the anatomy of an image."""
+    u = rng.uniform
+    p: dict[str, float] = {}
+    # habitus and positioning
+    p["body_w"] = u(0.80, 1.00)  # chest half-width
+    p["body_d"] = u(0.85, 1.15)  # AP depth: thicker patients have less contrast
+    p["shift"] = u(-0.04, 0.04)
+    p["tilt"] = u(-0.04, 0.04)  # radians
+    p["zoom"] = u(0.94, 1.06)
+    # lungs
+    p["apex"] = u(-0.80, -0.68)
+    p["lung_w"] = u(0.84, 0.92)  # fraction of body_w
+    p["lung_wr"] = u(-0.03, 0.03)  # left/right asymmetry
+    p["lung_depth"] = u(0.70, 0.82)
+    p["dome_r"] = u(0.28, 0.50)  # right hemidiaphragm (image left) peak
+    p["dome_dl"] = u(0.00, 0.08)  # left one lies lower
+    p["dome_c"] = u(0.45, 0.85)  # dome curvature
+    p["cp_angle"] = u(0.10, 0.20)  # depth of the costophrenic sulcus below the dome
+    p["med_w"] = u(0.09, 0.13)  # upper mediastinum half-width
+    p["knob"] = u(0.03, 0.07)  # aortic knob bulge
+    # heart
+    p["ra"] = u(0.02, 0.08)  # right atrial bulge of the right heart border
+    p["heart_x"] = u(0.10, 0.18)
+    p["heart_dy"] = u(0.10, 0.20)  # centre above the left dome
+    p["heart_a"] = u(0.34, 0.44)
+    p["heart_b"] = u(0.22, 0.28)
+    p["heart_rot"] = u(0.45, 0.75)
+    # hila and vessels
+    p["hilum_y"] = u(-0.20, -0.05)
+    p["vessel"] = u(0.16, 0.26)
+    # bones
+    p["rib_y0"] = u(-0.86, -0.78)
+    p["rib_s0"] = u(0.105, 0.135)  # posterior rib spacing at the top
+    p["rib_grow"] = u(0.15, 0.35)  # spacing grows downwards
+    p["rib_arc"] = u(0.10, 0.18)  # how much the posterior ribs arch
+    p["rib_w"] = u(0.36, 0.46)  # rib width / spacing
+    p["spine_w"] = u(0.075, 0.095)
+    p["clav_y"] = u(-0.66, -0.56)
+    p["clav_rise"] = u(0.08, 0.18)
+    p["shoulder"] = u(0.0, 1.0)  # how far the shoulders / humeral heads come into view
+    # display and detector
+    p["gain"] = u(0.90, 1.10)
+    p["gamma"] = u(0.85, 1.15)
+    p["noise"] = u(0.4, 1.0)
+    p["blur"] = u(0.6, 1.0)  # detector unsharpness, output pixels at 64 px
+    # findings: drawn always, kept with probability nodule_prob
+    p["find_u"] = u(0.0, 1.0)
+    p["n_nod"] = float(rng.integers(1, _MAX_NODULES + 1))
+    for k in range(_MAX_NODULES):
+        p[f"nod{k}_side"] = float(rng.choice([-1.0, 1.0]))
+        p[f"nod{k}_u"] = u(0.1, 0.8)
+        p[f"nod{k}_y"] = u(-0.50, 0.05)  # above the domes and the heart
+        p[f"nod{k}_r"] = u(0.03, 0.06) if k else u(0.03, 0.20)  # the first may be an opacity
+        p[f"nod{k}_dens"] = u(0.7, 1.0)
+    return p
+
+
+def _param_arrays(params: list[dict[str, float]]) -> dict[str, np.ndarray]:
+    return {k: np.array([p[k] for p in params], np.float32)[:, None, None] for k in params[0]}
+
+
+def _smooth_noise(rngs: list[np.random.Generator], r: int, cells: int) -> np.ndarray:
+    """Per-image band-limited noise field (B, r, r), std ~1, from a cells x cells grid.
+
+    Upsampled by a Gaussian interpolation matrix on each axis (two matmuls), much faster than
+    spline zooming of the whole chunk.
+    """
+    grid = np.stack([g.standard_normal((cells, cells), dtype=np.float32) for g in rngs])
+    M = _interp_matrix(r, cells)
+    return (M @ grid @ M.T) * np.float32(1.6)
+
+
+@functools.lru_cache(maxsize=16)
+def _interp_matrix(r: int, cells: int) -> np.ndarray:
+    fine = (np.arange(r) + 0.5) / r
+    coarse = (np.arange(cells) + 0.5) / cells
+    w = np.exp(-(((fine[:, None] - coarse[None, :]) * cells / 0.9) ** 2))
+    return (w / w.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _vessel_tables(rngs: list[np.random.Generator]) -> np.ndarray:
+    """(B, 2 sides, 2 scales, L) angular profiles around each hilum: sparse peaks are vessels.
+
+    Scale 0 is a few broad trunks near the hilum, scale 1 many thin branches reaching further.
+    """
+    raw = np.stack([g.standard_normal((2, 2, _VESSEL_TABLE), dtype=np.float32) for g in rngs])
+    out = np.empty_like(raw)
+    for k, (sigma, thresh) in enumerate(((3.5, 0.4), (1.8, 0.6))):
+        sm = ndimage.gaussian_filter1d(raw[:, :, k], sigma, axis=-1, mode="wrap")
+        sm /= sm.std(axis=-1, keepdims=True) + 1e-6
+        out[:, :, k] = np.clip(sm - thresh, 0.0, None)
+    return out
+
+
+def _render(params: list[dict[str, float]], rngs: list[np.random.Generator], size: int,
+            nodule_prob: float) -> np.ndarray:
+    """Render a chunk of images; returns float32 (B, size, size) in [0, 1]."""
+    # Rendered directly at the output size: every profile is continuous and the detector blur
+    # below band-limits it, so supersampling changed nothing visible (checked at 64 px).
+    r = size
+    P = _param_arrays(params)
+    B = len(params)
+    c = (np.arange(r, dtype=np.float32) + 0.5) / r * 2.0 - 1.0
+    # Patient pose: shift, tilt and zoom (distance to the detector) per image.
+    x0, y0 = c[None, None, :], c[None, :, None]
+    cos, sin = np.cos(P["tilt"]), np.sin(P["tilt"])
+    X = ((x0 - P["shift"]) * cos - y0 * sin) / P["zoom"]
+    Y = ((x0 - P["shift"]) * sin + y0 * cos) / P["zoom"]
+
+    # --- torso soft tissue: elliptic cross-section; the outline narrows to the neck at the top
+    # and widens into the shoulders, which may run off the frame.
+    neck = 0.30
+    sh = _smoothstep((Y + 0.98) / 0.22)  # 0 at the neck, 1 below the shoulders
+    half_w = neck + (P["body_w"] + 0.10 + 0.12 * P["shoulder"] - neck) * sh
+    half_w = half_w - 0.10 * _smoothstep((Y + 0.70) / 0.5)  # shoulders -> chest wall
+    half_w = half_w - 0.04 * _smoothstep((Y - 0.6) / 0.4)  # waist
+    t_soft = 2.0 * P["body_d"] * _chord((X / half_w) ** 2)
+    # neck is thinner than the chest along the beam
+    t_soft *= 0.55 + 0.45 * sh
+
+    # --- lungs: per side, an ellipse (apex and lateral wall) cut by the diaphragm dome below,
+    # the mediastinum medially and the heart in front. ``u`` is the lateral coordinate.
+    t_lung = np.zeros_like(X)
+    dome = {}
+    for side in (-1.0, 1.0):
+        U = side * X
+        width = P["body_w"] * (P["lung_w"] + side * P["lung_wr"])
+        dome_peak = P["dome_r"] + (P["dome_dl"] if side > 0 else 0.0)
+        # hemidiaphragm: a dome peaking mid-lung, falling into the costophrenic sulcus laterally
+        # and into the cardiophrenic angle medially
+        d_y = dome_peak + P["dome_c"] * (U - 0.42 * width) ** 2 + P["cp_angle"] * _smoothstep(
+            (U - 0.6 * width) / (0.4 * width))
+        dome[side] = d_y
+        cy = dome_peak + 0.05
+        a, b = width - 0.06, cy - P["apex"]
+        q = ((U - 0.06) / a) ** 2 + ((Y - cy) / b) ** 2 * (Y < cy)
+        lung = _chord(q) ** 0.5  # pleural borders are sharp: the lung fills the cage
+        lung = lung * _smoothstep((d_y - Y) / 0.05)  # base on the dome
+        # medial border: upper mediastinum, the aortic knob on the patient's left, the right
+        # heart border on the patient's right (the heart itself is carved out below)
+        med = P["med_w"] + (P["knob"] * np.exp(-((Y + 0.38) / 0.10) ** 2) if side > 0 else 0.0)
+        med = med + 0.05 * _smoothstep((Y + 0.1) / 0.4)
+        if side < 0:  # right atrium
+            med = med + P["ra"] * np.exp(-((Y - P["dome_r"] + 0.2) / 0.18) ** 2)
+        lung = lung * np.sqrt(_smoothstep((U - med) / 0.06))
+        # deeper at the bases: the lungs widen posteriorly towards the diaphragm
+        lung = lung * (0.75 + 0.25 * _smoothstep((Y - P["apex"]) / 1.0))
+        t_lung = t_lung + (U > 0) * lung
+    t_lung *= P["lung_depth"] * 2.0 * P["body_d"]
+
+    # --- heart: a tilted ellipse, apex down and to the image right. It is anterior, so the lung
+    # behind it is thinned, not removed (retrocardiac lung stays faintly visible).
+    hx = P["heart_x"]
+    hy = P["dome_r"] + P["dome_dl"] - P["heart_dy"]
+    ch, sh_ = np.cos(P["heart_rot"]), np.sin(P["heart_rot"])
+    dx, dy = X - hx, Y - hy
+    hu = (dx * ch + dy * sh_) / P["heart_a"]
+    hv = (-dx * sh_ + dy * ch) / P["heart_b"]
+    heart = _chord(hu**2 + hv**2) ** 0.3
+    t_lung *= 1.0 - 0.95 * heart
+
+    # --- vessel markings and interstitium: angular profiles fanning out of each hilum, bent by
+    # a smooth noise field, fading towards the periphery (vessels taper, and the outer third of a
+    # normal lung shows few markings).
+    warp = _smooth_noise(rngs, r, 8)
+    tex = _smooth_noise(rngs, r, 24)
+    tables = _vessel_tables(rngs)
+    vessels = np.zeros_like(X)
+    for k, side in enumerate((-1.0, 1.0)):
+        hx_s = side * (P["med_w"] + 0.06)
+        ddx, ddy = side * (X - hx_s), Y - P["hilum_y"]
+        rad = np.sqrt(ddx**2 + ddy**2)
+        ang = np.arctan2(ddy, ddx) + 0.25 * warp
+        idx = (ang / (2 * np.pi) + 0.5) * _VESSEL_TABLE
+        i0 = np.floor(idx).astype(np.int64)
+        fr = idx - i0
+        fr = fr.reshape(B, -1)
+        fade = _smoothstep((rad - 0.05) / 0.2)  # no visible convergence point
+        i0 = i0.reshape(B, -1) % _VESSEL_TABLE
+        i1 = (i0 + 1) % _VESSEL_TABLE
+        for scale, (amp, reach) in enumerate(((1.0, 0.30), (0.7, 0.55))):
+            tab = tables[:, k, scale, :]
+            prof = np.take_along_axis(tab, i0, axis=1) * (1 - fr)
+            prof += np.take_along_axis(tab, i1, axis=1) * fr
+            vessels += amp * prof.reshape(B, r, r) * np.exp(-rad / reach) * fade
+        vessels += 1.0 * np.exp(-((rad / 0.10) ** 2))  # the hilar shadow itself
+    lung_mask = np.clip(t_lung / (0.3 * P["body_d"]), 0.0, 1.0)
+    t_soft_extra = P["vessel"] * (vessels * lung_mask + 0.6 * tex * lung_mask)
+
+    # --- findings: nodules (small, sharp) and one possibly large soft opacity.
+    if nodule_prob > 0:
+        present = (P["find_u"] < nodule_prob).astype(np.float32)
+        for k in range(_MAX_NODULES):
+            on = present * (P["n_nod"] > k)
+            side = P[f"nod{k}_side"]
+            # inside the lung at that height: it narrows towards the apex
+            below_apex = np.clip((P[f"nod{k}_y"] - P["apex"]) / 0.7, 0.3, 1.0)
+            lung_w = P["body_w"] * P["lung_w"] * np.sqrt(below_apex)
+            nx = side * (P["med_w"] + 0.1 + P[f"nod{k}_u"] * (lung_w - P["med_w"] - 0.15))
+            rr = P[f"nod{k}_r"]
+            q = ((X - nx) ** 2 + (Y - P[f"nod{k}_y"]) ** 2) / rr**2
+            blob = _chord(q) if k else np.exp(-q * 1.5)  # opacities have fuzzy margins
+            # a sphere's chord grows with its radius: thickness ~ 2 r at the centre
+            t_soft_extra = t_soft_extra + on * 8.0 * rr * P[f"nod{k}_dens"] * blob * lung_mask
+
+    # --- bone
+    spine = _chord((X / P["spine_w"]) ** 2) * _smoothstep((Y + 1.05) / 0.1)
+    # vertebral bodies and discs: period tied to the posterior ribs, one rib per vertebra
+    rib_s = P["rib_s0"]
+    spine = spine * (0.85 + 0.15 * np.cos(2 * np.pi * (Y - P["rib_y0"]) / rib_s))
+    pedicles = sum(_chord(((X - s_ * P["spine_w"] * 0.6) / 0.025) ** 2 + (
+        np.sin(np.pi * (Y - P["rib_y0"]) / rib_s) / 0.5) ** 2) for s_ in (-1.0, 1.0))
+    t_bone = 0.18 * spine + 0.03 * pedicles
+
+    # ribs: every rib of a side follows one arched centerline shifted vertically; a warped
+    # vertical coordinate turns "which rib and how far from its centre" into a periodic phase,
+    # so all ribs cost a handful of array operations.
+    for side in (-1.0, 1.0):
+        U = side * X
+        width = P["body_w"] * (P["lung_w"] + side * P["lung_wr"]) + 0.05
+        uu = np.clip(U / width, 0.0, 1.2)
+        # posterior ribs: rise from the spine, arch, then fall along the lateral chest wall
+        arch = -P["rib_arc"] * (1.0 - ((uu - 0.45) / 0.5) ** 2) + 0.25 * np.clip(uu - 0.8, 0, None)
+        v = Y - arch * (1.0 + 0.5 * (Y + 1.0)) - P["rib_y0"]
+        g = P["rib_grow"]
+        phase = np.log1p(g * np.clip(v, -0.2, None)) / (g * rib_s)
+        d = (phase - np.floor(phase) - 0.5) / (0.5 * P["rib_w"])
+        prof = _chord(d**2)
+        cortex = prof - 0.6 * _chord((d / 0.7) ** 2)  # hollow: denser edges, as on films
+        cage = _smoothstep((width + 0.02 - U) / 0.08) * _smoothstep((U - 0.07) / 0.06)
+        cage = cage * (v > -0.03) * (phase < 10.5)
+        # anterior ribs: from the lateral wall down towards the sternum, fainter (thin, far from
+        # the detector) and ending at the cartilage mid-way
+        va = Y + 0.55 * (uu - 1.0) - P["rib_y0"] - 0.18
+        pa = va / (rib_s * 1.15)
+        da = (pa - np.floor(pa) - 0.5) / 0.22
+        ant = _chord(da**2) * _smoothstep((uu - 0.30) / 0.2) * (uu < 1.0) * (va > 0) * (pa < 6)
+        t_bone = t_bone + 0.07 * (0.6 * prof + 0.8 * cortex) * cage + 0.035 * ant
+
+        # clavicle: S-shaped band from the sternal notch up to the acromion
+        s = np.clip((U - 0.05) / 0.55, 0.0, 1.0)
+        cl_y = P["clav_y"] - P["clav_rise"] * s + 0.03 * np.sin(2 * np.pi * s)
+        cl = _chord(((Y - cl_y) / (0.045 - 0.015 * s)) ** 2) * (U > 0.05) * _smoothstep((0.72 - U) / 0.1)
+        t_bone = t_bone + 0.16 * cl * (0.8 + 0.4 * s)
+        # humeral head at the shoulder corner
+        hd = ((U - P["body_w"] - 0.16) ** 2 + (Y + 0.74) ** 2) / 0.18**2
+        t_bone = t_bone + 0.25 * P["shoulder"] * _chord(hd)
+
+    # --- trachea and main bronchi: an air column in the upper mediastinum splitting at the carina
+    carina = P["hilum_y"] - 0.12
+    tr_x = X - 0.02 * (Y - carina)  # deviated slightly to the patient's right by the aorta
+    trachea = _chord((tr_x / 0.04) ** 2) * _smoothstep((carina - Y) / 0.08)
+    for side in (-1.0, 1.0):
+        bx = side * X - 0.45 * np.clip(Y - carina, 0, None) ** 0.9
+        trachea = trachea + 0.7 * _chord((bx / 0.03) ** 2) * (Y > carina) * (Y < carina + 0.2)
+    t_lung = t_lung + 0.30 * P["body_d"] * trachea
+
+    # --- gastric bubble under the left hemidiaphragm (image right)
+    gb = _chord(((X - 0.42) / 0.15) ** 2 + ((Y - dome[1.0] - 0.12) / 0.08) ** 2)
+    t_lung = t_lung + 0.35 * gb * (Y > dome[1.0])
+
+    # --- line integral, detector, display
+    A = _MU_SOFT * (t_soft - t_lung + t_soft_extra) + _MU_BONE * t_bone
+    A = np.clip(A, 0.0, None)
+    # unsharpness (focal spot, scatter, detector) before sampling
+    # in output pixels: a 64 px image is a heavily downsampled film whose blur is mostly the
+    # antialiasing; larger renders stay sharp
+    sigma = P["blur"][:, 0, 0] * (size / 64.0) ** 0.5
+    A = np.stack([
+        ndimage.gaussian_filter(a, float(s_), mode="nearest") for a, s_ in zip(A, sigma, strict=True)
+    ])
+    # quantum noise in the transmitted domain: variance proportional to the signal, so dense
+    # regions (less signal) are relatively noisier, as with real photon counts
+    k_exp = 1.6  # exposure scale: transmitted fraction through the mediastinum ~ e^-3
+    signal = np.exp(-k_exp * A)
+    photons = 4000.0 * (64.0 / size) / P["noise"]
+    qn = np.stack([g.standard_normal((r, r), dtype=np.float32) for g in rngs])
+    signal = signal + np.sqrt(signal / photons) * qn
+    A = -np.log(np.clip(signal, 1e-4, None)) / k_exp
+    # display: the log signal normalized to the patient's depth (processing equalizes
+    # exposure), then a soft shoulder so bone over the mediastinum does not clip hard
+    v = P["gain"] * A / (2.0 * P["body_d"]) * 0.85
+    knee = 0.72
+    out = np.where(v < knee, v, 1.0 - (1.0 - knee) * np.exp(-(v - knee) / (1.0 - knee)))
+    out = np.clip(out, 0.0, 1.0) ** P["gamma"]
+    return out.astype(np.float32)
+
+
+def _rng(seed: int, index: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
+
+
+def _check(n: int, size: int, start: int, nodule_prob: float) -> None:
+    if n < 0 or start < 0:
+        raise ConfigError(f"phantoms: n and start must be >= 0, got n={n}, start={start}")
+    if size < 8:
+        raise ConfigError(f"phantoms: image size must be >= 8, got {size}")
+    if not 0.0 <= nodule_prob <= 1.0:
+        raise ConfigError(f"phantoms: nodule_prob must be in [0, 1], got {nodule_prob}")
+
+
+def generate_phantoms(n: int, size: int, seed: int = 0, *, start: int = 0,
+                      nodule_prob: float = 0.0) -> np.ndarray:
+    """Images ``start .. start+n-1`` of the phantom series ``seed``: float32 (n, size, size) in
+    [0, 1], lungs dark and bone bright. Image ``i`` depends only on (seed, i, size, nodule_prob).
+    """
+    _check(n, size, start, nodule_prob)
+    out = np.empty((n, size, size), np.float32)
+    for lo in range(0, n, _CHUNK):
+        idx = range(start + lo, start + min(n, lo + _CHUNK))
+        rngs = [_rng(seed, i) for i in idx]
+        params = [_draw_params(g) for g in rngs]
+        out[lo : lo + len(idx)] = _render(params, rngs, size, nodule_prob)
+    return out
+
+
+def phantom_image(index: int, size: int, seed: int = 0, *, nodule_prob: float = 0.0) -> np.ndarray:
+    """One phantom, float32 (size, size) in [0, 1]; equal to ``generate_phantoms(...)[index]``."""
+    return generate_phantoms(1, size, seed, start=index, nodule_prob=nodule_prob)[0]
+
+
+def phantom_fingerprint(n: int, size: int, seed: int, nodule_prob: float = 0.0) -> str:
+    spec = {"generator": "phantom", "version": GENERATOR_VERSION, "n": n, "size": size,
+            "seed": seed, "nodule_prob": nodule_prob}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_uint8(n: int, size: int, seed: int) -> np.ndarray:
+    # Cached per process: sweeps and tests build many runs on the same phantom set.
+    arr = to_uint8(generate_phantoms(n, size, seed))
+    arr.setflags(write=False)
+    return arr
+
+
+@DATASETS.register("phantom")
+def load_phantoms(arg: str | None, cfg: DataConfig, image_size: int, channels: int) -> ImageSet:
+    """``phantom``: ``cfg.num_images`` procedural radiographs (0 -> 2048) of series ``cfg.seed``."""
+    if arg is not None:
+        raise ConfigError(f"data.source: 'phantom' takes no argument, got 'phantom:{arg}'")
+    n = cfg.num_images or DEFAULT_NUM_IMAGES
+    imgs = torch.from_numpy(_cached_uint8(n, image_size, cfg.seed).copy())[:, None]
+    if channels > 1:
+        imgs = imgs.expand(-1, channels, -1, -1).contiguous()
+    return ImageSet(
+        images=imgs,
+        fingerprint=phantom_fingerprint(n, image_size, cfg.seed),
+        description=f"{n} chest phantoms (seed {cfg.seed}, {image_size}x{image_size}, "
+        f"generator v{GENERATOR_VERSION})",
+    )
