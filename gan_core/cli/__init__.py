@@ -14,7 +14,7 @@ import sys
 from .. import __version__
 from ..errors import XrayganError
 
-COMMANDS = ("train", "presets")
+COMMANDS = ("train", "presets", "data", "fid", "metrics", "sweep")
 
 
 def build_parser() -> argparse.ArgumentParser:
