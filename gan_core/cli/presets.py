@@ -14,7 +14,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models import build_models, count_parameters, describe_plan, plan_discriminator, plan_generator
+    from ..models import (
+        build_models,
+        count_parameters,
+        describe_plan,
+        plan_discriminator,
+        plan_generator,
+    )
     from ..presets import PRESETS, get_preset
 
     if args.name is None:
