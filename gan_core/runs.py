@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import re
 import tempfile
@@ -65,8 +66,19 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def json_safe(obj: Any) -> Any:
+    """NaN and infinities become null: strict JSON, readable by any tool (jq, browsers)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=True) + "\n")
+    atomic_write_text(path, json.dumps(json_safe(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def atomic_torch_save(path: str | Path, obj: Any) -> None:
@@ -213,7 +225,7 @@ def update_summary(run: str | Path, **fields: Any) -> dict[str, Any]:
 def append_evaluation(run: str | Path, record: Mapping[str, Any]) -> None:
     """Append one evaluation as a JSON line (stylegan2-ada's metric-jsonl habit)."""
     with open(Path(run) / EVALUATIONS, "a") as f:
-        f.write(json.dumps(dict(record), sort_keys=True) + "\n")
+        f.write(json.dumps(json_safe(dict(record)), sort_keys=True, allow_nan=False) + "\n")
         f.flush()
         os.fsync(f.fileno())
 

@@ -62,3 +62,12 @@ def test_find_runs(tmp_path):
         runs.find_runs([tmp_path / "other"])
     with pytest.raises(RunFolderError, match="no config.json"):
         runs.read_config(tmp_path / "other")
+
+
+def test_json_files_are_strict_json(tmp_path):
+    runs.update_summary(tmp_path, metrics={"t0": float("nan"), "x": [1.0, float("inf")]})
+    text = (tmp_path / runs.SUMMARY).read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert runs.read_summary(tmp_path)["metrics"] == {"t0": None, "x": [1.0, None]}
+    runs.append_evaluation(tmp_path, {"fid": float("nan")})
+    assert runs.read_evaluations(tmp_path) == [{"fid": None}]
