@@ -1,0 +1,52 @@
+"""Kernel Inception Distance (Bińkowski et al. 2018, "Demystifying MMD GANs").
+
+KID is the squared MMD between two feature sets under the cubic polynomial kernel
+k(x, y) = (x.y / d + 1)^3, with the unbiased estimator (diagonal terms left out). Unlike FID
+it has no bias from the sample count, so it is the metric to read when only a few hundred
+samples are affordable. As in the reference implementations (stylegan2-ada's
+metrics/kernel_inception_distance.py), the estimate is averaged over random subsets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def polynomial_mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
+    """Unbiased MMD^2 of feature sets x (m, d) and y (n, d) under (x.y / d + 1)^3."""
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64)
+    m, n, d = len(x), len(y), x.shape[1]
+    if m < 2 or n < 2:
+        raise ValueError(f"KID needs at least 2 samples per set, got {m} and {n}")
+    kxx = (x @ x.T / d + 1.0) ** 3
+    kyy = (y @ y.T / d + 1.0) ** 3
+    kxy = (x @ y.T / d + 1.0) ** 3
+    # Unbiased: drop k(x_i, x_i) from the within-set means.
+    term_xx = (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+    term_yy = (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+    return float(term_xx + term_yy - 2.0 * kxy.mean())
+
+
+def kernel_inception_distance(
+    feats1: np.ndarray,
+    feats2: np.ndarray,
+    num_subsets: int = 100,
+    max_subset_size: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """KID (mean, std over ``num_subsets`` random subsets of equal size) of two feature sets."""
+    feats1 = np.asarray(feats1, np.float64)
+    feats2 = np.asarray(feats2, np.float64)
+    size = min(len(feats1), len(feats2), max_subset_size)
+    rng = np.random.default_rng(seed)
+    values = np.array(
+        [
+            polynomial_mmd2_unbiased(
+                feats1[rng.choice(len(feats1), size, replace=False)],
+                feats2[rng.choice(len(feats2), size, replace=False)],
+            )
+            for _ in range(num_subsets)
+        ]
+    )
+    return float(values.mean()), float(values.std())
