@@ -1,0 +1,42 @@
+"""``xraygan report [STUDY ...]``: markdown tables, figures and claim verdicts from studies
+and run folders (reports/)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="write the report: tables, figures, the paper's claims with verdicts",
+        description="Write one markdown page per study (Table I / III, memory, throughput, "
+        "figures, claims) and an index linking them. STUDY is an Optuna study name as "
+        "`xraygan sweep` created it (table1-quick); its storage defaults to studies/STUDY.db.",
+    )
+    p.add_argument("studies", nargs="*", metavar="STUDY", help="study names (e.g. table1-quick)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: reports/out)")
+    p.add_argument("--storage", help="Optuna storage URL holding the studies "
+                   "(default: sqlite:///studies/STUDY.db per study)")
+    p.add_argument("--runs", nargs="+", default=(), metavar="RUN",
+                   help="also report these run folders (or folders of runs)")
+    p.add_argument("--memory", nargs="+", default=(), metavar="FILE", type=Path,
+                   help="also report xraygan memory --json (or --csv) files")
+    p.add_argument("--no-figures", action="store_true", help="tables and claims only")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from reports import DEFAULT_OUT, build_report
+
+    out = args.out or DEFAULT_OUT
+    report = build_report(args.studies, out, storage=args.storage, runs=args.runs,
+                          memory=args.memory,
+                          draw=not args.no_figures)
+    for name, page in report.pages.items():
+        print(f"{name}: {page} ({len(report.figures[name])} figures)")
+    for c in report.claims:
+        print(f"  {c.verdict:14s} {c.key}")
+    print(f"index: {report.index}")
+    return 0

@@ -1,0 +1,231 @@
+"""Reports read two things only (ARCHITECTURE.md): Optuna studies, through the trial user
+attributes documented in ablations/__init__.py, and run folders, through gan_core.runs.
+Both become one *trials frame*: a DataFrame with one row per trial or run and flat columns
+(cell, group, status, the metrics, memory, timings and the config fields tables group by).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from gan_core import runs
+from gan_core.errors import XrayganError
+
+# config fields every table may group or label by: column -> dotted path in config.to_dict()
+CONFIG_COLUMNS = {
+    "image_size": "model.image_size",
+    "g_features": "model.g_features",
+    "d_features": "model.d_features",
+    "latent_dim": "model.latent_dim",
+    "batchnorm": "model.batchnorm",
+    "g_activation": "model.g_activation",
+    "d_activation": "model.d_activation",
+    "optimizer": "optim.name",
+    "ttur": "optim.ttur",
+    "batch_size": "train.batch_size",
+    "config_steps": "train.steps",
+    "config_epochs": "train.epochs",
+    "train_seed": "train.seed",
+    "data_source": "data.source",
+    "num_images": "data.num_images",
+    "device_requested": "train.device",
+}
+TRIAL_COLUMNS = ("trial", "study", "scale", "cell", "group", "state", "status", "failure",
+                 "reference", "seed", "run_dir", "host", "objective", "value")
+NUMERIC_ATTRS = ("peak_memory_bytes", "wall_time_s", "train_time_s", "eval_time_s",
+                 "images_per_s", "params_g", "params_d", "steps")
+MEMORY_ATTRS = ("measured_peak_bytes", "measured_resident_bytes", "estimate_bytes")
+
+
+def _get(d: Mapping[str, Any] | None, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(d, Mapping):
+            return None
+        d = d.get(part)
+    return d
+
+
+def group_key(cell: str, params: Mapping[str, Any], study: str, name: str = "") -> str:
+    """The configuration a cell repeats: a grid cell repeated over seeds (``adas-elu-s2``) and
+    the seeds study's cells (``seed2``) fold into one group, whose seeds give a mean and CI."""
+    if study == "seeds":
+        return re.sub(r"-seed\d+$", "", name) or "seeds"
+    if "seed" in params:
+        return re.sub(r"-s\d+$", "", cell)
+    return cell
+
+
+def _num(v: Any) -> float:
+    """Attr value -> float; None (Optuna stores NaN as null) and non-numbers -> NaN."""
+    if isinstance(v, bool):
+        return float(v)
+    if isinstance(v, (int, float)):
+        return float(v)
+    return math.nan
+
+
+def record(attrs: Mapping[str, Any], **base: Any) -> dict[str, Any]:
+    """One flat row from a trial's user attrs (or the equivalent built from a run folder)."""
+    params = attrs.get("cell_params") or {}
+    config = attrs.get("config") or {}
+    row: dict[str, Any] = dict(base)
+    study = attrs.get("study", base.get("study", ""))
+    cell = attrs.get("cell", base.get("cell", ""))
+    row.update({
+        "study": study, "scale": attrs.get("scale", base.get("scale", "")), "cell": cell,
+        "group": group_key(cell, params, study, config.get("name", "")),
+        "status": attrs.get("status", base.get("status", "")),
+        "failure": attrs.get("failure", "") or "",
+        "reference": bool(attrs.get("reference", False)),
+        "seed": attrs.get("seed", _get(config, "train.seed")),
+        "run_dir": attrs.get("run_dir", base.get("run_dir", "")),
+        "host": attrs.get("host", ""),
+        "objective": attrs.get("objective", ""),
+    })
+    for col, path in CONFIG_COLUMNS.items():
+        row[col] = _get(config, path)
+    for k, v in params.items():
+        row[f"param_{k}"] = v
+    for k, v in (attrs.get("metrics") or {}).items():
+        row[k] = v if isinstance(v, str) else _num(v)
+    for k in NUMERIC_ATTRS:
+        row[k] = _num(attrs.get(k))
+    memory = attrs.get("memory") or {}
+    for k in MEMORY_ATTRS:
+        row[k] = _num(memory.get(k))
+    row["memory_device"] = memory.get("device", "")
+    row["memory_method"] = memory.get("method", "")
+    return row
+
+
+# --------------------------------------------------------------------------- studies
+def default_storage(study_name: str, out: str | Path = "studies") -> str:
+    """Where ``xraygan sweep`` puts a study by default: ``sqlite:///OUT/NAME.db``."""
+    return f"sqlite:///{(Path(out) / f'{study_name}.db').resolve()}"
+
+
+def load_study(name: str, storage: str | None = None):
+    """The Optuna study ``name`` (e.g. ``table1-quick``) from ``storage`` (default:
+    studies/NAME.db); a missing file or name raises XrayganError listing what exists."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = storage or default_storage(name)
+    if url.startswith("sqlite:///") and not Path(url.split(":///", 1)[1]).is_file():
+        raise XrayganError(f"study {name!r}: no database {url.split(':///', 1)[1]}; run "
+                           f"`xraygan sweep` first or pass --storage URL")
+    names = optuna.get_all_study_names(storage=url)
+    if name not in names:
+        raise XrayganError(f"study {name!r} is not in {url}; it holds: {', '.join(names) or 'none'}")
+    return optuna.load_study(study_name=name, storage=url)
+
+
+def trials_frame(study) -> pd.DataFrame:
+    """One row per trial of an Optuna study (attrs flattened; see :func:`record`)."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        rows.append(record(t.user_attrs, trial=t.number, state=t.state.name,
+                           value=t.value if t.value is not None else math.nan))
+    return _frame(rows)
+
+
+# --------------------------------------------------------------------------- run folders
+def run_attrs(run: str | Path) -> dict[str, Any]:
+    """A run folder as trial-like attrs: config.json, summary.json (its ``metrics`` as
+    written by the trainer or ``xraygan metrics``)."""
+    run = Path(run)
+    cfg = runs.read_config(run)
+    summary = runs.read_summary(run)
+    metrics = dict(summary.get("metrics") or {})
+    for ev in runs.read_evaluations(run):  # later evaluations (xraygan fid) override
+        metrics.update({k: v for k, v in ev.items() if isinstance(v, (int, float))})
+    return {
+        "study": "runs", "scale": "", "cell": cfg.name, "cell_params": {},
+        "config": cfg.to_dict(), "seed": cfg.train.seed, "run_dir": str(run.resolve()),
+        "status": summary.get("status", ""), "metrics": metrics,
+        "images_per_s": summary.get("images_per_s"), "train_time_s": summary.get("train_time_s"),
+        "params_g": summary.get("params_g"), "params_d": summary.get("params_d"),
+        "steps": summary.get("step"), "peak_memory_bytes": summary.get("peak_memory_bytes"),
+        "memory": {"device": summary.get("device", "")},
+    }
+
+
+def runs_frame(paths: Iterable[str | Path], compute_missing: bool = True) -> pd.DataFrame:
+    """One row per run folder under ``paths`` (gan_core.runs.find_runs). A run whose summary
+    has no metrics gets the cheap ones from gan_core.metrics.run_metrics (no FID)."""
+    rows = []
+    for i, run in enumerate(runs.find_runs(list(paths))):
+        attrs = run_attrs(run)
+        if compute_missing and "d_loss_mean" not in attrs["metrics"]:
+            from gan_core.metrics import run_metrics
+
+            attrs["metrics"].update(run_metrics(run))
+        rows.append(record(attrs, trial=i, state="COMPLETE" if attrs["status"] == "completed"
+                           else (attrs["status"] or "UNKNOWN").upper(), value=math.nan))
+    return _frame(rows)
+
+
+def fill_sample_metrics(df: pd.DataFrame, column: str = "blockiness") -> pd.DataFrame:
+    """Rows without ``column`` whose run folder still holds samples (a diverged or errored
+    trial's last grid or checkpoint) get the ``samples`` metric from gan_core.metrics, so
+    that Table III has a number in every cell. Returns a copy; ``filled`` marks those rows."""
+    from gan_core.metrics import run_metrics
+
+    out = df.copy()
+    if column not in out.columns:
+        out[column] = math.nan
+    out["filled"] = False
+    for i, row in out.iterrows():
+        run = row.get("run_dir")
+        if pd.notna(row[column]) or not run or not runs.is_run_dir(run):
+            continue
+        try:
+            got = run_metrics(run, metrics=("samples",))
+        except (XrayganError, ValueError, OSError):
+            continue
+        for k, v in got.items():
+            if k in out.columns or isinstance(v, (int, float)):
+                out.loc[i, k] = v
+        out.loc[i, "filled"] = pd.notna(out.loc[i, column])
+    return out
+
+
+def memory_json_rows(path: str | Path) -> list[dict[str, Any]]:
+    """Rows written by ``xraygan memory --json`` (gan_core.memory.report.write_json: a dict
+    with "rows") or ``--csv`` (one MemoryRow per line)."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise XrayganError(f"--memory: {path} does not exist (write it with xraygan memory --json)")
+    if path.suffix == ".csv":
+        df = pd.read_csv(path)
+        return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+                for r in df.to_dict("records")]
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise XrayganError(f"--memory: {path} is not valid JSON ({e})") from None
+    rows = data.get("rows") if isinstance(data, dict) else None
+    if not isinstance(rows, list):
+        raise XrayganError(f"--memory: {path} has no \"rows\" list (expected xraygan memory --json)")
+    return rows
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    df = pd.DataFrame(rows)
+    for col in TRIAL_COLUMNS:
+        if col not in df.columns:
+            df[col] = pd.Series(dtype=object)
+    return df
+
+
+def completed(df: pd.DataFrame) -> pd.DataFrame:
+    """Trials whose run finished and was scored."""
+    return df[df["status"] == "completed"]

@@ -1,0 +1,348 @@
+"""Markdown tables: pure functions from a trials frame (reports.load) to a markdown string.
+
+Each table with a ``*_frame`` companion computes its numbers there (tested directly) and only
+formats them in the markdown function. Where a configuration was repeated over seeds, a cell
+shows ``mean ± h`` with h the half-width of the 95 % t interval (reports.stats.mean_ci) and
+the table says n.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+
+from . import paper
+from .load import completed
+from .stats import MeanCI, fmt, fmt_ci, mean_ci
+
+MIB = 2**20
+
+
+def markdown(header: Sequence[str], rows: Sequence[Sequence[object]],
+             align: Sequence[str] | None = None) -> str:
+    """A GitHub markdown table; ``align`` per column: "l" or "r" (default: l for the first)."""
+    align = align or ["l"] + ["r"] * (len(header) - 1)
+    esc = [[str(c).replace("|", "\\|") for c in r] for r in rows]
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join(":---" if a == "l" else "---:" for a in align) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in esc]
+    return "\n".join(lines) + "\n"
+
+
+def _ordered_groups(df: pd.DataFrame, first: Sequence[str] = ()) -> list[str]:
+    groups = list(dict.fromkeys(df["group"]))
+    return [g for g in first if g in groups] + [g for g in groups if g not in first]
+
+
+def _ci(df: pd.DataFrame, column: str) -> MeanCI:
+    if column not in df.columns:
+        return MeanCI(math.nan, math.nan, 0)
+    return mean_ci(pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float))
+
+
+# --------------------------------------------------------------------------- trials
+def trials_markdown(df: pd.DataFrame) -> str:
+    """Every trial: cell, seed, status, objective, wall time, and why it failed."""
+    rows = []
+    for _, r in df.sort_values("trial").iterrows():
+        value = f"{r['objective']} = {fmt(r['value'])}" if pd.notna(r.get("value")) else "—"
+        rows.append([r["trial"], r["cell"], fmt(r.get("seed")), r["status"] or r["state"], value,
+                     fmt(r.get("wall_time_s"), 1), r.get("failure") or ""])
+    return markdown(["Trial", "Cell", "Seed", "Status", "Objective", "Wall time (s)", "Failure"],
+                    rows, ["r", "l", "r", "l", "l", "r", "l"])
+
+
+# --------------------------------------------------------------------------- Table I
+TABLE1_COLUMNS = ("d_loss_mean", "d_loss_var", "d_loss_std", "fid", "t0")
+
+
+def table1_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration (group) of completed trials: n and MeanCI of each Table I column."""
+    done = completed(df)
+    rows = []
+    for g in _ordered_groups(done, list(paper.TABLE1)):
+        part = done[done["group"] == g]
+        first = part.iloc[0]
+        row = {"group": g, "n": len(part), "optimizer": first.get("optimizer"),
+               "g_activation": first.get("g_activation"), "d_activation": first.get("d_activation"),
+               "ttur": first.get("ttur")}
+        row.update({c: _ci(part, c) for c in TABLE1_COLUMNS})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def table1_markdown(df: pd.DataFrame) -> str:
+    """Table I: the paper's row above ours for each configuration; ours as mean ± 95 % CI
+    half-width over seeds where repeated. Failed trials are counted in a note below."""
+    tf = table1_frame(df)
+    rows = []
+    for _, r in tf.iterrows():
+        p = paper.TABLE1.get(r["group"])
+        act = (r["g_activation"] if r["g_activation"] == r["d_activation"]
+               else f"{r['g_activation']}/{r['d_activation']}")
+        if p is not None:
+            rows.append([r["group"], p.optimizer, p.activation, fmt(p.ttur), "paper", 1,
+                         fmt(p.d_loss_mean), fmt(p.d_loss_var), fmt(p.d_loss_std), fmt(p.fid),
+                         p.t0])
+        rows.append([r["group"], str(r["optimizer"]), str(act), fmt(bool(r["ttur"])), "ours",
+                     r["n"], *(fmt_ci(r[c], 3 if c != "t0" else 0) for c in TABLE1_COLUMNS)])
+    out = markdown(["Configuration", "Optimizer", "Activation", "TTUR", "Source", "n",
+                    "D-loss mean", "variance", "std", "FID", "T0 (iter.)"], rows,
+                   ["l", "l", "l", "l", "l", "r", "r", "r", "r", "r", "r"])
+    notes = []
+    if (tf["n"] > 1).any():
+        notes.append("ours: mean ± half-width of the 95 % t confidence interval over n seeds")
+    failed = df[df["status"] != "completed"]
+    if len(failed):
+        notes.append("not completed: " + ", ".join(
+            f"{c} ({s})" for c, s in zip(failed["cell"], failed["status"], strict=True)))
+    if "fid" not in df.columns or df["fid"].isna().all():
+        notes.append("FID was not computed at this scale (—)")
+    return out + "".join(f"\n{n}." for n in notes) + ("\n" if notes else "")
+
+
+# --------------------------------------------------------------------------- Table III
+def table3_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Per cell: factor, side, status, n, MeanCI of FID and blockiness, and the blockiness
+    excess over the baseline (reference) cell. Every trial with a number counts, failed or
+    not: a diverged run's last samples still show whether it made blurry squares."""
+    rows = []
+    ref = df[df["reference"].astype(bool)] if "reference" in df.columns else df.iloc[:0]
+    base_block = _ci(ref, "blockiness").mean
+    for g in _ordered_groups(df, ["baseline"]):
+        part = df[df["group"] == g]
+        first = part.iloc[0]
+        statuses = sorted(set(part["status"]))
+        blk = _ci(part, "blockiness")
+        rows.append({"group": g, "factor": first.get("param_factor", "none"),
+                     "side": first.get("param_side", "none"), "status": ", ".join(statuses),
+                     "n": len(part), "fid": _ci(part, "fid"), "blockiness": blk,
+                     "excess": blk.mean - base_block,
+                     "filled": bool(part.get("filled", pd.Series(False)).any())})
+    return pd.DataFrame(rows)
+
+
+def table3_markdown(df: pd.DataFrame) -> str:
+    """Table III as two grids (FID, blockiness): factor x side, the baseline above, the
+    paper's verdict ("failed", by eye) beside; then the cells in long form."""
+    tf = table3_frame(df)
+    out = []
+    base = tf[tf["factor"] == "none"]
+    for metric, title in (("fid", "FID"), ("blockiness", "Blockiness (blurry-squares score)")):
+        rows = []
+        if len(base):
+            b = base.iloc[0]
+            rows.append(["baseline (uncompressed)", fmt_ci(b[metric]), "", "", "ok (deep model)"])
+        for factor in paper.TABLE3_FACTORS:
+            cells = []
+            for side in paper.TABLE3_SIDES:
+                hit = tf[(tf["factor"] == factor) & (tf["side"] == side)]
+                cells.append(fmt_ci(hit.iloc[0][metric]) if len(hit) else "not run")
+            rows.append([factor, *cells, paper.TABLE3_VERDICT])
+        out.append(f"**{title}**\n\n" + markdown(["Compressed", "D", "G", "both", "Paper"], rows))
+    long_rows = []
+    for _, r in tf.iterrows():
+        long_rows.append([r["group"], r["factor"], r["side"], r["status"], r["n"],
+                          fmt_ci(r["fid"]), fmt_ci(r["blockiness"]), fmt(r["excess"]),
+                          "yes" if r["filled"] else ""])
+    out.append(markdown(["Cell", "Factor", "Side", "Status", "n", "FID", "Blockiness",
+                         "Excess over baseline", "From last samples"], long_rows,
+                        ["l", "l", "l", "l", "r", "r", "r", "r", "l"]))
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- memory
+def memory_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Per completed trial with a measured peak: size, widths, BN, estimate vs measured (MiB)."""
+    done = completed(df)
+    if "measured_peak_bytes" not in done.columns:
+        return pd.DataFrame()
+    done = done[done["measured_peak_bytes"].notna()]
+    out = pd.DataFrame({
+        "cell": done["cell"], "seed": done["seed"], "image_size": done["image_size"], "features": done["g_features"],
+        "d_features": done["d_features"], "batchnorm": done["batchnorm"],
+        "optimizer": done["optimizer"], "batch_size": done["batch_size"],
+        "estimate_mib": done["estimate_bytes"] / MIB,
+        "measured_mib": done["measured_peak_bytes"] / MIB,
+        "resident_mib": done["measured_resident_bytes"] / MIB,
+        "device": done["memory_device"],
+    })
+    out["ratio"] = out["estimate_mib"] / out["measured_mib"]
+    return out.reset_index(drop=True)
+
+
+def memory_rows_frame(rows: Sequence[Mapping[str, object]]) -> pd.DataFrame:
+    """``xraygan memory --json`` rows (gan_core.memory.report.MemoryRow dicts) as a memory
+    frame, the same columns as :func:`memory_frame` plus the paper's torchinfo method."""
+    out = pd.DataFrame([{
+        "cell": f"w{r['features']}-s{r['image_size']}-bn-{r['batchnorm']}", "seed": 0,
+        "image_size": r["image_size"], "features": r["features"], "d_features": r["features"],
+        "batchnorm": r["batchnorm"], "optimizer": r["optimizer"], "batch_size": r["batch_size"],
+        "estimate_mib": _mib(r.get("estimate_bytes")),
+        "measured_mib": _mib(r.get("measured_peak_bytes")),
+        "resident_mib": math.nan, "torchinfo_mib": _mib(r.get("torchinfo_batch_bytes")),
+        "device": r.get("device", ""),
+    } for r in rows])
+    if not out.empty:
+        out["ratio"] = out["estimate_mib"] / out["measured_mib"]
+    return out
+
+
+def _mib(v: object) -> float:
+    return float(v) / MIB if isinstance(v, (int, float)) else math.nan
+
+
+def memory_markdown(mf: pd.DataFrame) -> str:
+    """Estimated vs measured memory of one training step per configuration (MiB)."""
+    if mf.empty:
+        return "No measured memory.\n"
+    has_ti = "torchinfo_mib" in mf.columns
+    rows = [[r["cell"], r["image_size"], r["features"], r["batchnorm"], r["optimizer"],
+             r["batch_size"], *([fmt(r["torchinfo_mib"], 2)] if has_ti else []),
+             fmt(r["estimate_mib"], 2), fmt(r["measured_mib"], 2), fmt(r["ratio"], 3),
+             r["device"]] for _, r in mf.iterrows()]
+    head = ["Cell", "Image", "Width", "BN", "Optimizer", "Batch",
+            *(["Paper method, torchinfo (MiB)"] if has_ti else []), "Estimate (MiB)",
+            "Measured peak (MiB)", "Estimate / measured", "Device"]
+    return markdown(head, rows, ["l", "r", "r", "l", "l", "r", *(["r"] if has_ti else []),
+                                 "r", "r", "r", "l"])
+
+
+# batch norm removed from G, everything else equal: (with, without)
+BN_PAIRS = (("both", "d"), ("g", "none"))
+
+
+def bn_savings_frame(mf: pd.DataFrame) -> pd.DataFrame:
+    """Memory saved by removing batch norm from G: each row of the memory frame with BN in G
+    paired with the row without it that matches it in everything else (size, widths,
+    optimizer, batch, seed); saving = (with - without) / with, in %, measured and estimated."""
+    if mf.empty:
+        return pd.DataFrame()
+    keys = ["image_size", "features", "d_features", "optimizer", "batch_size", "seed"]
+    keys += ["source"] if "source" in mf.columns else []  # never pair across studies or files
+    rows = []
+    for with_bn, without in BN_PAIRS:
+        a = mf[mf["batchnorm"] == with_bn]
+        b = mf[mf["batchnorm"] == without]
+        for _, ra in a.iterrows():
+            match = b
+            for k in keys:
+                match = match[match[k] == ra[k]]
+            if not len(match):
+                continue
+            rb = match.iloc[0]
+            rows.append({
+                "with": ra["cell"], "without": rb["cell"],
+                "image_size": ra["image_size"], "features": ra["features"],
+                "measured_with_mib": ra["measured_mib"], "measured_without_mib": rb["measured_mib"],
+                "saving_measured_pct": 100 * (ra["measured_mib"] - rb["measured_mib"]) / ra["measured_mib"],
+                "saving_estimate_pct": 100 * (ra["estimate_mib"] - rb["estimate_mib"]) / ra["estimate_mib"],
+            })
+    return pd.DataFrame(rows)
+
+
+def bn_savings_markdown(mf: pd.DataFrame) -> str:
+    bf = bn_savings_frame(mf)
+    if bf.empty:
+        return "No pair of configurations that differ only in batch norm in G.\n"
+    lo, hi = paper.BN_SAVING_PCT
+    rows = [[f"{r['with']} → {r['without']}", r["image_size"], r["features"],
+             fmt(r["measured_with_mib"], 2), fmt(r["measured_without_mib"], 2),
+             fmt(r["saving_measured_pct"], 2), fmt(r["saving_estimate_pct"], 2), f"{lo}–{hi}"]
+            for _, r in bf.iterrows()]
+    return markdown(["BN removed from G", "Image", "Width", "With BN (MiB)", "Without (MiB)",
+                     "Saving measured (%)", "Saving estimated (%)", "Paper (%)"], rows)
+
+
+MIN_WIDTHS = 4  # gan_core.memory.fit's three-parameter laws need four widths
+
+
+def growth_frame(mf: pd.DataFrame) -> pd.DataFrame:
+    """Per image size, BN placement and quantity (measured, estimate): the power law
+    m = a w^k + c and the exponential m = a e^{bw} + c of gan_core.memory.fit, their R^2 (same
+    space, same parameter count) and, with >= 5 widths, the error of each extrapolated to the
+    largest width from the others. ``better``: the law both criteria prefer, else "mixed"."""
+    from gan_core.memory.fit import extrapolation_error, fit_exponential, fit_power_law
+
+    rows = []
+    if mf.empty:
+        return pd.DataFrame()
+    for (size, bn), part in mf.groupby(["image_size", "batchnorm"], sort=True):
+        for quantity in ("measured", "estimate"):
+            pts = part[["features", f"{quantity}_mib"]].dropna().groupby("features").mean()
+            w, m = pts.index.to_numpy(dtype=float), pts.iloc[:, 0].to_numpy(dtype=float)
+            if len(w) < MIN_WIDTHS:
+                continue
+            p, e = fit_power_law(w, m), fit_exponential(w, m)
+            row = {"image_size": size, "batchnorm": bn, "quantity": quantity, "n_widths": len(w),
+                   "power_exponent": p.k, "r2_power": p.r2, "exp_rate": e.k,
+                   "r2_exponential": e.r2, "extrap_err_power": math.nan,
+                   "extrap_err_exponential": math.nan}
+            votes = {"exponential" if e.r2 > p.r2 else "power"}
+            if len(w) >= 5:
+                row["extrap_err_power"] = extrapolation_error("power", w, m)
+                row["extrap_err_exponential"] = extrapolation_error("exponential", w, m)
+                votes.add("exponential" if abs(row["extrap_err_exponential"])
+                          < abs(row["extrap_err_power"]) else "power")
+            row["better"] = votes.pop() if len(votes) == 1 else "mixed"
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def growth_markdown(mf: pd.DataFrame) -> str:
+    gf = growth_frame(mf)
+    if gf.empty:
+        return f"Fewer than {MIN_WIDTHS} feature-map widths per image size: no growth law fitted.\n"
+    rows = [[r["image_size"], r["batchnorm"], r["quantity"], r["n_widths"],
+             fmt(r["power_exponent"]), fmt(r["r2_power"], 4), fmt(r["exp_rate"], 4),
+             fmt(r["r2_exponential"], 4), fmt(r["extrap_err_power"]),
+             fmt(r["extrap_err_exponential"]), r["better"]] for _, r in gf.iterrows()]
+    return markdown(["Image", "BN", "Memory", "Widths", "Power exponent k (a w^k + c)",
+                     "R² power", "Exp. rate b (a e^{bw} + c)", "R² exponential",
+                     "Extrapolation error power", "Extrapolation error exp.", "Better fit"],
+                    rows, ["r", "l", "l", "r", "r", "r", "r", "r", "r", "r", "l"])
+
+
+# --------------------------------------------------------------------------- throughput
+def throughput_frame(df: pd.DataFrame) -> pd.DataFrame:
+    done = completed(df)
+    rows = []
+    for g in _ordered_groups(done):
+        part = done[done["group"] == g]
+        rows.append({"group": g, "n": len(part), "images_per_s": _ci(part, "images_per_s"),
+                     "train_time_s": _ci(part, "train_time_s"),
+                     "params_g": part["params_g"].iloc[0], "params_d": part["params_d"].iloc[0],
+                     "peak_mib": _ci(part, "peak_memory_bytes").mean / MIB})
+    return pd.DataFrame(rows)
+
+
+def _count(v: object) -> str:
+    return f"{int(v):,}" if isinstance(v, (int, float)) and math.isfinite(v) else "—"
+
+
+def throughput_markdown(df: pd.DataFrame) -> str:
+    tf = throughput_frame(df)
+    if tf.empty:
+        return "No completed trials.\n"
+    rows = [[r["group"], r["n"], fmt_ci(r["images_per_s"], 1), fmt_ci(r["train_time_s"], 1),
+             _count(r["params_g"]), _count(r["params_d"]), fmt(r["peak_mib"], 2)]
+            for _, r in tf.iterrows()]
+    return markdown(["Configuration", "n", "Images/s (training)", "Train time (s)", "Params G",
+                     "Params D", "Peak memory (MiB)"], rows)
+
+
+# --------------------------------------------------------------------------- correlation
+def correlation_markdown(df: pd.DataFrame) -> str:
+    """Pearson and Spearman correlation of each D-loss statistic with FID, with p and n
+    (gan_core.metrics.correlation)."""
+    from gan_core.metrics.correlation import correlations_with
+
+    done = completed(df)
+    if "fid" not in done.columns or done["fid"].notna().sum() < 3:
+        return "Fewer than three runs with an FID: no correlation computed.\n"
+    cw = correlations_with(done)
+    rows = [[r["metric"], fmt(r["pearson_r"]), fmt(r["pearson_p"]), fmt(r["spearman_r"]),
+             fmt(r["spearman_p"]), r["n"]] for _, r in cw.iterrows()]
+    return markdown(["Against FID", "Pearson r", "p", "Spearman ρ", "p", "n"], rows)
