@@ -54,3 +54,33 @@ def benchmarks(session: nox.Session) -> None:
     """Run the pytest-benchmark suites and save JSON under .benchmarks/ (compare with --benchmark-compare)."""
     install(session, "dev")
     session.run("pytest", "benchmarks", "--benchmark-only", "--benchmark-autosave", *session.posargs)
+
+
+@nox.session
+def ablation(session: nox.Session) -> None:
+    """Run an ablation study: nox -s ablation -- table1 --quick (see xraygan sweep --help)."""
+    install(session)
+    if not session.posargs:
+        session.error("name a study: nox -s ablation -- table1 --quick (xraygan sweep --list)")
+    session.run("xraygan", "sweep", *session.posargs)
+
+
+@nox.session
+def dashboard(session: nox.Session) -> None:
+    """Open optuna-dashboard on a study storage: nox -s dashboard -- sqlite:///studies/table1-quick.db"""
+    install(session, "dashboard")
+    storage = session.posargs or ["sqlite:///studies/table1-quick.db"]
+    session.run("optuna-dashboard", *storage)
+
+
+@nox.session
+def report(session: nox.Session) -> None:
+    """Write the report (markdown, figures, claims) of every study in studies/ under reports/out."""
+    from pathlib import Path
+
+    install(session)
+    # posargs pass through (study names, --runs, --memory, --out); default: all swept studies
+    args = session.posargs or sorted(p.stem for p in Path("studies").glob("*.db"))
+    if not args:
+        session.error("no studies/*.db yet: run `xraygan sweep table1` first, or pass arguments")
+    session.run("xraygan", "report", *args)

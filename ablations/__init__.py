@@ -1,0 +1,68 @@
+"""Ablations as Optuna studies: every trial is one training run, scored by gan_core.metrics.
+
+Studies (``xraygan sweep --list``), one module each:
+
+    table1           Table I's four configurations (AdaS/ELU, Adam/ELU, AdaS/ELU/TTUR,
+                     AdaS with DCGAN activations): FID, D-loss mean/var/std, T0, collapse flags
+    table3           Table III's compression grid: strides, FC layers, latent size, widths, each
+                     in D, G and both (12 cells) + the uncompressed baseline: FID, blockiness
+    batchnorm        batch norm none / D / G / both: memory, throughput, quality
+    fmaps            feature-map width 32..320 at 64 and 128 px: memory, throughput, quality
+    compress-search  TPE with pruning: the smallest G without blurry squares near the deep FID
+    seeds            one configuration over N seeds (mean and confidence interval)
+
+Storage layout (defaults): ``studies/<study>-<scale>.db`` (SQLite) and the run folders in
+``studies/<study>-<scale>/NNNN-<cell>/``; the Optuna study is named ``<study>-<scale>``.
+
+Trial user attributes (a stable contract: ``xraygan report`` reads these):
+
+    study            registry name of the study (table1, ...)
+    scale            quick | full (the scale's settings are the study attr ``scale``)
+    cell             the cell key, unique in a grid study (adas-elu, strides-g, w64-s128, seed3)
+    cell_params      dict of the factors the cell sets ({"optimizer": "adas", "ttur": true, ...})
+    reference        true for the baseline / reference cell (table3 baseline, compress-search)
+    config           the full ExperimentConfig as a dict (ExperimentConfig.from_dict reads it)
+    seed             train.seed
+    run_dir          absolute path of the run folder (on ``host``)
+    host, pid        where it ran
+    status           waiting | running | completed | diverged | pruned | error | interrupted |
+                     duplicate. A FAIL trial with any other status (normally "running") was
+                     killed: its heartbeat went stale; its retry carries ``retry_of``.
+                     ``ablations.runner.outcome(trial)`` applies this rule.
+    failure          the reason, for every status but completed (the TrainingDiverged message
+                     for diverged trials: which loss, at which step)
+    metrics          flat dict from gan_core.metrics.run_metrics (fid, d_loss_mean, d_loss_var,
+                     d_loss_std, t0, collapse_detected, blockiness, ...; NaN stored as null)
+    objective        name of the quantity that is the trial's value (fid, or a fallback)
+    peak_memory_bytes  measured peak of one training step (CUDA: the whole run's peak)
+    memory           {measured_peak_bytes, measured_resident_bytes, method, device,
+                      estimate_bytes, estimate: {params, grads, optimizer_state, batch,
+                      activations, workspace, resident, total}}
+    wall_time_s      the whole trial: training, evaluation, memory measurement
+    train_time_s, eval_time_s, images_per_s, params_g, params_d, steps
+    resumed_from_step  set when the trial continued a killed trial's checkpoint
+    retry_of, retry_history  the trial(s) this one re-runs
+    constraints, feasible, blockiness_excess, fid_ratio   compress-search only
+
+Study user attributes: study, scale (dict of the Scale), data, seeds, base_config.
+Intermediate values (``trial.report``): blockiness of each sample grid, at its step.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+STUDY_MODULES = ("table1", "table3", "batchnorm", "fmaps", "compress_search", "seeds")
+
+
+def load_studies() -> None:
+    """Import every study module (each registers itself in ``spec.STUDIES``)."""
+    for name in STUDY_MODULES:
+        importlib.import_module(f"{__name__}.{name}")
+
+
+from .scale import FULL, QUICK, SCALES, Scale, base_config  # noqa: E402
+from .spec import STUDIES, Cell, StudyContext, StudySpec  # noqa: E402
+
+__all__ = ["FULL", "QUICK", "SCALES", "STUDIES", "Cell", "Scale", "StudyContext", "StudySpec",
+           "base_config", "load_studies"]

@@ -1,0 +1,343 @@
+"""Run a study: create or join it in the storage, enqueue its grid, run K worker processes.
+
+Grid studies are idempotent: every cell is enqueued once as a WAITING trial carrying its key
+(user attr ``cell``), and workers claim WAITING trials atomically in the database (a trial
+moves WAITING -> RUNNING for exactly one claimer, optuna's own queue mechanism), so K workers
+on one machine or many never run a cell twice. A cell that already has a trial (waiting,
+running, complete, pruned, or failed by divergence, which would only diverge again) is not
+enqueued again; cells that failed with an error are, on the next ``sweep``. Search studies ask
+the sampler for new trials until the study holds ``trials`` of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState, create_trial
+
+from gan_core.errors import ConfigError, XrayganError
+
+from . import load_studies
+from .spec import STUDIES, Cell, StudyContext, StudySpec
+from .storage import (
+    DEFAULT_OUT,
+    GRACE_S,
+    HEARTBEAT_S,
+    MAX_RETRY,
+    create_or_load,
+    default_storage,
+    open_storage,
+)
+from .trial import TrialEnv, execute
+
+TAKEN = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    study: str
+    ctx: StudyContext
+    out: Path = Path(DEFAULT_OUT)
+    storage: str | None = None  # None: sqlite:///OUT/NAME.db
+    study_name: str | None = None  # None: STUDY-SCALE (table1-quick)
+    workers: int = 1
+    heartbeat: int = HEARTBEAT_S
+    grace: int = GRACE_S
+    max_retry: int = MAX_RETRY
+    wait: bool = True  # keep polling while other workers' trials run, to take over dead ones
+
+    @property
+    def name(self) -> str:
+        return self.study_name or f"{self.study}-{self.ctx.scale.name}"
+
+    @property
+    def url(self) -> str:
+        return self.storage or default_storage(self.out, self.name)
+
+    @property
+    def study_dir(self) -> Path:
+        return (self.out / self.name).resolve()
+
+
+def get_spec(name: str) -> StudySpec:
+    load_studies()
+    return STUDIES.get(name, field="study")
+
+
+# --------------------------------------------------------------------------- study setup
+def study_attrs(opts: SweepOptions) -> dict[str, Any]:
+    """What defines the study; a later sweep of the same name must match it."""
+    ctx = opts.ctx
+    return {"study": opts.study, "scale": ctx.scale.to_dict(), "data": ctx.data,
+            "seeds": ctx.seeds, "base_config": ctx.base.to_dict() if ctx.base else None}
+
+
+def open_study(opts: SweepOptions) -> tuple[optuna.Study, optuna.storages.RDBStorage, bool]:
+    spec = get_spec(opts.study)
+    storage = open_storage(opts.url, heartbeat=opts.heartbeat, grace=opts.grace,
+                           max_retry=opts.max_retry)
+    sampler = spec.sampler(opts.ctx) if spec.sampler else None
+    study, created = create_or_load(opts.name, storage, direction=spec.direction, sampler=sampler)
+    want = study_attrs(opts)
+    if created:
+        for k, v in want.items():
+            study.set_user_attr(k, v)
+    else:
+        have = {k: study.user_attrs.get(k) for k in want}
+        if have.get("study") is None:  # created by a process that died before writing attrs
+            for k, v in want.items():
+                study.set_user_attr(k, v)
+        elif have != want:
+            diff = [k for k in want if have[k] != want[k]]
+            raise ConfigError(
+                f"study {opts.name!r} in {opts.url} was created with other settings "
+                f"({', '.join(diff)} differ); use the same flags, or another --study-name / --out"
+            )
+    return study, storage, created
+
+
+def sync_cells(study: optuna.Study, cells: list[Cell]) -> list[str]:
+    """Enqueue the cells that have no trial yet; return their keys."""
+    taken = {
+        t.user_attrs.get("cell") for t in study.get_trials(deepcopy=False)
+        if t.state in TAKEN or t.user_attrs.get("status") == "diverged"
+    }
+    added = []
+    for cell in cells:
+        if cell.key not in taken:
+            study.add_trial(create_trial(state=TrialState.WAITING, user_attrs={
+                "cell": cell.key, "cell_params": dict(cell.params), "reference": cell.reference,
+                "status": "waiting"}))
+            added.append(cell.key)
+    return added
+
+
+def prepare(opts: SweepOptions, echo: Callable[[str], None] = print) -> optuna.Study:
+    """Create or join the study and enqueue what is missing (grid cells, the reference)."""
+    spec = get_spec(opts.study)
+    study, _, created = open_study(opts)
+    fail_stale(study)
+    if spec.is_grid:
+        cells = spec.grid(opts.ctx)
+        added = sync_cells(study, cells)
+        echo(f"{opts.name}: {len(cells)} cells, {len(added)} enqueued now, "
+             f"{len(cells) - len(added)} already in {opts.url}")
+    elif spec.reference is not None:
+        refs = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("reference")]
+        if not refs:
+            study.enqueue_trial(spec.reference(opts.ctx),
+                                user_attrs={"reference": True, "cell": "reference"})
+        echo(f"{opts.name}: search, {len(study.trials)} trials so far in {opts.url}")
+    return study
+
+
+# --------------------------------------------------------------------------- workers
+def fail_stale(study: optuna.Study) -> None:
+    """Fail trials of dead workers (stale heartbeat); the storage's callback re-enqueues them."""
+    with warnings.catch_warnings():
+        # marked experimental in optuna, but the documented way to survive killed workers
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def claim(study: optuna.Study, storage: optuna.storages.BaseStorage,
+          only: Callable[[FrozenTrial], bool] | None = None) -> optuna.Trial | None:
+    """Take the lowest-numbered WAITING trial (that ``only`` accepts), atomically."""
+    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        if only is not None and not only(t):
+            continue
+        try:
+            if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
+                return optuna.Trial(study, t._trial_id)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+    return None
+
+
+def duplicate_of(study: optuna.Study, trial: optuna.Trial, key: str) -> int | None:
+    """Another trial that already covers cell ``key`` (only possible when two machines
+    enqueued the same grid at the same moment): the lower-numbered one wins."""
+    for t in study.get_trials(deepcopy=False):
+        if t.number == trial.number or t.user_attrs.get("cell") != key:
+            continue
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or t.user_attrs.get("status") == "diverged":
+            return t.number
+        if t.state == TrialState.RUNNING and t.number < trial.number:
+            return t.number
+    return None
+
+
+def others_running(study: optuna.Study) -> bool:
+    return bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+
+def worker(opts: SweepOptions, index: int = 0, echo: Callable[[str], None] = print) -> int:
+    """Run trials until the study has none left for this worker; return how many it ran."""
+    spec = get_spec(opts.study)
+    study, storage, _ = open_study(opts)
+    opts.study_dir.mkdir(parents=True, exist_ok=True)
+    tag = f"[{opts.name} w{index}]"
+    env = TrialEnv(spec, opts.ctx, opts.study_dir, storage, opts.heartbeat,
+                   echo=lambda s: echo(f"{tag} {s}"))
+    poll = min(opts.heartbeat, 10)
+    done = 0
+    if spec.is_grid:
+        cells = {c.key: c for c in spec.grid(opts.ctx)}
+        while True:
+            fail_stale(study)
+            trial = claim(study, storage)
+            if trial is None:
+                if opts.wait and others_running(study):
+                    time.sleep(poll)
+                    continue
+                break
+            key = trial.user_attrs.get("cell")
+            if key not in cells:
+                trial.set_user_attr("status", "error")
+                trial.set_user_attr("failure", f"cell {key!r} is not in study {opts.study}")
+                study.tell(trial, state=TrialState.FAIL)
+                continue
+            if (dup := duplicate_of(study, trial, key)) is not None:
+                trial.set_user_attr("status", "duplicate")
+                trial.set_user_attr("failure", f"cell {key} is covered by trial {dup}")
+                study.tell(trial, state=TrialState.FAIL)
+                continue
+            done += _run(study, trial, cells[key], env)
+        return done
+
+    # search: the reference first (every worker waits for it), then the sampler
+    env.reference = reference_attrs(study, storage, spec, env, poll)
+    if spec.pruner is not None:
+        study.pruner = spec.pruner(opts.ctx, env.reference)
+    target = opts.ctx.trials or spec.default_trials
+    while True:
+        fail_stale(study)
+        trials = study.get_trials(deepcopy=False)
+        waiting = any(t.state == TrialState.WAITING for t in trials)
+        counted = [t for t in trials if t.state in TAKEN
+                   or t.user_attrs.get("status") in ("diverged", "error")]
+        if not waiting and len(counted) >= target:
+            if opts.wait and others_running(study):
+                time.sleep(poll)
+                continue
+            break
+        trial = study.ask()  # pops a WAITING trial (a retry) first, else samples a new one
+        try:
+            cell = spec.suggest(trial, opts.ctx)
+        except XrayganError as e:  # a sampled geometry that cannot be built
+            trial.set_user_attr("status", "error")
+            trial.set_user_attr("failure", f"{type(e).__name__}: {e}")
+            study.tell(trial, state=TrialState.FAIL)
+            continue
+        done += _run(study, trial, cell, env)
+    return done
+
+
+def reference_attrs(study: optuna.Study, storage: optuna.storages.BaseStorage, spec: StudySpec,
+                    env: TrialEnv, poll: float) -> dict[str, Any] | None:
+    """Attrs of the finished reference trial; runs it when it is waiting, waits while another
+    worker runs it."""
+    if spec.reference is None:
+        return None
+    while True:
+        fail_stale(study)
+        refs = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("reference")]
+        for t in refs:
+            if t.state == TrialState.COMPLETE:
+                return dict(t.user_attrs)
+        if any(t.state == TrialState.WAITING for t in refs):
+            trial = claim(study, storage, only=lambda t: bool(t.user_attrs.get("reference")))
+            if trial is not None:
+                cell = dataclasses.replace(spec.suggest(trial, env.ctx), key="reference",
+                                           reference=True)
+                _run(study, trial, cell, env)
+            continue
+        if any(t.state == TrialState.RUNNING for t in refs):
+            time.sleep(poll)
+            continue
+        last = refs[-1] if refs else None
+        why = last.user_attrs.get("failure", "unknown") if last else "it was never enqueued"
+        raise XrayganError(f"{study.study_name}: the reference trial failed ({why}); "
+                           "fix the cause and run the sweep again with another --study-name")
+
+
+def _run(study: optuna.Study, trial: optuna.Trial, cell: Cell, env: TrialEnv) -> int:
+    t0 = time.perf_counter()
+    status = execute(study, trial, cell, env)
+    ft = study.get_trials(deepcopy=False)[trial.number]
+    value = f" {ft.user_attrs.get('objective')}={ft.value:.4g}" if ft.value is not None else ""
+    why = f" ({ft.user_attrs.get('failure')})" if status != "completed" else ""
+    env.echo(f"trial {trial.number} {cell.key}: {status} in {time.perf_counter() - t0:.0f} s"
+             f"{value}{why}")
+    return 1
+
+
+def _worker_main(opts: SweepOptions, index: int) -> None:
+    import torch
+
+    # K workers share the machine's cores; each gets its share of intra-op threads.
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // opts.workers))
+    try:
+        worker(opts, index, echo=lambda s: print(s, flush=True))
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def run_sweep(opts: SweepOptions, echo: Callable[[str], None] = print) -> optuna.Study:
+    """Prepare the study, run ``opts.workers`` workers on it, return the study."""
+    if opts.workers < 1:
+        raise ConfigError(f"--workers: expected >= 1, got {opts.workers}")
+    prepare(opts, echo)
+    if opts.workers == 1:
+        worker(opts, 0, echo)
+    else:
+        # spawn, not fork: torch's thread pools do not survive a fork
+        mp = multiprocessing.get_context("spawn")
+        procs = [mp.Process(target=_worker_main, args=(opts, i), name=f"sweep-w{i}")
+                 for i in range(opts.workers)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+        bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
+        if 130 in bad:
+            raise KeyboardInterrupt
+        if bad:
+            raise XrayganError(f"{len(bad)} worker(s) exited with codes {bad}; see their output")
+    return optuna.load_study(study_name=opts.name, storage=opts.url)
+
+
+FAILED_ON_PURPOSE = ("diverged", "error", "interrupted", "duplicate")
+
+
+def outcome(trial: FrozenTrial) -> str:
+    """What happened to a trial, in one word: its ``status`` attr, except that a FAIL trial
+    without a failure status was killed (heartbeat stale; the attrs could not be updated)."""
+    status = trial.user_attrs.get("status", "")
+    if trial.state == TrialState.FAIL and status not in FAILED_ON_PURPOSE:
+        return "killed"
+    if trial.state == TrialState.WAITING:
+        return "waiting"
+    return status or trial.state.name.lower()
+
+
+def summary_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """One row per trial: number, cell, state, status, objective, value, wall time, run folder."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        a = t.user_attrs
+        rows.append({"trial": t.number, "cell": a.get("cell", ""), "state": t.state.name,
+                     "status": outcome(t), "objective": a.get("objective", ""),
+                     "value": t.value, "wall_time_s": a.get("wall_time_s"),
+                     "run_dir": a.get("run_dir", ""), "failure": a.get("failure", "")})
+    return rows

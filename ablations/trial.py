@@ -1,0 +1,246 @@
+"""One trial = one training run: train the cell's config into its run folder, score it, and
+record everything as trial user attrs (names in ablations/__init__.py)."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage
+from optuna.trial import TrialState
+
+from gan_core import runs
+from gan_core.config import ExperimentConfig
+from gan_core.data import ImageSet, load_dataset
+from gan_core.errors import TrainingDiverged
+from gan_core.train import resolve_amp, resolve_device, train
+
+from .spec import Cell, StudyContext, StudySpec
+from .storage import requeue
+
+HOST = socket.gethostname()
+
+
+class Heartbeat:
+    """Record the trial's heartbeat every ``interval`` s from a thread while it runs
+    (what optuna's own optimize loop does; we drive trials ourselves)."""
+
+    def __init__(self, storage: BaseStorage, trial_id: int, interval: float) -> None:
+        self.storage, self.trial_id, self.interval = storage, trial_id, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.storage.record_heartbeat(self.trial_id)
+
+    def __enter__(self) -> Heartbeat:
+        if hasattr(self.storage, "record_heartbeat") and self.storage.get_heartbeat_interval():
+            self.storage.record_heartbeat(self.trial_id)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
+@dataclass
+class TrialEnv:
+    """What a worker keeps between trials."""
+
+    spec: StudySpec
+    ctx: StudyContext
+    study_dir: Path  # run folders of this study on this machine
+    storage: BaseStorage  # the raw RDBStorage (heartbeats)
+    heartbeat: float
+    echo: Callable[[str], None] = print
+    reference: Mapping[str, Any] | None = None  # attrs of the finished reference trial
+    datasets: dict[tuple, ImageSet] = field(default_factory=dict)
+
+    def dataset(self, cfg: ExperimentConfig) -> ImageSet:
+        key = (cfg.data.source, cfg.data.num_images, cfg.data.seed, cfg.model.image_size,
+               cfg.model.channels)
+        if key not in self.datasets:
+            self.datasets[key] = load_dataset(cfg.data, cfg.model.image_size, cfg.model.channels)
+        return self.datasets[key]
+
+
+def run_folder(attrs: Mapping[str, Any], study_dir: Path, key: str) -> tuple[Path, bool]:
+    """(run folder, resume). A retried trial continues its killed predecessor's folder from
+    the last checkpoint when that folder is on this machine; otherwise a fresh folder."""
+    old = attrs.get("run_dir")
+    if old and attrs.get("host") == HOST and Path(old).is_dir():
+        old = Path(old)
+        if runs.checkpoint_path(old).is_file():
+            return old, True
+        shutil.rmtree(old)  # killed before its first checkpoint: start it over, same place
+        old.mkdir(parents=True)
+        return old, False
+    return runs.new_run_dir(study_dir, key), False
+
+
+def measure_memory(cfg: ExperimentConfig) -> dict[str, Any]:
+    """Measured peak of one training step and the project's estimate (gan_core.memory)."""
+    from gan_core.memory.estimate import estimate_step
+    from gan_core.memory.measure import build_step, make_batch, measure_step_peak
+
+    device = resolve_device(cfg.train.device)
+    amp = resolve_amp(cfg.train.amp, device)
+    step = build_step(cfg.model, cfg.optim, device=device, amp_dtype=amp,
+                      channels_last=cfg.train.channels_last, loss=cfg.train.loss)
+    est = estimate_step(step.G, step.D, cfg.model, cfg.optim, cfg.train.batch_size,
+                        amp_dtype=amp, channels_last=cfg.train.channels_last)
+    real, z = make_batch(cfg.model, cfg.train.batch_size, device)
+    peak = measure_step_peak(step, real, z)
+    return {"measured_peak_bytes": peak.peak_bytes, "measured_resident_bytes": peak.resident_bytes,
+            "method": peak.method, "device": peak.device, "estimate_bytes": est.total,
+            "estimate": est.to_dict()}
+
+
+class GridReporter:
+    """``on_log`` callback: scores each new sample grid for blockiness, reports it as the
+    trial's intermediate value and, where the study prunes, stops a trial the pruner rejects."""
+
+    def __init__(self, trial: optuna.Trial, run_dir: Path, image_size: int, prune: bool) -> None:
+        self.trial, self.run_dir, self.image_size, self.prune = trial, run_dir, image_size, prune
+        self.seen: set[int] = set()
+
+    def __call__(self, row: Mapping[str, Any]) -> None:
+        grids = runs.sample_paths(self.run_dir)
+        if not grids:
+            return
+        step = int(grids[-1].stem.split("_")[1])
+        if step in self.seen:
+            return
+        self.seen.add(step)
+        value = grid_blockiness(grids[-1], self.image_size)
+        if not math.isfinite(value):
+            return
+        self.trial.report(value, step)
+        if self.prune and self.trial.should_prune():
+            raise optuna.TrialPruned(f"blockiness {value:.3f} at step {step}")
+
+
+def grid_blockiness(path: Path, image_size: int) -> float:
+    import numpy as np
+    from PIL import Image
+
+    from gan_core.metrics.artifacts import blockiness, split_grid
+
+    try:
+        tiles = split_grid(np.asarray(Image.open(path)), image_size)
+    except (ValueError, OSError):  # an all-black grid, or a file being replaced
+        return math.nan
+    return blockiness(tiles)["blockiness"]
+
+
+def execute(study: optuna.Study, trial: optuna.Trial, cell: Cell, env: TrialEnv) -> str:
+    """Run ``trial`` as ``cell``, tell the study, return the trial's status attr."""
+    t_start = time.perf_counter()
+    attrs = trial.user_attrs
+    cfg = cell.config
+    run_dir, resume = run_folder(attrs, env.study_dir, cell.key)
+    trial_id = trial._trial_id  # optuna exposes no public id; the storage API needs it
+
+    def set_attrs(**values: Any) -> None:
+        for k, v in values.items():
+            trial.set_user_attr(k, v)
+
+    set_attrs(study=env.spec.name, scale=env.ctx.scale.name, cell=cell.key,
+              cell_params=dict(cell.params), reference=cell.reference, config=cfg.to_dict(),
+              seed=cfg.train.seed, run_dir=str(run_dir.resolve()), host=HOST, pid=os.getpid(),
+              status="running")
+    if resume:
+        from gan_core.checkpoint import load_checkpoint
+
+        set_attrs(resumed_from_step=int(load_checkpoint(runs.checkpoint_path(run_dir))["step"]))
+    reporter = GridReporter(trial, run_dir, cfg.model.image_size,
+                            prune=env.spec.pruner is not None and not cell.reference)
+
+    def finish(status: str, state: TrialState, value: float | None = None, **extra: Any) -> str:
+        set_attrs(status=status, wall_time_s=round(time.perf_counter() - t_start, 3), **extra)
+        runs.update_summary(run_dir, trial=trial.number, trial_status=status)
+        study.tell(trial, value, state=state) if value is not None else study.tell(trial, state=state)
+        return status
+
+    with Heartbeat(env.storage, trial_id, env.heartbeat):
+        try:
+            result = train(cfg, run_dir=run_dir, resume=resume, progress=False, evaluate=False,
+                           dataset=env.dataset(cfg), on_log=reporter)
+        except TrainingDiverged as e:
+            return finish("diverged", TrialState.FAIL, failure=str(e))
+        except optuna.TrialPruned as e:
+            return finish("pruned", TrialState.PRUNED, failure=f"pruned: {e}")
+        except Exception as e:  # a bad cell must not stop the study: record it, go on
+            (run_dir / "trial_error.txt").write_text(traceback.format_exc())
+            return finish("error", TrialState.FAIL, failure=f"{type(e).__name__}: {e}")
+
+        if result.status == "interrupted":  # Ctrl-C / SIGTERM: checkpointed; queue the rest
+            finish("interrupted", TrialState.FAIL,
+                   failure=f"interrupted at step {result.step}")
+            requeue(study, study.get_trials(deepcopy=False)[trial.number])
+            raise KeyboardInterrupt
+        try:
+            record = evaluate(cfg, run_dir, result.summary, env)
+            name, value = env.spec.score(record["score_inputs"])
+            extra = {}
+            if env.spec.finish is not None:
+                extra = env.spec.finish(env.ctx, cell, {**attrs, **record}, env.reference)
+        except Exception as e:
+            (run_dir / "trial_error.txt").write_text(traceback.format_exc())
+            return finish("error", TrialState.FAIL, failure=f"evaluation: {type(e).__name__}: {e}")
+        record.pop("score_inputs")
+        return finish("completed", TrialState.COMPLETE, value, objective=name, **record, **extra)
+
+
+def evaluate(cfg: ExperimentConfig, run_dir: Path, summary: Mapping[str, Any],
+             env: TrialEnv) -> dict[str, Any]:
+    """Metrics, memory and timings of a finished run, as trial attrs."""
+    from gan_core.metrics import run_metrics
+
+    scale = env.ctx.scale
+    device = str(resolve_device(cfg.train.device))
+    t0 = time.perf_counter()
+    metrics = run_metrics(run_dir, fid=scale.fid, fid_samples=scale.fid_samples, device=device)
+    eval_time = time.perf_counter() - t0
+    runs.update_summary(run_dir, metrics=metrics)
+    memory = measure_memory(cfg)
+    peak = summary.get("peak_memory_bytes") or memory["measured_peak_bytes"]
+    record = {
+        "metrics": _jsonable(metrics),
+        "memory": memory,
+        "peak_memory_bytes": int(peak),
+        "train_time_s": summary.get("train_time_s"),
+        "eval_time_s": round(eval_time, 3),
+        "images_per_s": summary.get("images_per_s"),
+        "params_g": summary.get("params_g"),
+        "params_d": summary.get("params_d"),
+        "steps": summary.get("step"),
+    }
+    record["score_inputs"] = {**metrics, **{k: record[k] for k in
+                              ("params_g", "params_d", "images_per_s", "peak_memory_bytes")}}
+    return record
+
+
+def _jsonable(d: Mapping[str, Any]) -> dict[str, Any]:
+    """Optuna stores attrs as JSON: NaN/inf become None, numpy scalars plain floats."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if hasattr(v, "item"):
+            v = v.item()
+        if isinstance(v, float) and not math.isfinite(v):
+            v = None
+        out[k] = v
+    return out

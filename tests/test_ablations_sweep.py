@@ -1,0 +1,189 @@
+"""Sweeps end to end on phantoms at a tiny scale: attrs, idempotence, divergence, workers,
+and resuming after a killed worker."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from ablations import QUICK, STUDIES, StudyContext, StudySpec, load_studies
+from ablations.runner import SweepOptions, outcome, run_sweep
+from ablations.spec import Cell, first_metric, named
+from gan_core import runs
+from gan_core.config import ExperimentConfig, OptimConfig
+
+load_studies()
+
+TINY = QUICK.with_overrides(
+    name="tiny", image_size=16, features=4, steps=12, batch_size=16, num_images=64, fid=False,
+    log_every=2, sample_every=6, checkpoint_every=6, device="cpu",
+)
+TINY_FLAGS = ["--image-size", "16", "--features", "4", "--batch-size", "16", "--num-images", "64",
+              "--no-fid", "--sample-every", "6", "--device", "cpu"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # two cores shared with other jobs: one intra-op thread is faster than two fighting
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def options(tmp_path: Path, study: str, scale=TINY, **kw) -> SweepOptions:
+    return SweepOptions(study=study, ctx=StudyContext(scale), out=tmp_path, **kw)
+
+
+def attrs_of(study: optuna.Study) -> dict[str, dict]:
+    return {t.user_attrs["cell"]: t.user_attrs for t in study.trials}
+
+
+def test_tiny_table1_end_to_end(tmp_path):
+    opts = options(tmp_path, "table1")
+    study = run_sweep(opts, echo=lambda s: None)
+    assert (tmp_path / "table1-tiny.db").is_file()
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
+    attrs = attrs_of(study)
+    assert set(attrs) == {"adas-elu", "adam-elu", "adas-elu-ttur", "adas-dcgan"}
+    for key, a in attrs.items():
+        for name in ("study", "scale", "cell_params", "config", "run_dir", "host", "metrics",
+                     "peak_memory_bytes", "memory", "wall_time_s", "train_time_s",
+                     "images_per_s", "params_g", "params_d", "objective"):
+            assert name in a, (key, name)
+        assert a["status"] == "completed" and a["study"] == "table1" and a["scale"] == "tiny"
+        run = Path(a["run_dir"])
+        assert run.parent == tmp_path / "table1-tiny" and runs.is_run_dir(run)
+        assert runs.read_summary(run)["trial_status"] == "completed"
+        assert ExperimentConfig.from_dict(a["config"]) == runs.read_config(run)
+        assert a["peak_memory_bytes"] > 0 and a["wall_time_s"] >= a["train_time_s"] > 0
+        assert a["metrics"]["d_loss_mean"] > 0 and "blockiness" in a["metrics"]
+        assert a["objective"] == "d_loss_mean"  # no FID at this scale: the fallback
+    t = study.trials[0]
+    assert t.value == pytest.approx(t.user_attrs["metrics"]["d_loss_mean"])
+    assert list(t.intermediate_values) == [6]  # blockiness of the step-6 grid
+    assert ExperimentConfig.from_dict(attrs["adam-elu"]["config"]).optim.name == "adam"
+    # finished trials are never redone: a second sweep finds nothing to do
+    again = run_sweep(opts, echo=lambda s: None)
+    assert len(again.trials) == 4
+    # a sweep with other settings under the same name is refused
+    other = dataclasses.replace(opts, ctx=StudyContext(TINY.with_overrides(steps=13)))
+    with pytest.raises(Exception, match="created with other settings"):
+        run_sweep(other)
+
+
+def _nan_cells(ctx: StudyContext) -> list[Cell]:
+    ok = ctx.config(optimizer="adam")
+    # SGD at lr 1e30 overflows the weights in the first steps: the losses become NaN
+    bad = dataclasses.replace(ok, optim=OptimConfig(name="sgd", lr_g=1e30, lr_d=1e30))
+    return [Cell("explodes", named(bad, "explodes")), Cell("fine", named(ok, "fine"))]
+
+
+STUDIES.add("test-nan", StudySpec(
+    name="test-nan", description="a diverging cell and a fine one", cells=_nan_cells,
+    score=first_metric("d_loss_mean")))
+
+
+def test_diverging_trial_fails_with_reason_and_study_goes_on(tmp_path):
+    study = run_sweep(options(tmp_path, "test-nan"), echo=lambda s: None)
+    by_cell = {t.user_attrs["cell"]: t for t in study.trials}
+    bad, fine = by_cell["explodes"], by_cell["fine"]
+    assert bad.state == TrialState.FAIL and bad.user_attrs["status"] == "diverged"
+    assert "became nan" in bad.user_attrs["failure"] or "became inf" in bad.user_attrs["failure"]
+    assert runs.read_summary(bad.user_attrs["run_dir"])["status"] == "diverged"
+    assert fine.state == TrialState.COMPLETE
+    # divergence is deterministic: the next sweep does not enqueue the cell again
+    assert len(run_sweep(options(tmp_path, "test-nan"), echo=lambda s: None).trials) == 2
+
+
+@pytest.mark.slow  # ~25 s (two spawned workers); test_ablations_postgres covers it by default
+def test_two_workers_no_duplicated_cells(tmp_path):
+    study = run_sweep(options(tmp_path, "batchnorm", workers=2, heartbeat=2, grace=6),
+                      echo=lambda s: None)
+    cells = Counter(t.user_attrs["cell"] for t in study.trials)
+    assert cells == Counter({"bn-none": 1, "bn-d": 1, "bn-g": 1, "bn-both": 1})
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert len({t.user_attrs["pid"] for t in study.trials}) == 2  # both workers took cells
+    dirs = [t.user_attrs["run_dir"] for t in study.trials]
+    assert len(set(dirs)) == 4
+
+
+def test_killed_worker_is_detected_and_resumed(tmp_path):
+    flags = ["sweep", "batchnorm", "--out", str(tmp_path), *TINY_FLAGS, "--steps", "150",
+             "--checkpoint-every", "5", "--heartbeat", "1", "--grace", "3", "--no-wait"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "gan_core", *flags], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        ckpt = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and ckpt is None:
+            found = sorted((tmp_path / "batchnorm-quick").glob("*/checkpoints/last.pt"))
+            ckpt = found[0] if found else None
+            time.sleep(0.2)
+        assert ckpt is not None, "the worker wrote no checkpoint"
+    finally:
+        proc.send_signal(signal.SIGKILL)  # no chance to clean up: a dead machine
+        proc.wait()
+    storage = f"sqlite:///{tmp_path / 'batchnorm-quick.db'}"
+    killed = optuna.load_study(study_name="batchnorm-quick", storage=storage).trials[0]
+    assert killed.state == TrialState.RUNNING  # what a dead worker leaves behind
+    run_dir = killed.user_attrs["run_dir"]
+    time.sleep(3.5)  # let its heartbeat go stale
+
+    from gan_core.cli import main
+
+    assert main(flags) == 0
+    study = optuna.load_study(study_name="batchnorm-quick", storage=storage)
+    first = study.trials[0]
+    assert first.state == TrialState.FAIL and first.user_attrs["status"] == "running"
+    assert outcome(first) == "killed"
+    retry = [t for t in study.trials if t.user_attrs.get("retry_of") == 0]
+    assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE
+    assert retry[0].user_attrs["run_dir"] == run_dir  # same folder, continued
+    assert 5 <= retry[0].user_attrs["resumed_from_step"] < 150
+    assert runs.read_summary(run_dir)["step"] == 150
+    steps = runs.read_metrics(run_dir)["step"].tolist()
+    assert steps == sorted(set(steps))  # the log was cut back to the checkpoint, no repeats
+    done = Counter(t.user_attrs["cell"] for t in study.trials if t.state == TrialState.COMPLETE)
+    assert done == Counter({"bn-none": 1, "bn-d": 1, "bn-g": 1, "bn-both": 1})
+
+
+def test_compress_search_runs_reference_first_and_records_constraints(tmp_path):
+    opts = SweepOptions(study="compress-search", ctx=StudyContext(TINY, trials=3), out=tmp_path)
+    study = run_sweep(opts, echo=lambda s: None)
+    trials = study.trials
+    assert len(trials) == 3
+    ref = trials[0]
+    assert ref.user_attrs["reference"] is True and ref.state == TrialState.COMPLETE
+    assert ref.params == {"g_strides": "2-2", "g_features": 4, "latent_dim": 100, "g_fc_layers": 0}
+    assert ref.user_attrs["feasible"] is True  # the reference meets its own bar
+    for t in trials:
+        assert t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        if t.state == TrialState.COMPLETE:
+            assert t.value == t.user_attrs["params_g"]  # the objective: G's size
+            assert len(t.user_attrs["constraints"]) == 1  # blockiness only: no FID at this scale
+            cfg = ExperimentConfig.from_dict(t.user_attrs["config"])
+            assert "-".join(map(str, cfg.model.g_strides)) == t.params["g_strides"]
+        assert list(t.intermediate_values) == [6]  # blockiness of the step-6 grid, reported
+    # pruning: a trial still blockier than the reference + margin past half its steps stops
+    from ablations.compress_search import PRUNE_MARGIN, pruner
+
+    p = pruner(StudyContext(TINY), ref.user_attrs)
+    ref_block = ref.user_attrs["metrics"]["blockiness"]
+    probe = optuna.create_study(pruner=p)
+    blocky, clean = probe.ask(), probe.ask()
+    for trial, value in ((blocky, ref_block + PRUNE_MARGIN + 0.1), (clean, ref_block)):
+        trial.report(value, TINY.steps // 2 + 1)
+    assert blocky.should_prune() and not clean.should_prune()
