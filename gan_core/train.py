@@ -30,6 +30,7 @@ from .imageio import save_grid
 from .losses import build_loss
 from .models import build_models, count_parameters
 from .optim import build_optimizers, resolved_lrs
+from .perf import tune_malloc
 from .step import GANStep
 
 
@@ -131,6 +132,7 @@ def train(
     validate(cfg)
     device = resolve_device(cfg.train.device)
     amp_dtype = resolve_amp(cfg.train.amp, device)
+    tune_malloc()  # keep large temporaries mapped between steps (gan_core/perf.py); numerics unchanged
     torch.manual_seed(cfg.train.seed)  # the weight init
     G, D = build_models(cfg.model)  # validates the geometry before the data is touched
 

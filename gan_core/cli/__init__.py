@@ -14,7 +14,7 @@ import sys
 from .. import __version__
 from ..errors import XrayganError
 
-COMMANDS = ("train", "presets", "data", "fid", "metrics", "sweep")
+COMMANDS = ("train", "presets", "data", "fid", "metrics", "sweep", "memory", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:
