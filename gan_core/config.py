@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import types
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
@@ -129,6 +131,16 @@ class ExperimentConfig:
     @classmethod
     def from_json(cls, text: str) -> ExperimentConfig:
         return cls.from_dict(json.loads(text))
+
+
+def read_config_file(path: str | os.PathLike, flag: str = "--config") -> ExperimentConfig:
+    """An ExperimentConfig from a JSON file (e.g. RUN/config.json); errors name ``flag``."""
+    try:
+        return ExperimentConfig.from_json(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{flag}: {path} does not exist") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{flag}: {path} is not valid JSON ({e})") from None
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

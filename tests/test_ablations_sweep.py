@@ -14,7 +14,6 @@ from pathlib import Path
 
 import optuna
 import pytest
-import torch
 from optuna.trial import TrialState
 
 from ablations import QUICK, STUDIES, StudyContext, StudySpec, load_studies
@@ -31,15 +30,6 @@ TINY = QUICK.with_overrides(
 )
 TINY_FLAGS = ["--image-size", "16", "--features", "4", "--batch-size", "16", "--num-images", "64",
               "--no-fid", "--sample-every", "6", "--device", "cpu"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # two cores shared with other jobs: one intra-op thread is faster than two fighting
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def options(tmp_path: Path, study: str, scale=TINY, **kw) -> SweepOptions:

@@ -83,3 +83,17 @@ def test_config_is_frozen_and_json_is_sorted():
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.name = "y"  # type: ignore[misc]
     assert list(json.loads(cfg.to_json())) == sorted(json.loads(cfg.to_json()))
+
+
+def test_read_config_file_names_the_flag_and_the_problem(tmp_path):
+    from gan_core.config import read_config_file
+
+    with pytest.raises(ConfigError, match=r"--config: .*nope.json does not exist"):
+        read_config_file(tmp_path / "nope.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    with pytest.raises(ConfigError, match="--config: .*bad.json is not valid JSON"):
+        read_config_file(bad)
+    good = tmp_path / "good.json"
+    good.write_text(ExperimentConfig(name="g").to_json())
+    assert read_config_file(good).name == "g"

@@ -10,7 +10,6 @@ missing cast, an un-frozen D) moves them by far more.
 
 import pandas as pd
 import pytest
-import torch
 
 from gan_core import runs
 from gan_core.config import DataConfig, ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
@@ -18,15 +17,6 @@ from gan_core.perf import tune_malloc
 from gan_core.train import train
 
 STEPS, MEAN_TOL, FIRST_TOL = 30, 0.05, 0.01
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread is as fast and immune to oversubscribed CI cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def losses(tmp_path, optimizer, **train_kw) -> pd.DataFrame:

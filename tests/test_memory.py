@@ -35,15 +35,6 @@ from gan_core.presets import get_preset
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread is as fast and immune to oversubscribed CI cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def small(bn="d", size=16, width=8, preset="paper-elu") -> ModelConfig:
     return get_preset(preset, size, g_features=width, d_features=width, batchnorm=bn,
                       latent_dim=16)

@@ -6,7 +6,6 @@ the file with the change.
 """
 
 import pytest
-import torch
 
 from gan_core.memory.baselines import (
     BASELINE_CONFIGS,
@@ -19,15 +18,6 @@ from gan_core.memory.baselines import (
 )
 
 UPDATE_HINT = "if the growth is intended: xraygan memory --update-baselines, and commit the file"
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread is as fast and immune to oversubscribed CI cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_baseline_file_covers_every_config_and_figure():

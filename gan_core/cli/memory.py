@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 
-from ..config import ExperimentConfig, OptimConfig
+from ..config import OptimConfig, read_config_file
 from ..errors import ConfigError
 
 
@@ -66,12 +65,7 @@ def run(args: argparse.Namespace) -> int:
         if size < 16 or size & (size - 1):
             raise ConfigError(f"--image-sizes: expected powers of two >= 16, got {size}")
     if args.config is not None:
-        try:
-            exp = ExperimentConfig.from_json(args.config.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"--config: {args.config} does not exist") from None
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"--config: {args.config} is not valid JSON ({e})") from None
+        exp = read_config_file(args.config)
         base, optim, name = exp.model, exp.optim, exp.name
     else:
         base, optim, name = get_preset(args.preset, args.image_sizes[0]), OptimConfig(), args.preset

@@ -86,14 +86,9 @@ def build_options(args: argparse.Namespace):
             raise ConfigError(f"--cell: expected STUDY:KEY such as table1:adas-elu-ttur, got {args.cell!r}")
         ctx = dataclasses.replace(ctx, base=cell_of(study, key, ctx).config)
     elif args.config:
-        from ..config import ExperimentConfig
+        from ..config import read_config_file
 
-        try:
-            ctx = dataclasses.replace(ctx, base=ExperimentConfig.from_json(args.config.read_text()))
-        except FileNotFoundError:
-            raise ConfigError(f"--config: {args.config} does not exist") from None
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"--config: {args.config} is not valid JSON ({e})") from None
+        ctx = dataclasses.replace(ctx, base=read_config_file(args.config))
     heartbeat = args.heartbeat or HEARTBEAT_S
     return SweepOptions(
         study=spec.name, ctx=ctx, out=args.out, storage=args.storage, study_name=args.study_name,

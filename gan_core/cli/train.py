@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 
-from ..config import ExperimentConfig, OptimConfig, from_dict, validate
+from ..config import ExperimentConfig, OptimConfig, from_dict, read_config_file, validate
 from ..errors import ConfigError
 
 
@@ -112,12 +111,7 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     from ..presets import get_preset
 
     if args.config is not None:
-        try:
-            base = ExperimentConfig.from_json(args.config.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"--config: {args.config} does not exist") from None
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"--config: {args.config} is not valid JSON ({e})") from None
+        base = read_config_file(args.config)
         if args.preset:
             base = dataclasses.replace(base, model=get_preset(args.preset, base.model.image_size))
     else:
