@@ -344,7 +344,6 @@ def test_cli_prepare_phantom_preview(tmp_path, capsys):
     assert "none: no DICOM files found" in capsys.readouterr().err
 
 
-@pytest.mark.slow  # ~9 s on 2 shared cores, most of it the trainer's setup and checkpointing
 def test_phantom_dicom_folder_trains(folder, tmp_path):
     """The issue's end-to-end check: VinBigData-shaped DICOMs -> prepare -> a (tiny) training run."""
     (folder / "train" / "broken.dicom").write_bytes(b"\x00" * 300)
