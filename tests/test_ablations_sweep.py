@@ -97,7 +97,6 @@ def test_diverging_trial_fails_with_reason_and_study_goes_on(tmp_path):
     assert len(run_sweep(options(tmp_path, "test-nan"), echo=lambda s: None).trials) == 2
 
 
-@pytest.mark.slow  # ~25 s (two spawned workers); test_ablations_postgres covers it by default
 def test_two_workers_no_duplicated_cells(tmp_path):
     study = run_sweep(options(tmp_path, "batchnorm", workers=2, heartbeat=2, grace=6),
                       echo=lambda s: None)

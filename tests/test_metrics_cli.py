@@ -119,7 +119,6 @@ def test_cli_fid_weights_check(weights, capsys):
     assert "feature check: ok" in capsys.readouterr().out
 
 
-@pytest.mark.slow
 def test_fid_of_a_trained_run(weights, tmp_path):
     from gan_core.train import train
 

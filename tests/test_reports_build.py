@@ -91,7 +91,6 @@ def test_report_cli(inputs, capsys):
     assert "study 'nosuch' is not in" in capsys.readouterr().err
 
 
-@pytest.mark.slow
 def test_report_of_a_tiny_real_table1_sweep(tmp_path):
     """The quick study in CI size through the real runner: trains 4 tiny runs (~1 min on CPU)."""
     studies = tmp_path / "studies"
