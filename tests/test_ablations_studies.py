@@ -50,7 +50,7 @@ def test_table1_four_rows(scale):
 
 
 def test_scales():
-    assert (QUICK.image_size, QUICK.steps, QUICK.fid) == (32, 300, True)
+    assert (QUICK.image_size, QUICK.steps, QUICK.fid, QUICK.fid_samples) == (32, 1500, True, 2048)
     assert (FULL.image_size, FULL.epochs, FULL.steps) == (64, 150.0, 0)
     assert FULL.fid_samples >= 10_000
 
@@ -121,10 +121,10 @@ def test_compress_search_space():
     ref = suggest(optuna.trial.FixedTrial(reference_params(ctx)), ctx)
     assert ref.config.model.g_strides == (2, 2, 2) and ref.config.model.latent_dim == 100
     small = suggest(optuna.trial.FixedTrial(
-        {"g_strides": "8", "g_features": 4, "latent_dim": 16, "g_fc_layers": 1}), ctx)
+        {"g_strides": "8", "g_features": 8, "latent_dim": 16, "g_fc_layers": 1}), ctx)
     m = small.config.model
     check_model_config(m)
-    assert (m.g_strides, m.g_features, m.g_fc_layers) == ((8,), 4, 1)
+    assert (m.g_strides, m.g_features, m.g_fc_layers) == ((8,), 8, 1)
     assert m.d_strides == () and m.d_features == QUICK.features  # D stays the deep model
 
 
