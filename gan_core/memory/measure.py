@@ -15,6 +15,9 @@ the optimizer state and both models' gradients exist, as in every step after the
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -114,10 +117,28 @@ def measure_step_peak(
                         str(device))
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Kineto writes "USDT: profiler_start/stop" lines straight to file descriptor 2 on every
+    profile; sweeps measure each trial, so silence the descriptor (not Python's sys.stderr,
+    whose exceptions still propagate) while the profiler starts and stops."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
 def _profiled_peak_delta(step: GANStep, real: torch.Tensor, z: torch.Tensor) -> int:
     from torch.profiler import ProfilerActivity, profile, record_function
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with _native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         step(real, z)  # frees blocks allocated before profiling: sizes unknown, hence step 2
         with record_function(_MARK):
             step(real, z)
