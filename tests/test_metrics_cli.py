@@ -132,3 +132,9 @@ def test_fid_of_a_trained_run(weights, tmp_path):
     result = train(cfg, runs_root=tmp_path, progress=False, evaluate=False)
     m = run_metrics(result.run_dir, fid=True, fid_samples=16, kid=True)
     assert m["samples_source"] == "generated" and m["fid"] > 0 and np.isfinite(m["kid"])
+
+
+def test_cli_fid_names_a_missing_source(tmp_path, capsys):
+    assert main(["fid", str(tmp_path / "nope"), "phantom"]) == 2
+    err = capsys.readouterr().err
+    assert "nope: not found; expected an image folder, a run folder, or a dataset spec" in err

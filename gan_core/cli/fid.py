@@ -96,8 +96,11 @@ def load_source(spec: str, *, samples: int, image_size: int, seed: int, device: 
         imgs = read_image_folder(path)
         return imgs, None, f"{path} ({len(imgs)} images)"
     from ..config import DataConfig
-    from ..data import load_dataset
+    from ..data import dataset_kinds, load_dataset, parse_spec
 
+    if parse_spec(spec)[0] not in dataset_kinds() and (":" not in spec or path.exists()):
+        raise DataError(f"{spec}: not found; expected an image folder, a run folder, or a "
+                        "dataset spec (phantom, folder:PATH, dicom:PATH, cache:PATH)")
     data = load_dataset(DataConfig(source=spec, num_images=samples), image_size, 1)
     return data.images, data.fingerprint, f"{spec} ({len(data.images)} images, {data.description})"
 

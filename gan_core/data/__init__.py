@@ -11,6 +11,6 @@ running a DataLoader: no worker processes, no per-step decode, and exact resumpt
 
 from __future__ import annotations
 
-from .base import DATASETS, ImageSet, load_dataset, parse_spec
+from .base import DATASETS, ImageSet, dataset_kinds, load_dataset, parse_spec
 
-__all__ = ["DATASETS", "ImageSet", "load_dataset", "parse_spec"]
+__all__ = ["DATASETS", "ImageSet", "dataset_kinds", "load_dataset", "parse_spec"]

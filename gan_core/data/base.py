@@ -62,6 +62,12 @@ def _import_loaders() -> None:
                 raise
 
 
+def dataset_kinds() -> list[str]:
+    """Names of every registered dataset kind (imports the loader modules)."""
+    _import_loaders()
+    return DATASETS.names()
+
+
 def parse_spec(spec: str) -> tuple[str, str | None]:
     kind, sep, arg = spec.partition(":")
     if sep and not arg:
