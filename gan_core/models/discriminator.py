@@ -8,27 +8,16 @@ form of the paper's sigmoid + BCE).
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import torch
-from torch import nn
 
 from ..config import ModelConfig
-from .geometry import LayerPlan, describe_plan, plan_discriminator
-from .layers import block_from_plan, check_activation, dcgan_init
+from .geometry import plan_discriminator
+from .planned import PlannedNet
 
 
-class Discriminator(nn.Module):
+class Discriminator(PlannedNet):
     def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
-        plans = plan_discriminator(cfg)
-        check_activation(cfg.d_activation, "model.d_activation", cfg.leaky_slope)
-        self.cfg = cfg
-        self.plans: tuple[LayerPlan, ...] = tuple(plans)
-        self.net = nn.Sequential(
-            OrderedDict((f"layer{p.index}", block_from_plan(p, cfg.leaky_slope)) for p in plans)
-        )
-        dcgan_init(self, cfg.init_std)
+        super().__init__(cfg, plan_discriminator(cfg), cfg.d_activation, "model.d_activation")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.cfg
@@ -39,12 +28,6 @@ class Discriminator(nn.Module):
                 f"{c.image_size}), got {tuple(x.shape)}"
             )
         return self.net(x).reshape(x.shape[0])  # (B, 1, 1, 1) -> (B,)
-
-    def layers(self) -> list[LayerPlan]:
-        return list(self.plans)
-
-    def describe(self) -> str:
-        return describe_plan(list(self.plans))
 
     def extra_repr(self) -> str:
         c = self.cfg

@@ -7,28 +7,16 @@ layers on the flattened image (the paper's compression study), tanh.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import torch
-from torch import nn
 
 from ..config import ModelConfig
-from .geometry import LayerPlan, describe_plan, plan_generator
-from .layers import block_from_plan, check_activation, dcgan_init
+from .geometry import plan_generator
+from .planned import PlannedNet
 
 
-class Generator(nn.Module):
+class Generator(PlannedNet):
     def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
-        # Validate everything before the first allocation: geometry, then names.
-        plans = plan_generator(cfg)
-        check_activation(cfg.g_activation, "model.g_activation", cfg.leaky_slope)
-        self.cfg = cfg
-        self.plans: tuple[LayerPlan, ...] = tuple(plans)
-        self.net = nn.Sequential(
-            OrderedDict((f"layer{p.index}", block_from_plan(p, cfg.leaky_slope)) for p in plans)
-        )
-        dcgan_init(self, cfg.init_std)
+        super().__init__(cfg, plan_generator(cfg), cfg.g_activation, "model.g_activation")
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         # (B, latent) or (B, latent, 1, 1) -> (B, latent, 1, 1) -> ... -> (B, C, H, W)
@@ -41,12 +29,6 @@ class Generator(nn.Module):
                 f"got {tuple(z.shape)}"
             )
         return self.net(z)
-
-    def layers(self) -> list[LayerPlan]:
-        return list(self.plans)
-
-    def describe(self) -> str:
-        return describe_plan(list(self.plans))
 
     def extra_repr(self) -> str:
         c = self.cfg
