@@ -215,23 +215,27 @@ def replace_path(cfg: Any, dotted: str, value: Any, _prefix: str = "") -> Any:
     return dataclasses.replace(cfg, **{head: value})
 
 
-def validate(cfg: ExperimentConfig) -> None:
-    """Check the fields that need no model build; geometry is checked by gan_core.models."""
-    m, t, o, d = cfg.model, cfg.train, cfg.optim, cfg.data
+def validate_model(m: ModelConfig) -> None:
+    """Check the model fields the layer planner depends on; ConfigError names the field."""
     size = m.image_size
     if size < 16 or size & (size - 1):
         raise ConfigError(f"model.image_size: expected a power of two >= 16, got {size}")
     for name in ("channels", "latent_dim", "g_features", "d_features"):
         if getattr(m, name) < 1:
             raise ConfigError(f"model.{name}: expected a positive integer, got {getattr(m, name)}")
+    for name in ("g_fc_layers", "d_fc_layers", "padding"):
+        if getattr(m, name) < 0:
+            raise ConfigError(f"model.{name}: expected >= 0, got {getattr(m, name)}")
     if m.batchnorm not in BATCHNORM_PLACEMENTS:
         raise ConfigError(
             f"model.batchnorm: expected one of {', '.join(BATCHNORM_PLACEMENTS)}, got {m.batchnorm!r}"
         )
-    if m.g_fc_layers < 0 or m.d_fc_layers < 0:
-        raise ConfigError("model.g_fc_layers / model.d_fc_layers: expected >= 0")
-    if m.padding < 0:
-        raise ConfigError(f"model.padding: expected >= 0, got {m.padding}")
+
+
+def validate(cfg: ExperimentConfig) -> None:
+    """Check the fields that need no model build; geometry is checked by gan_core.models."""
+    t, o, d = cfg.train, cfg.optim, cfg.data
+    validate_model(cfg.model)
     if t.batch_size < 1:
         raise ConfigError(f"train.batch_size: expected a positive integer, got {t.batch_size}")
     if t.steps < 0 or t.epochs < 0:

@@ -22,8 +22,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..config import BATCHNORM_PLACEMENTS, ModelConfig
-from ..errors import ConfigError, GeometryError
+from ..config import ModelConfig, validate_model
+from ..errors import GeometryError
 
 LAYER_KINDS = ("conv", "convT", "linear")
 
@@ -163,7 +163,7 @@ def plan_generator(cfg: ModelConfig) -> list[LayerPlan]:
     Widths: the first layer has ``g_features * 2**(n-2)`` maps for n conv layers, halving per
     block to ``g_features``; the last conv gives ``channels`` (DCGAN, Radford et al. 2016).
     """
-    _check_fields(cfg)
+    validate_model(cfg)  # the fields the plan depends on
     size = cfg.image_size
     strides = _strides(cfg, "G")
     kernels = _kernels(cfg, "G", strides)
@@ -208,7 +208,7 @@ def plan_discriminator(cfg: ModelConfig) -> list[LayerPlan]:
     Widths ``channels -> d_features -> 2 d_features -> ... -> 1``. Batch norm (placements "d"
     and "both") on hidden convs only: not the first (DCGAN) and not the logit.
     """
-    _check_fields(cfg)
+    validate_model(cfg)  # the fields the plan depends on
     size = cfg.image_size
     strides = _strides(cfg, "D")
     kernels = _kernels(cfg, "D", strides)
@@ -243,24 +243,6 @@ def plan_discriminator(cfg: ModelConfig) -> list[LayerPlan]:
 def describe_plan(plans: list[LayerPlan]) -> str:
     """Layer list, one line per layer."""
     return "\n".join(p.describe() for p in plans)
-
-
-def _check_fields(cfg: ModelConfig) -> None:
-    """Non-geometry fields that the plan depends on; ConfigError names the field."""
-    size = cfg.image_size
-    if size < 16 or size & (size - 1):
-        raise ConfigError(f"model.image_size: expected a power of two >= 16, got {size}")
-    for name in ("channels", "latent_dim", "g_features", "d_features"):
-        if getattr(cfg, name) < 1:
-            raise ConfigError(f"model.{name}: expected a positive integer, got {getattr(cfg, name)}")
-    for name in ("g_fc_layers", "d_fc_layers", "padding"):
-        if getattr(cfg, name) < 0:
-            raise ConfigError(f"model.{name}: expected >= 0, got {getattr(cfg, name)}")
-    if cfg.batchnorm not in BATCHNORM_PLACEMENTS:
-        raise ConfigError(
-            f"model.batchnorm: expected one of {', '.join(BATCHNORM_PLACEMENTS)}, "
-            f"got {cfg.batchnorm!r}"
-        )
 
 
 def _strides(cfg: ModelConfig, net: str) -> tuple[int, ...]:
