@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from gan_core.errors import ConfigError
@@ -43,16 +44,33 @@ def open_storage(
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-        # several worker processes write one file: wait for the lock instead of failing
-        engine_kwargs["connect_args"] = {"timeout": 300}
+        # several worker processes write one file: wait for the lock instead of failing;
+        # transactions are begun by _serialize_sqlite, not implicitly by pysqlite
+        engine_kwargs["connect_args"] = {"timeout": 300, "isolation_level": None}
     else:
         engine_kwargs["pool_pre_ping"] = True  # a server restart must not kill long sweeps
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
+        storage = optuna.storages.RDBStorage(
             url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=grace,
             heartbeat_stale_trial_callback=RetryKilledTrial(max_retry),
         )
+    if url.startswith("sqlite"):
+        _serialize_sqlite(storage.engine)
+    return storage
+
+
+def _serialize_sqlite(engine: Any) -> None:
+    """Make every SQLite transaction take the write lock when it begins.
+
+    pysqlite opens a transaction only at the first write, so optuna's claim of a WAITING trial
+    (read the state, then write RUNNING) is not atomic: two workers could both read WAITING and
+    both run the same grid cell. ``BEGIN IMMEDIATE`` (SQLAlchemy's documented SQLite recipe)
+    serializes read-check-write; PostgreSQL gets the same from optuna's SELECT ... FOR UPDATE.
+    """
+    @sqlalchemy.event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class RetryKilledTrial:
