@@ -35,16 +35,61 @@ def tests_slow(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """Check style and common bugs with ruff."""
     session.install("ruff>=0.5")
-    session.run("ruff", "check", "gan_core", "ablations", "reports", "benchmarks", "tests", "noxfile.py")
+    session.run("ruff", "check", "xraygan", "ablations", "reports", "benchmarks", "tests", "noxfile.py")
+
+
+# The quick reproduction's seeds and workers: ablations/scale.py (QUICK_SEEDS, QUICK_WORKERS)
+# explains them; tests/test_stats_scale.py checks that these copies agree (nox runs outside the
+# project's environment, so it cannot import them).
+QUICK_SEEDS = 3
+QUICK_WORKERS = 2
+FULL_SEEDS = 3
+FULL_STUDIES = ("table1", "table3", "batchnorm", "fmaps")
+
+
+def quick_args(posargs: list[str]) -> list[str]:
+    """The quickstart's sweep arguments: Table I, seeds and workers, then the user's flags
+    (later flags win: `-- --workers 1` or `-- --seeds 5` override)."""
+    return ["table1", "--quick", "--seeds", str(QUICK_SEEDS), "--workers", str(QUICK_WORKERS),
+            *posargs]
+
+
+def full_args(study: str, posargs: list[str]) -> list[str]:
+    seeds = ["--seeds", str(FULL_SEEDS)] if study == "table1" else []
+    return [study, "--full", *seeds, *posargs]
 
 
 @nox.session
 def quickstart(session: nox.Session) -> None:
-    """The quick reproduction: Table I at CPU scale on the built-in phantoms, then its report."""
+    """The quick reproduction: Table I, 3 seeds per configuration, on the built-in phantoms, then its report (about 25 min on 2 CPU cores)."""
     install(session)
-    # posargs go to the sweep (e.g. --device cuda, --data dicom:PATH); about 20 min on 2 CPU cores
-    session.run("xraygan", "sweep", "table1", "--quick", *session.posargs)
+    # 12 trials (4 configurations x 3 seeds) on 2 workers of one thread each; the sweep prints
+    # its time estimate at the start and a progress line per trial every 30 s (also into a file:
+    # `nox -s quickstart > log 2>&1`). posargs go to the sweep (--device cuda, --data dicom:PATH).
+    # the FID reference statistics once on both cores, before 2 workers would each extract them
+    session.run("python", "-m", "xraygan.ablations.reference", "--quick", *session.posargs)
+    session.run("xraygan", "sweep", *quick_args(session.posargs))
     session.run("xraygan", "report", "table1-quick")
+
+
+@nox.session
+def fid_check(session: nox.Session) -> None:
+    """Re-score the quickstart's runs with FID at 2,048 samples beside the quick FID, FID_inf and KID (about 45 min on 2 CPU cores)."""
+    install(session)
+    session.run("python", "-m", "xraygan.ablations.fid_check", "table1-quick", *session.posargs)
+
+
+@nox.session
+def full(session: nox.Session) -> None:
+    """The paper's scale for a GPU: Table I (3 seeds), Table III, batch norm and feature maps at 64x64, 150 epochs; nox -s full -- --device cuda [--data dicom:PATH]."""
+    install(session)
+    # first every study's cells and calibrated time estimate (--dry-run), then the sweeps
+    for study in FULL_STUDIES:
+        session.run("xraygan", "sweep", *full_args(study, session.posargs), "--dry-run")
+    session.run("python", "-m", "xraygan.ablations.reference", "--full", *session.posargs)
+    for study in FULL_STUDIES:
+        session.run("xraygan", "sweep", *full_args(study, session.posargs))
+    session.run("xraygan", "report", *[f"{s}-full" for s in FULL_STUDIES])
 
 
 @nox.session
@@ -82,3 +127,12 @@ def report(session: nox.Session) -> None:
     if not args:
         session.error("no studies/*.db yet: run `xraygan sweep table1` first, or pass arguments")
     session.run("xraygan", "report", *args)
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """The long fuzz run of the CLI flags and config files (XRAYGAN_FUZZ=long: 400 examples per property, the subprocess cases under RLIMIT_AS; about 30 min on 2 CPU cores). `-- -x` etc. go to pytest; XRAYGAN_FUZZ_EXAMPLES=N sets the count."""
+    install(session, "dev")
+    session.env.setdefault("XRAYGAN_FUZZ", "long")
+    session.run("pytest", "tests/test_fuzz_cli.py", "tests/test_fuzz_config.py",
+                "--hypothesis-show-statistics", *session.posargs)

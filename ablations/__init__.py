@@ -1,4 +1,4 @@
-"""Ablations as Optuna studies: every trial is one training run, scored by gan_core.metrics.
+"""Ablations as Optuna studies: every trial is one training run, scored by xraygan.metrics.
 
 Studies (``xraygan sweep --list``), one module each:
 
@@ -10,6 +10,11 @@ Studies (``xraygan sweep --list``), one module each:
     fmaps            feature-map width 32..320 at 64 and 128 px: memory, throughput, quality
     compress-search  TPE with pruning: the smallest G without blurry squares near the deep FID
     seeds            one configuration over N seeds (mean and confidence interval)
+
+Helpers (not studies): ``python -m ablations.reference`` fills the FID statistics cache once
+before a sweep (``nox -s quickstart`` / ``full`` run it); ``python -m ablations.fid_check STUDY``
+re-scores a finished sweep's runs at 2,048 FID samples beside its reduced FID (``nox -s
+fid_check``). Scales, seeds and workers of the quick reproduction: ablations/scale.py.
 
 Storage layout (defaults): ``studies/<study>-<scale>.db`` (SQLite) and the run folders in
 ``studies/<study>-<scale>/NNNN-<cell>/``; the Optuna study is named ``<study>-<scale>``.
@@ -31,8 +36,9 @@ Trial user attributes (a stable contract: ``xraygan report`` reads these):
                      ``ablations.runner.outcome(trial)`` applies this rule.
     failure          the reason, for every status but completed (the TrainingDiverged message
                      for diverged trials: which loss, at which step)
-    metrics          flat dict from gan_core.metrics.run_metrics (fid, d_loss_mean, d_loss_var,
-                     d_loss_std, t0, collapse_detected, blockiness, ...; NaN stored as null)
+    metrics          flat dict from xraygan.metrics.run_metrics (fid, d_loss_mean, d_loss_var,
+                     d_loss_std, t0, collapse_detected, blockiness, fid_infinity, ...; NaN stored
+                     as null)
     objective        name of the quantity that is the trial's value (fid, or a fallback)
     peak_memory_bytes  measured peak of one training step (CUDA: the whole run's peak)
     memory           {measured_peak_bytes, measured_resident_bytes, method, device,
@@ -43,9 +49,16 @@ Trial user attributes (a stable contract: ``xraygan report`` reads these):
     resumed_from_step  set when the trial continued a killed trial's checkpoint
     retry_of, retry_history  the trial(s) this one re-runs
     constraints, feasible, blockiness_excess, fid_ratio   compress-search only
+    fingerprint      the machine (xraygan.fingerprint.fingerprint of the trial's device)
+    intermediate     what the intermediate values are: "d_loss_mean (running)" | "blockiness"
 
+Trial params: a grid cell's factors (cell_params, non-scalars as str), each with a
+CategoricalDistribution over the grid's values (ablations.runner.grid_distributions).
 Study user attributes: study, scale (dict of the Scale), data, seeds, base_config.
-Intermediate values (``trial.report``): blockiness of each sample grid, at its step.
+Study metric names: [objective] once a trial completes.
+Intermediate values (``trial.report``): grid studies, the running mean of the logged D loss
+(at most 50 reports per trial; the last equals metrics.d_loss_mean); compress-search,
+blockiness of each sample grid, at its step (what its pruner judges).
 """
 
 from __future__ import annotations

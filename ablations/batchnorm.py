@@ -2,12 +2,12 @@
 
 The paper (Fig. 7/8) reports that removing batch norm from G saves 1.2 to 7 % of memory.
 Each cell records the measured peak memory of one training step and the estimate
-(gan_core.memory), the training throughput (images/s) and the quality metrics.
+(xraygan.memory), the training throughput (images/s) and the quality metrics.
 """
 
 from __future__ import annotations
 
-from gan_core.config import BATCHNORM_PLACEMENTS
+from xraygan.config import BATCHNORM_PLACEMENTS
 
 from .spec import STUDIES, Cell, StudyContext, StudySpec, first_metric, named
 
@@ -25,4 +25,6 @@ STUDIES.add("batchnorm", StudySpec(
     description="batch norm none / D only / G only / both: memory, throughput, quality",
     cells=cells,
     score=first_metric("fid", "d_loss_mean"),
+    sections=("protocol", "trials", "table1", "quality", "memory", "throughput", "dynamics",
+              "samples", "collapse", "claims"),
 ))

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -118,6 +120,94 @@ def finish(ctx: StudyContext, cell: Cell, attrs: Mapping[str, Any],
     return constraints(attrs, ref)
 
 
+@dataclass(frozen=True)
+class Finding:
+    """The search's answer: a compressed generator that works, or none in ``trials`` trials."""
+
+    found: bool
+    text: str  # one paragraph for the report
+    trials: int  # trials other than the reference
+    reference: Mapping[str, Any] | None  # the reference trial's attrs
+    best: Mapping[str, Any] | None  # the smallest qualifying trial's attrs (None: none found)
+    blockiness_limit: float  # reference blockiness + BLOCKINESS_MARGIN
+    fid_limit: float  # reference FID x (1 + FID_TOLERANCE); NaN without FID
+
+
+def _depth(attrs: Mapping[str, Any]) -> int | None:
+    d = (attrs.get("cell_params") or {}).get("g_depth")
+    return int(d) if d is not None else None
+
+
+def _metric(attrs: Mapping[str, Any], name: str) -> float:
+    v = (attrs.get("metrics") or {}).get(name)
+    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else math.nan
+
+
+def _grid(attrs: Mapping[str, Any]) -> str:
+    """The last sample grid of a trial's run folder (or the folder's samples/ when not here)."""
+    from xraygan import runs
+
+    run = attrs.get("run_dir")
+    if not run:
+        return "no run folder"
+    grids = runs.sample_paths(Path(run)) if Path(run).is_dir() else []
+    return str(grids[-1]) if grids else f"{run}/samples/"
+
+
+def finding(trials: Sequence[Mapping[str, Any]]) -> Finding:
+    """Did the search find a *compressed* generator (fewer G layers than the reference) whose
+    blockiness is within the reference's + BLOCKINESS_MARGIN and whose FID is within
+    (1 + FID_TOLERANCE) x the reference's? The smallest such G (parameters), or none.
+
+    ``trials``: the user attrs of the study's trials (any order; the reference is the one with
+    ``reference`` true). Only completed trials qualify; pruned and failed ones count as tried.
+    """
+    refs = [t for t in trials if t.get("reference") and t.get("status") == "completed"]
+    others = [t for t in trials if not t.get("reference")]
+    nan = math.nan
+    if not refs:
+        return Finding(False, f"compress-search: no finished reference trial, so no answer "
+                       f"({len(others)} other trials).", len(others), None, None, nan, nan)
+    ref = refs[0]
+    ref_block, ref_fid, ref_depth = _metric(ref, "blockiness"), _metric(ref, "fid"), _depth(ref)
+    block_limit = ref_block + BLOCKINESS_MARGIN
+    fid_limit = ref_fid * (1 + FID_TOLERANCE) if math.isfinite(ref_fid) else nan
+
+    def qualifies(t: Mapping[str, Any]) -> bool:
+        depth = _depth(t)
+        if t.get("status") != "completed" or depth is None or ref_depth is None:
+            return False
+        if not depth < ref_depth or not _metric(t, "blockiness") <= block_limit:
+            return False
+        return not math.isfinite(fid_limit) or _metric(t, "fid") <= fid_limit
+
+    ok = sorted((t for t in others if qualifies(t)), key=lambda t: t.get("params_g") or math.inf)
+    done = sum(t.get("status") == "completed" for t in others)
+    pruned = sum(t.get("status") == "pruned" for t in others)
+    fid_rule = (f", FID <= {1 + FID_TOLERANCE:.2f} x the reference's {ref_fid:.1f} "
+                f"(= {fid_limit:.1f})" if math.isfinite(fid_limit) else " (FID not computed: "
+                "blockiness only)")
+    rule = (f"fewer G layers than the reference's {ref_depth}, blockiness <= the reference's "
+            f"{ref_block:.3f} + {BLOCKINESS_MARGIN} (= {block_limit:.3f}){fid_rule}")
+    tried = f"{len(others)} trials ({done} completed, {pruned} pruned)"
+    if not ok:
+        text = (f"compress-search found no compressed generator: none of {len(others)} "
+                f"trial{'s' if len(others) != 1 else ''} met {rule}. Tried: {tried}.")
+        return Finding(False, text, len(others), ref, None, block_limit, fid_limit)
+    best = ok[0]
+    p = best.get("cell_params") or {}
+    fid = _metric(best, "fid")
+    fid_text = (f", FID {fid:.1f} ({fid / ref_fid:.2f} x the reference's)"
+                if math.isfinite(fid) and math.isfinite(ref_fid) else "")
+    text = (f"compress-search found a compressed generator: {best.get('cell')} (G strides "
+            f"{p.get('g_strides')}, {_depth(best)} layers vs {ref_depth}, width "
+            f"{p.get('g_features')}, z {p.get('latent_dim')}, FC {p.get('g_fc_layers')}), "
+            f"{best.get('params_g')} G parameters vs {ref.get('params_g')}; blockiness "
+            f"{_metric(best, 'blockiness'):.3f} (limit {block_limit:.3f}){fid_text}. "
+            f"{len(ok)} of {tried} met {rule}. Sample grid: {_grid(best)}")
+    return Finding(True, text, len(others), ref, best, block_limit, fid_limit)
+
+
 STUDIES.add("compress-search", StudySpec(
     name="compress-search",
     description="TPE search (with pruning) for the smallest G without blurry squares and "
@@ -129,4 +219,6 @@ STUDIES.add("compress-search", StudySpec(
     finish=finish,
     score=first_metric("params_g"),
     default_trials=DEFAULT_TRIALS,
+    sections=("protocol", "compression", "trials", "table1", "throughput", "dynamics", "samples",
+              "collapse", "claims"),
 ))

@@ -7,13 +7,19 @@ on one machine or many never run a cell twice. A cell that already has a trial (
 running, complete, pruned, or failed by divergence, which would only diverge again) is not
 enqueued again; cells that failed with an error are, on the next ``sweep``. Search studies ask
 the sampler for new trials until the study holds ``trials`` of them.
+
+Optuna's own analyses (optuna-dashboard's importance, slice and parallel-coordinate plots,
+``optuna.importance``) read trial ``params``: each grid cell is enqueued with the factors it
+sets (``Cell.params``) as params with a ``CategoricalDistribution`` over the grid's values of
+that factor, and the claiming worker calls ``trial.suggest_categorical`` with the same choices
+(optuna's fixed-params path: it returns the enqueued value and records it). The objective's
+name is set with ``study.set_metric_names`` when the first trial completes.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import multiprocessing
-import os
 import sys
 import time
 import warnings
@@ -23,9 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
-from gan_core.errors import ConfigError, XrayganError
+from xraygan.errors import ConfigError, XrayganError
 
 from . import load_studies
 from .spec import STUDIES, Cell, StudyContext, StudySpec
@@ -55,6 +62,8 @@ class SweepOptions:
     grace: int = GRACE_S
     max_retry: int = MAX_RETRY
     wait: bool = True  # keep polling while other workers' trials run, to take over dead ones
+    progress: bool = True  # per-trial progress (a bar for one worker on a TTY, else plain lines)
+    tensorboard: bool = False  # each trial's run folder gets RUN/tb/ event files
 
     @property
     def name(self) -> str:
@@ -106,20 +115,65 @@ def open_study(opts: SweepOptions) -> tuple[optuna.Study, optuna.storages.RDBSto
     return study, storage, created
 
 
+def param_value(value: Any) -> Any:
+    """A cell factor as an Optuna categorical choice (None, bool, int, float or str)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)  # e.g. a stride tuple: optuna stores choices as JSON scalars
+
+
+def cell_params(cell: Cell) -> dict[str, Any]:
+    return {k: param_value(v) for k, v in cell.params.items()}
+
+
+def grid_distributions(cells: list[Cell]) -> dict[str, CategoricalDistribution]:
+    """One categorical distribution per factor, its choices in the grid's order of appearance
+    (a GridSampler-style search space: every analysis sees the full grid of each factor)."""
+    choices: dict[str, list[Any]] = {}
+    for cell in cells:
+        for k, v in cell_params(cell).items():
+            seen = choices.setdefault(k, [])
+            if not any(type(c) is type(v) and c == v for c in seen):
+                seen.append(v)
+    return {k: CategoricalDistribution(v) for k, v in choices.items()}
+
+
 def sync_cells(study: optuna.Study, cells: list[Cell]) -> list[str]:
-    """Enqueue the cells that have no trial yet; return their keys."""
+    """Enqueue the cells that have no trial yet, with their factors as params; return their keys."""
     taken = {
         t.user_attrs.get("cell") for t in study.get_trials(deepcopy=False)
         if t.state in TAKEN or t.user_attrs.get("status") == "diverged"
     }
+    dists = grid_distributions(cells)
     added = []
     for cell in cells:
         if cell.key not in taken:
-            study.add_trial(create_trial(state=TrialState.WAITING, user_attrs={
-                "cell": cell.key, "cell_params": dict(cell.params), "reference": cell.reference,
-                "status": "waiting"}))
+            params = cell_params(cell)
+            study.add_trial(create_trial(
+                state=TrialState.WAITING, params=params,
+                distributions={k: dists[k] for k in params},
+                system_attrs={"fixed_params": params},  # what study.enqueue_trial stores
+                user_attrs={"cell": cell.key, "cell_params": dict(cell.params),
+                            "reference": cell.reference, "status": "waiting"}))
             added.append(cell.key)
     return added
+
+
+def suggest_cell(study: optuna.Study, storage: optuna.storages.BaseStorage, trial: optuna.Trial,
+                 cell: Cell, dists: dict[str, CategoricalDistribution]) -> optuna.Trial:
+    """Record the cell's factors through ``trial.suggest_categorical`` (the enqueued values come
+    back; a trial enqueued by an older version without params gets them fixed first)."""
+    params = cell_params(cell)
+    fixed = storage.get_trial_system_attrs(trial._trial_id).get("fixed_params")
+    if any(k not in trial.params for k in params) and not fixed:
+        storage.set_trial_system_attr(trial._trial_id, "fixed_params", params)
+        trial = optuna.Trial(study, trial._trial_id)  # re-reads the fixed params
+    for name, value in params.items():
+        got = trial.suggest_categorical(name, dists[name].choices)
+        if got != value:
+            raise XrayganError(f"trial {trial.number}: param {name}={got!r} does not match "
+                               f"its cell {cell.key} ({value!r})")
+    return trial
 
 
 def prepare(opts: SweepOptions, echo: Callable[[str], None] = print) -> optuna.Study:
@@ -177,6 +231,25 @@ def duplicate_of(study: optuna.Study, trial: optuna.Trial, key: str) -> int | No
     return None
 
 
+def sweep_position(study: optuna.Study, n_cells: int) -> str:
+    """``cell 3/8, sweep ETA 0:12:30``: the cells started or done, and the remaining cells'
+    time at the mean wall time of the finished trials, shared by the running workers."""
+    trials = study.get_trials(deepcopy=False)
+    started = {t.user_attrs.get("cell") for t in trials
+               if t.state in (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+               or t.user_attrs.get("status") == "diverged"}
+    walls = [t.user_attrs["wall_time_s"] for t in trials
+             if t.state == TrialState.COMPLETE and t.user_attrs.get("wall_time_s")]
+    text = f"cell {len(started)}/{n_cells}"
+    if walls:
+        from xraygan.progress import format_duration
+
+        running = max(1, sum(t.state == TrialState.RUNNING for t in trials))
+        left = (n_cells - len(started) + 1) * sum(walls) / len(walls) / running
+        text += f", sweep ETA {format_duration(left)}"
+    return text
+
+
 def others_running(study: optuna.Study) -> bool:
     return bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
 
@@ -188,11 +261,16 @@ def worker(opts: SweepOptions, index: int = 0, echo: Callable[[str], None] = pri
     opts.study_dir.mkdir(parents=True, exist_ok=True)
     tag = f"[{opts.name} w{index}]"
     env = TrialEnv(spec, opts.ctx, opts.study_dir, storage, opts.heartbeat,
-                   echo=lambda s: echo(f"{tag} {s}"))
+                   echo=lambda s: echo(f"{tag} {s}"),
+                   # K workers' bars would overwrite each other on one terminal: lines then
+                   progress=(True if opts.workers == 1 else "lines") if opts.progress else False,
+                   tensorboard=opts.tensorboard)
     poll = min(opts.heartbeat, 10)
     done = 0
     if spec.is_grid:
-        cells = {c.key: c for c in spec.grid(opts.ctx)}
+        grid = spec.grid(opts.ctx)
+        cells = {c.key: c for c in grid}
+        dists = grid_distributions(grid)
         while True:
             fail_stale(study)
             trial = claim(study, storage)
@@ -212,6 +290,8 @@ def worker(opts: SweepOptions, index: int = 0, echo: Callable[[str], None] = pri
                 trial.set_user_attr("failure", f"cell {key} is covered by trial {dup}")
                 study.tell(trial, state=TrialState.FAIL)
                 continue
+            trial = suggest_cell(study, storage, trial, cells[key], dists)
+            env.echo(f"trial {trial.number} {key}: start, {sweep_position(study, len(cells))}")
             done += _run(study, trial, cells[key], env)
         return done
 
@@ -283,10 +363,10 @@ def _run(study: optuna.Study, trial: optuna.Trial, cell: Cell, env: TrialEnv) ->
 
 
 def _worker_main(opts: SweepOptions, index: int) -> None:
-    import torch
+    from xraygan.process import apply_process_policy
 
-    # K workers share the machine's cores; each gets its share of intra-op threads.
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // opts.workers))
+    # K workers share the machine's cores: workers x threads = cores (gan_core/process.py)
+    apply_process_policy(role="sweep-worker", workers=opts.workers)
     try:
         worker(opts, index, echo=lambda s: print(s, flush=True))
     except KeyboardInterrupt:

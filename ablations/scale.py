@@ -11,10 +11,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from gan_core.config import DataConfig, ExperimentConfig, OptimConfig, TrainConfig
-from gan_core.errors import ConfigError
-from gan_core.presets import get_preset
-from gan_core.registry import Registry
+from xraygan.config import DataConfig, ExperimentConfig, OptimConfig, TrainConfig
+from xraygan.errors import ConfigError
+from xraygan.presets import get_preset
+from xraygan.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -52,25 +52,42 @@ class Scale:
 
 SCALES: Registry[Scale] = Registry("scale")
 
-# CPU-sized: table1 (4 trials) on the built-in phantoms in about 10 minutes on two quiet cores
-# (measured; see the README). 32x32 keeps the DCGAN depth (3 strided layers), so the studies
-# that change depth still have something to remove. 1500 iterations (47 epochs) are long enough
-# for AdaS to leave its T0 phase and draw recognisable chests (FID about 100); FID on 2048
-# samples, as many as Inception's feature dimensions, keeps the covariance full-rank.
+# CPU-sized: the quick reproduction (`nox -s quickstart`) is Table I with QUICK_SEEDS seeds per
+# configuration (12 trials) on QUICK_WORKERS worker processes of one intra-op thread each, and
+# must finish within QUICK_BUDGET_S on two quiet cores of the slower CPU class seen (AVX2 EPYC,
+# 2.45 GHz). Each choice is sized by measurement (README, "Quick reproduction: time budget"):
+# - 32x32 keeps the DCGAN depth (3 strided layers), so the studies that change depth still
+#   have something to remove;
+# - 400 iterations of batch 64 (12.5 epochs of 2,048 phantoms): AdaS leaves its T0 phase at
+#   about 185 iterations (measured at this scale), Adam's D still wins throughout, so the
+#   AdaS-vs-Adam gap the claims test is there; 1500 iterations did not fit 3 seeds;
+# - FID on 256 generated samples against the 2,048 training images: Inception features cost
+#   about 0.1 core-seconds per image on this CPU (9.7 images/s on two cores) and were the
+#   largest item of the budget. FID at 256 samples is biased upwards (fewer samples than the
+#   2,048 feature dimensions), the same N in every cell, so cells compare with each other;
+#   FID_inf (Chong & Forsyth 2020, xraygan.metrics.fid_infinity) and KID are recorded beside
+#   it for comparison with other sample sizes; `nox -s fid_check` measures FID at 2,048 on the
+#   same runs.
+QUICK_SEEDS = 3
+QUICK_WORKERS = 2
+QUICK_BUDGET_S = 25 * 60
 QUICK = SCALES.add("quick", Scale(
-    name="quick", image_size=32, features=32, steps=1500, epochs=0.0, batch_size=64,
-    num_images=2048, fid=True, fid_samples=2048, log_every=5, sample_every=500,
-    checkpoint_every=250,
+    name="quick", image_size=32, features=32, steps=400, epochs=0.0, batch_size=64,
+    num_images=2048, fid=True, fid_samples=256, log_every=5, sample_every=200,
+    checkpoint_every=200,
 ))
 
-# The paper's scale: 64x64, about 150 epochs (Sec. "Training dynamics": 150 epochs separate
-# Adam from AdaS), base width 64 (Table II), batch 128 (the batch that worked with Adam), FID on
-# 10,000 generated samples.
+# The paper's scale (paper.md, "Setup" and "Training dynamics"): 64x64, base width 64 (Table
+# II), 150 epochs ("150 epochs separate clearly worse Adam samples from AdaS samples at
+# 64x64"), batch 128 (the batch that worked with Adam; 256 made no progress), FID on 10,000
+# generated samples against up to 10,000 training images ("a portion" of VinBigData).
 FULL = SCALES.add("full", Scale(
     name="full", image_size=64, features=64, steps=0, epochs=150.0, batch_size=128,
     num_images=10000, fid=True, fid_samples=10000, log_every=10, sample_every=1000,
     checkpoint_every=1000,
 ))
+FULL_SEEDS = 3  # Table I at full scale: the same seeds-per-cell as the quick reproduction
+FULL_STUDIES = ("table1", "table3", "batchnorm", "fmaps")  # what `nox -s full` runs
 
 
 def base_config(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from gan_core.errors import ConfigError
+from xraygan.errors import ConfigError
 
 from .spec import STUDIES, Cell, StudyContext, StudySpec, first_metric
 
@@ -19,7 +19,7 @@ DEFAULT_SEEDS = 5
 
 def cells(ctx: StudyContext) -> list[Cell]:
     base = ctx.base if ctx.base is not None else ctx.config(name="paper-elu-adas")
-    n = ctx.seeds if ctx.seeds > 1 else DEFAULT_SEEDS
+    n = ctx.seeds  # the CLI passes DEFAULT_SEEDS when --seeds is not given; 1 means one
     return [
         Cell(f"seed{s}", dataclasses.replace(
             base, name=f"{base.name}-seed{s}", train=dataclasses.replace(base.train, seed=s)),
@@ -46,4 +46,6 @@ STUDIES.add("seeds", StudySpec(
     cells=cells,
     score=first_metric("fid", "d_loss_mean"),
     repeat_seeds=False,
+    sections=("protocol", "trials", "table1", "quality", "correlation", "throughput", "dynamics",
+              "samples", "spectrum", "memorization", "collapse", "claims"),
 ))

@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from gan_core.config import ExperimentConfig, replace_path
-from gan_core.errors import ConfigError
-from gan_core.registry import Registry
+from xraygan.config import ExperimentConfig, replace_path
+from xraygan.errors import ConfigError
+from xraygan.registry import Registry
 
 from .scale import Scale, base_config
 
@@ -50,6 +50,12 @@ Score = Callable[[Mapping[str, Any]], tuple[str, float]]
 peak_memory_bytes) -> (name of the quantity used, value): the trial's Optuna value."""
 
 
+DEFAULT_SECTIONS = ("protocol", "trials", "throughput", "dynamics", "samples", "collapse", "claims")
+QUALITY_SECTIONS = ("protocol", "trials", "table1", "quality", "correlation", "throughput",
+                    "dynamics", "samples", "spectrum", "memorization", "collapse", "claims")
+"""Table I-like pages (table1, seeds, runs): Table I, the metrics beyond FID, Fig. 5, figures."""
+
+
 @dataclass(frozen=True)
 class StudySpec:
     name: str
@@ -67,6 +73,10 @@ class StudySpec:
     # (ctx, cell, trial attrs, reference attrs) -> extra attrs (e.g. TPE constraints)
     default_trials: int = 0
     repeat_seeds: bool = True  # False: the study handles ctx.seeds itself (the seeds study)
+    # The study's report page: its sections in order (names in reports/build.py SECTIONS) and
+    # the claims it bears on beyond those that name the study (reports/claims.py registry).
+    sections: tuple[str, ...] = DEFAULT_SECTIONS
+    claims: tuple[str, ...] = ()
 
     @property
     def is_grid(self) -> bool:

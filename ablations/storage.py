@@ -7,6 +7,11 @@ Killed workers: every running trial sends a heartbeat (a row in the storage, eve
 (``optuna.storages.fail_stale_trials``) marks it FAIL and :class:`RetryKilledTrial` enqueues
 a copy of it, user attrs included, so the copy finds the killed trial's run folder and
 resumes from its last checkpoint.
+
+Storage faults are user errors with one line each (StorageError, exit 2): an unknown URL
+scheme names ``--storage`` and the valid ones, an unreachable server its host:port and the
+driver's reason (after at most :data:`CONNECT_TIMEOUT_S`), a file that is not an SQLite
+database its path.
 """
 
 from __future__ import annotations
@@ -19,12 +24,28 @@ import optuna
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
-from gan_core.errors import ConfigError
+from xraygan.errors import ConfigError, StorageError
 
 HEARTBEAT_S = 30
 GRACE_S = 120  # four missed heartbeats: a busy machine is not a dead one
 MAX_RETRY = 2  # a trial killed three times is left failed (something kills it on purpose)
 DEFAULT_OUT = "studies"
+CONNECT_TIMEOUT_S = 10  # a server that does not answer in 10 s is down, not slow
+SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2", "postgresql+psycopg", "mysql",
+           "mysql+pymysql")
+"""URL schemes a study storage may use (SQLAlchemy dialect[+driver]); sqlite needs nothing
+installed, PostgreSQL psycopg2-binary (the dev extra), MySQL PyMySQL."""
+_DRIVERS = {"psycopg2": "psycopg2-binary", "psycopg": "psycopg[binary]", "MySQLdb": "mysqlclient",
+            "pymysql": "PyMySQL"}  # module -> the package that provides it
+
+
+def check_worker_options(heartbeat: int, grace: int, max_retry: int) -> None:
+    """Heartbeat and grace are positive seconds, retries >= 0; errors name the flag."""
+    for flag, value, low in (("--heartbeat", heartbeat, 1), ("--grace", grace, 1),
+                             ("--max-retry", max_retry, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            what = "a positive number of seconds" if low else "an integer >= 0"
+            raise ConfigError(f"{flag}: expected {what}, got {value!r}")
 
 
 def default_storage(out: str | Path, study_name: str) -> str:
@@ -35,29 +56,110 @@ def default_storage(out: str | Path, study_name: str) -> str:
 def open_storage(
     url: str, *, heartbeat: int = HEARTBEAT_S, grace: int = GRACE_S, max_retry: int = MAX_RETRY
 ) -> optuna.storages.RDBStorage:
-    """An RDBStorage on ``url`` with heartbeats and the killed-trial retry callback."""
-    if "://" not in url:
-        raise ConfigError(
-            f"--storage: expected an SQLAlchemy URL such as sqlite:///studies/x.db or "
-            f"postgresql+psycopg2://user@host:5432/db, got {url!r}"
-        )
+    """An RDBStorage on ``url`` with heartbeats and the killed-trial retry callback.
+
+    Raises ConfigError for a malformed URL or worker option, StorageError when the storage
+    cannot be opened (no traceback: the message is the fix)."""
+    check_worker_options(heartbeat, grace, max_retry)
+    parsed = _parse_url(url)
+    scheme = parsed.drivername
     engine_kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+    if scheme.startswith("sqlite"):
+        _prepare_sqlite(parsed.database)
         # several worker processes write one file: wait for the lock instead of failing;
         # transactions are begun by _serialize_sqlite, not implicitly by pysqlite
         engine_kwargs["connect_args"] = {"timeout": 300, "isolation_level": None}
     else:
         engine_kwargs["pool_pre_ping"] = True  # a server restart must not kill long sweeps
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        storage = optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=grace,
-            heartbeat_stale_trial_callback=RetryKilledTrial(max_retry),
-        )
-    if url.startswith("sqlite"):
+        # libpq / MySQL drivers otherwise wait for the OS TCP timeout (minutes) on a dead host
+        engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat,
+                grace_period=grace, heartbeat_stale_trial_callback=RetryKilledTrial(max_retry),
+            )
+    except ImportError as e:  # optuna re-raises the driver's ModuleNotFoundError as its cause
+        missing = getattr(e.__cause__, "name", None) or getattr(e, "name", None) or "its module"
+        raise StorageError(
+            f"--storage: the {scheme} driver is not installed (no module {missing}); "
+            f"pip install {_DRIVERS.get(missing, missing)}"
+            + (", or name an installed driver (postgresql+psycopg2://...)"
+               if scheme == "postgresql" else "")
+        ) from None
+    except sqlalchemy.exc.DBAPIError as e:
+        raise StorageError(_describe_db_error(parsed, e)) from None
+    except sqlalchemy.exc.SQLAlchemyError as e:
+        raise StorageError(f"--storage: cannot open {_redacted(parsed)} ({_first_line(e)})") from None
+    except RuntimeError as e:  # optuna: the study tables are of another (newer) optuna version
+        raise StorageError(f"--storage: {_redacted(parsed)}: {_first_line(e)}") from None
+    if scheme.startswith("sqlite"):
         _serialize_sqlite(storage.engine)
     return storage
+
+
+def _parse_url(url: str) -> sqlalchemy.engine.URL:
+    """The URL, with its scheme checked against SCHEMES before any driver is imported."""
+    example = "sqlite:///studies/x.db or postgresql+psycopg2://user@host:5432/db"
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigError(f"--storage: expected an SQLAlchemy URL such as {example}, got {url!r}")
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+    except (sqlalchemy.exc.ArgumentError, ValueError) as e:
+        raise ConfigError(f"--storage: malformed URL {url!r} ({_first_line(e)}); expected e.g. "
+                          f"{example}") from None
+    if parsed.drivername not in SCHEMES:
+        raise ConfigError(f"--storage: unknown scheme {parsed.drivername!r} in {url!r}; valid "
+                          f"schemes: {', '.join(SCHEMES)} (e.g. {example})")
+    if parsed.drivername == "sqlite" and not parsed.database:
+        raise ConfigError("--storage: sqlite needs a file (sqlite:///PATH.db); an in-memory "
+                          "database cannot be shared by workers")
+    return parsed
+
+
+def _prepare_sqlite(database: str) -> None:
+    """Create the file's folder; a file that exists must be an SQLite database."""
+    path = Path(database)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StorageError(f"--storage: cannot create the folder of {path} ({e.strerror})") from None
+    if path.is_dir():
+        raise StorageError(f"--storage: {path} is a folder, expected an SQLite file")
+    if path.is_file() and path.stat().st_size > 0:
+        try:
+            with open(path, "rb") as f:
+                head = f.read(16)
+        except OSError as e:
+            raise StorageError(f"--storage: cannot read {path} ({e.strerror})") from None
+        if head != b"SQLite format 3\x00":
+            raise StorageError(f"--storage: {path} is not an SQLite database (corrupt or another "
+                               "kind of file); move it away or name another file")
+
+
+def _describe_db_error(parsed: sqlalchemy.engine.URL, e: sqlalchemy.exc.DBAPIError) -> str:
+    reason = _first_line(e.orig) if e.orig is not None else _first_line(e)
+    if parsed.drivername.startswith("sqlite"):
+        return (f"--storage: {parsed.database} is not a usable SQLite study database "
+                f"({reason}); move it away or name another file")
+    where = f"{parsed.host or 'localhost'}:{parsed.port or _default_port(parsed.drivername)}"
+    if isinstance(e, sqlalchemy.exc.OperationalError):
+        return f"--storage: cannot connect to {where} ({reason})"
+    return f"--storage: {_redacted(parsed)} at {where}: {reason}"
+
+
+def _default_port(scheme: str) -> int:
+    return 5432 if scheme.startswith("postgresql") else 3306
+
+
+def _redacted(parsed: sqlalchemy.engine.URL) -> str:
+    return parsed.render_as_string(hide_password=True)
+
+
+def _first_line(e: object) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0].strip() if text else type(e).__name__
 
 
 def _serialize_sqlite(engine: Any) -> None:

@@ -16,7 +16,7 @@ low-D-loss phase) and the collapse flags.
 
 from __future__ import annotations
 
-from gan_core.config import replace_path
+from xraygan.config import replace_path
 
 from .spec import STUDIES, Cell, StudyContext, StudySpec, first_metric, named
 
@@ -44,4 +44,6 @@ STUDIES.add("table1", StudySpec(
     description="Table I: AdaS/ELU, Adam/ELU, AdaS/ELU/TTUR, AdaS with DCGAN activations",
     cells=cells,
     score=first_metric("fid", "d_loss_mean"),
+    sections=("protocol", "trials", "table1", "quality", "correlation", "throughput", "dynamics",
+              "samples", "spectrum", "memorization", "collapse", "claims"),
 ))

@@ -2,7 +2,7 @@
 
 The paper (Sec. "Compression") varied four things, each in D only, G only and both, 12 runs
 that all "failed" by eye with "blurry squares with homogeneous colors". Here each cell gets
-numbers (FID, ``blockiness`` from gan_core.metrics.artifacts) next to the uncompressed
+numbers (FID, ``blockiness`` from xraygan.metrics.artifacts) next to the uncompressed
 ``baseline`` cell, the deep model they are compared with:
 
 - ``strides``: fewer, larger-stride layers: DCGAN's stride-2 layers merged pairwise into
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from gan_core.config import ModelConfig
+from xraygan.config import ModelConfig
 
 from .spec import STUDIES, Cell, StudyContext, StudySpec, first_metric, named
 
@@ -80,4 +80,6 @@ STUDIES.add("table3", StudySpec(
                 "(12 cells + the deep baseline)",
     cells=cells,
     score=first_metric("fid", "blockiness"),
+    sections=("protocol", "trials", "table3", "quality", "throughput", "dynamics", "samples",
+              "spectrum", "collapse", "claims"),
 ))

@@ -3,6 +3,7 @@ record everything as trial user attrs (names in ablations/__init__.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -10,6 +11,7 @@ import socket
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +21,13 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
-from gan_core import runs
-from gan_core.config import ExperimentConfig
-from gan_core.data import ImageSet, load_dataset
-from gan_core.errors import TrainingDiverged
-from gan_core.train import resolve_amp, resolve_device, train
+from xraygan import runs
+from xraygan.config import ExperimentConfig
+from xraygan.data import ImageSet, load_dataset
+from xraygan.errors import TrainingDiverged
+from xraygan.fingerprint import fingerprint
+from xraygan.process import governor_tick, stop_on_signals
+from xraygan.train import resolve_amp, resolve_device, total_steps, train
 
 from .spec import Cell, StudyContext, StudySpec
 from .storage import requeue
@@ -68,11 +72,16 @@ class TrialEnv:
     echo: Callable[[str], None] = print
     reference: Mapping[str, Any] | None = None  # attrs of the finished reference trial
     datasets: dict[tuple, ImageSet] = field(default_factory=dict)
+    progress: bool | str = False  # train()'s progress: True, False or "lines" (xraygan.progress)
+    tensorboard: bool = False  # RUN/tb/ event files per trial
 
     def dataset(self, cfg: ExperimentConfig) -> ImageSet:
         key = (cfg.data.source, cfg.data.num_images, cfg.data.seed, cfg.model.image_size,
                cfg.model.channels)
         if key not in self.datasets:
+            from xraygan.guard import check_training
+
+            check_training(cfg)  # the data and the model must fit before the data is loaded
             self.datasets[key] = load_dataset(cfg.data, cfg.model.image_size, cfg.model.channels)
         return self.datasets[key]
 
@@ -92,9 +101,9 @@ def run_folder(attrs: Mapping[str, Any], study_dir: Path, key: str) -> tuple[Pat
 
 
 def measure_memory(cfg: ExperimentConfig) -> dict[str, Any]:
-    """Measured peak of one training step and the project's estimate (gan_core.memory)."""
-    from gan_core.memory.estimate import estimate_step
-    from gan_core.memory.measure import build_step, make_batch, measure_step_peak
+    """Measured peak of one training step and the project's estimate (xraygan.memory)."""
+    from xraygan.memory.estimate import estimate_step
+    from xraygan.memory.measure import build_step, make_batch, measure_step_peak
 
     device = resolve_device(cfg.train.device)
     amp = resolve_amp(cfg.train.amp, device)
@@ -109,9 +118,69 @@ def measure_memory(cfg: ExperimentConfig) -> dict[str, Any]:
             "estimate": est.to_dict()}
 
 
+REPORTS_PER_TRIAL = 50
+"""How many intermediate values a trial reports (at most, plus its last step): often enough for
+a median or successive-halving pruner, few enough that the storage is not written every step."""
+
+INTERMEDIATE_LOSS = "d_loss_mean (running)"
+INTERMEDIATE_BLOCKINESS = "blockiness"
+
+
+class LossReporter:
+    """``on_log`` callback of grid studies: the running mean of D's loss over the trial's log so
+    far, reported as the trial's intermediate value every ``total_steps / REPORTS_PER_TRIAL``
+    steps (and at the last step).
+
+    Why this proxy: it is the ``d_loss_mean`` metric itself (the objective when FID is not
+    computed, and equal to it at the last step), and Table I's D-loss statistics are the
+    paper's training-time stand-in for FID; an FID of a few hundred samples every few steps
+    would cost more than the training it judges. The last intermediate value equals the
+    trial's ``metrics.d_loss_mean``.
+    """
+
+    kind = INTERMEDIATE_LOSS
+
+    def __init__(self, trial: optuna.Trial, prune: bool, total_steps: int = 0,
+                 every: int | None = None) -> None:
+        self.trial, self.prune, self._every = trial, prune, every
+        self.start(total_steps)
+
+    def start(self, total_steps: int) -> None:
+        """Set the trial's length (known once its data is loaded); resets the running mean."""
+        self.total = total_steps
+        self.every = self._every or max(1, total_steps // REPORTS_PER_TRIAL)
+        self.sum, self.n, self.next = 0.0, 0, self.every
+
+    def seed(self, rows: Any, upto: int) -> None:
+        """Resume: count the log rows the checkpoint keeps (steps <= ``upto``)."""
+        for step, loss in zip(rows["step"], rows["loss_d"], strict=True):
+            if step <= upto:
+                self._add(float(loss))
+        self.next = (upto // self.every + 1) * self.every
+
+    def _add(self, loss: float) -> None:
+        if math.isfinite(loss):
+            self.sum += loss
+            self.n += 1
+
+    def __call__(self, row: Mapping[str, Any]) -> None:
+        self._add(float(row["loss_d"]))
+        step = int(row["step"])
+        if (step < self.next and step != self.total) or not self.n:
+            return
+        self.next = (step // self.every + 1) * self.every
+        value = self.sum / self.n
+        self.trial.report(value, step)
+        if self.prune and self.trial.should_prune():
+            raise optuna.TrialPruned(f"running D-loss mean {value:.4f} at step {step}")
+
+
 class GridReporter:
-    """``on_log`` callback: scores each new sample grid for blockiness, reports it as the
-    trial's intermediate value and, where the study prunes, stops a trial the pruner rejects."""
+    """``on_log`` callback of studies that prune on artifacts (compress-search, whose pruner
+    thresholds blockiness): scores each new sample grid for blockiness, reports it as the
+    trial's intermediate value and stops a trial the pruner rejects."""
+
+    kind = INTERMEDIATE_BLOCKINESS
 
     def __init__(self, trial: optuna.Trial, run_dir: Path, image_size: int, prune: bool) -> None:
         self.trial, self.run_dir, self.image_size, self.prune = trial, run_dir, image_size, prune
@@ -137,7 +206,7 @@ def grid_blockiness(path: Path, image_size: int) -> float:
     import numpy as np
     from PIL import Image
 
-    from gan_core.metrics.artifacts import blockiness, split_grid
+    from xraygan.metrics.artifacts import blockiness, split_grid
 
     try:
         tiles = split_grid(np.asarray(Image.open(path)), image_size)
@@ -158,27 +227,45 @@ def execute(study: optuna.Study, trial: optuna.Trial, cell: Cell, env: TrialEnv)
         for k, v in values.items():
             trial.set_user_attr(k, v)
 
+    prune = env.spec.pruner is not None and not cell.reference
+    if env.spec.pruner is not None:  # the pruner judges blockiness: report what it judges
+        reporter: LossReporter | GridReporter = GridReporter(trial, run_dir, cfg.model.image_size,
+                                                             prune=prune)
+    else:
+        reporter = LossReporter(trial, prune=prune)
     set_attrs(study=env.spec.name, scale=env.ctx.scale.name, cell=cell.key,
               cell_params=dict(cell.params), reference=cell.reference, config=cfg.to_dict(),
               seed=cfg.train.seed, run_dir=str(run_dir.resolve()), host=HOST, pid=os.getpid(),
-              status="running")
+              fingerprint=fingerprint(resolve_device(cfg.train.device)),
+              intermediate=reporter.kind, status="running")
+    resumed_step = 0
     if resume:
-        from gan_core.checkpoint import load_checkpoint
+        from xraygan.checkpoint import load_checkpoint
 
-        set_attrs(resumed_from_step=int(load_checkpoint(runs.checkpoint_path(run_dir))["step"]))
-    reporter = GridReporter(trial, run_dir, cfg.model.image_size,
-                            prune=env.spec.pruner is not None and not cell.reference)
+        resumed_step = int(load_checkpoint(runs.checkpoint_path(run_dir))["step"])
+        set_attrs(resumed_from_step=resumed_step)
 
     def finish(status: str, state: TrialState, value: float | None = None, **extra: Any) -> str:
         set_attrs(status=status, wall_time_s=round(time.perf_counter() - t_start, 3), **extra)
         runs.update_summary(run_dir, trial=trial.number, trial_status=status)
+        if state == TrialState.COMPLETE and extra.get("objective"):
+            name_metric(study, extra["objective"])
         study.tell(trial, value, state=state) if value is not None else study.tell(trial, state=state)
         return status
 
     with Heartbeat(env.storage, trial_id, env.heartbeat):
         try:
-            result = train(cfg, run_dir=run_dir, resume=resume, progress=False, evaluate=False,
-                           dataset=env.dataset(cfg), on_log=reporter)
+            data = env.dataset(cfg)  # inside the try: unreadable data fails this trial only
+            if isinstance(reporter, LossReporter):
+                reporter.start(total_steps(cfg, len(data)))
+                if resumed_step:
+                    with contextlib.suppress(Exception):  # no log yet: nothing to count
+                        reporter.seed(runs.read_metrics(run_dir), resumed_step)
+            with stop_on_signals() as stop:  # Ctrl-C / SIGTERM: checkpoint, requeue below
+                result = train(cfg, run_dir=run_dir, resume=resume, progress=env.progress,
+                               evaluate=False, dataset=data, on_log=reporter, should_stop=stop,
+                               on_step=governor_tick,
+                               tensorboard=env.tensorboard)
         except TrainingDiverged as e:
             return finish("diverged", TrialState.FAIL, failure=str(e))
         except optuna.TrialPruned as e:
@@ -205,10 +292,19 @@ def execute(study: optuna.Study, trial: optuna.Trial, cell: Cell, env: TrialEnv)
         return finish("completed", TrialState.COMPLETE, value, objective=name, **record, **extra)
 
 
+def name_metric(study: optuna.Study, name: str) -> None:
+    """Name the objective (optuna-dashboard shows "fid", not "Objective 0")."""
+    if study.metric_names == [name]:
+        return
+    with warnings.catch_warnings():  # experimental in optuna, stable in use
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([name])
+
+
 def evaluate(cfg: ExperimentConfig, run_dir: Path, summary: Mapping[str, Any],
              env: TrialEnv) -> dict[str, Any]:
     """Metrics, memory and timings of a finished run, as trial attrs."""
-    from gan_core.metrics import run_metrics
+    from xraygan.metrics import run_metrics
 
     scale = env.ctx.scale
     device = str(resolve_device(cfg.train.device))

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from gan_core.config import OptimConfig
-from gan_core.memory import build_step, estimate_step, make_batch, measure_step_peak
-from gan_core.presets import get_preset
+from xraygan.config import OptimConfig
+from xraygan.memory import build_step, estimate_step, make_batch, measure_step_peak
+from xraygan.presets import get_preset
 
 
 def device() -> torch.device:

@@ -4,7 +4,7 @@ GANStep in the modes the project offers, each timed in a fresh process.
 ``python benchmarks/reference_dcgan.py MODE [--steps N] [--warmup W]`` prints one JSON line
 with images/s. A fresh process per measurement gives each contender the allocator state it
 would have on its own: the reference runs as the recipe does (glibc defaults), ours as
-``xraygan train`` does (gan_core.perf.tune_malloc). test_bench_reference.py interleaves them.
+``xraygan train`` does (xraygan.perf.tune_malloc). test_bench_reference.py interleaves them.
 
 The reference follows the recipe line by line: same networks (paper-elu at 64x64 from
 gan_core, D's logit followed by ``nn.Sigmoid`` as the recipe's D ends), ``nn.BCELoss``, Adam
@@ -33,8 +33,8 @@ MODES: dict[str, tuple[torch.dtype | None, bool, bool]] = {
 
 
 def _models():
-    from gan_core.models import build_models
-    from gan_core.presets import get_preset
+    from xraygan.models import build_models
+    from xraygan.presets import get_preset
 
     torch.manual_seed(0)
     return get_preset(PRESET, IMAGE_SIZE), *build_models(get_preset(PRESET, IMAGE_SIZE))
@@ -77,9 +77,9 @@ def reference_step_fn():
 
 
 def ours_step_fn(mode: str):
-    from gan_core.config import OptimConfig
-    from gan_core.memory.measure import build_step, make_batch
-    from gan_core.perf import tune_malloc
+    from xraygan.config import OptimConfig
+    from xraygan.memory.measure import build_step, make_batch
+    from xraygan.perf import tune_malloc
 
     amp, channels_last, malloc = MODES[mode]
     if malloc:

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from gan_core.errors import XrayganError
-from gan_core.metrics.frechet import frechet_distance
+from xraygan.errors import XrayganError
+from xraygan.metrics.frechet import frechet_distance
 
 D = 2048
 
@@ -43,7 +43,7 @@ def test_frechet_2048_vs_pytorch_fid(benchmark, stats_2048):
 
 
 def test_inception_features_cpu(benchmark):
-    from gan_core.metrics.features import InceptionFeatures
+    from xraygan.metrics.features import InceptionFeatures
 
     try:
         ex = InceptionFeatures("cpu")

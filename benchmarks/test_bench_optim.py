@@ -20,7 +20,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from gan_core.optim import Adas
+from xraygan.optim import Adas
 
 # Table II generator, 64x64, one channel: ConvTranspose2d(100, 512, 4) ... (64, 1, 4), no bias.
 GENERATOR_SHAPES = [

@@ -16,8 +16,8 @@ import os
 
 import pytest
 
-from gan_core.data.dicom import PrepSettings, prepare
-from gan_core.data.dicom_writer import write_phantom_dicoms
+from xraygan.data.dicom import PrepSettings, prepare
+from xraygan.data.dicom_writer import write_phantom_dicoms
 
 COUNT, SIZE = 12, 1024
 _rates: dict[int, float] = {}

@@ -11,8 +11,8 @@ import pytest
 import torch
 from bench_helpers import add_measured_peak, device, step_case, sync
 
-from gan_core.models import build_models
-from gan_core.presets import get_preset
+from xraygan.models import build_models
+from xraygan.presets import get_preset
 
 PRESETS = ("dcgan", "paper-elu", "paper-elu-nobn")
 SHAPES = ((32, 16), (32, 64), (64, 16), (64, 64))  # (image size, batch)

@@ -1,8 +1,17 @@
 """Checkpoints: everything needed to continue a run bit for bit, loadable without pickle code.
 
-A checkpoint holds G, D, both optimizers, the noise generator's and torch's RNG states, the
-step and the resolved config as a plain dict, so ``torch.load(..., weights_only=True)`` reads it:
-opening a checkpoint from someone else never executes code.
+A checkpoint holds G, D (parameters and buffers), both optimizers, the AMP grad scaler, the
+step, the resolved config as a plain dict, and one RNG state: the training loop's noise
+generator (``rng.noise``), the only random stream the loop draws from. Nothing else needs
+saving for a bit-identical resume: the batch of step s is a pure function of (seed, epoch)
+(xraygan.train.batch_indices), the fixed sample noise has its own seed, and torch's global
+RNG is used only for the weight init, before step 0, which a resume overwrites. So
+``torch.load(..., weights_only=True)`` reads it: opening a checkpoint from someone else never
+executes code.
+
+A file that loads but is not a complete checkpoint (keys missing, of the wrong type, a config
+that does not parse) is rejected here, naming the file and what is wrong, instead of surfacing
+later as ``KeyError: 'config'``.
 """
 
 from __future__ import annotations
@@ -12,10 +21,26 @@ from typing import Any
 
 import torch
 
-from .errors import RunFolderError
+from .errors import CheckpointError, ConfigError, RunFolderError
 from .runs import atomic_torch_save
 
 FORMAT = 1
+
+REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "step": int,
+    "config": dict,
+    "G": dict,
+    "D": dict,
+    "opt_g": dict,
+    "opt_d": dict,
+    "rng": dict,
+}
+"""Top-level keys every checkpoint of this format has, with their types (``scaler`` is
+optional: checkpoints written before AMP support have none)."""
+
+
+class InvalidCheckpoint(CheckpointError, RunFolderError):
+    """A checkpoint file that cannot be used; both a bad file and a broken run folder."""
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
@@ -23,13 +48,47 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The checkpoint at ``path``, checked to hold every key of :data:`REQUIRED`."""
     path = Path(path)
     if not path.is_file():
-        raise RunFolderError(f"{path}: no checkpoint; the run has not saved one yet")
+        raise InvalidCheckpoint(f"{path}: no checkpoint; the run has not saved one yet")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # a truncated or foreign file: say which and why
-        raise RunFolderError(f"{path}: cannot read the checkpoint ({type(e).__name__}: {e})") from None
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise InvalidCheckpoint(
+            f"{path}: cannot read the checkpoint ({type(e).__name__}{': ' + reason if reason else ''})"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise RunFolderError(f"{path}: not an xraygan checkpoint of format {FORMAT}")
+        got = f"format {ckpt.get('format')!r}" if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise InvalidCheckpoint(f"{path}: not an xraygan checkpoint of format {FORMAT} (got {got})")
+    check_payload(ckpt, path)
     return ckpt
+
+
+def check_payload(ckpt: dict[str, Any], path: str | Path) -> None:
+    """Raise InvalidCheckpoint naming ``path`` and every missing or mistyped key."""
+    missing = [k for k in REQUIRED if k not in ckpt]
+    if missing:
+        raise InvalidCheckpoint(f"{path}: incomplete checkpoint, missing key(s) {', '.join(missing)}")
+    wrong = [f"{k} ({type(ckpt[k]).__name__}, expected {t.__name__})"  # type: ignore[union-attr]
+             for k, t in REQUIRED.items()
+             if not isinstance(ckpt[k], t) or (t is int and isinstance(ckpt[k], bool))]
+    if not wrong and ckpt["step"] < 0:
+        wrong.append(f"step ({ckpt['step']}, expected >= 0)")
+    for net in ("G", "D"):
+        if not wrong and not all(isinstance(v, torch.Tensor) for v in ckpt[net].values()):
+            wrong.append(f"{net} (not a state dict of tensors)")
+    for opt in ("opt_g", "opt_d"):
+        if not wrong and not {"state", "param_groups"} <= set(ckpt[opt]):
+            wrong.append(f"{opt} (not an optimizer state dict)")
+    if not wrong and not isinstance(ckpt["rng"].get("noise"), torch.Tensor):
+        wrong.append("rng.noise (missing: the noise generator's state)")
+    if wrong:
+        raise InvalidCheckpoint(f"{path}: invalid checkpoint, wrong key(s) {'; '.join(wrong)}")
+    from .config import ExperimentConfig
+
+    try:
+        ExperimentConfig.from_dict(ckpt["config"])
+    except (ConfigError, TypeError, ValueError) as e:
+        raise InvalidCheckpoint(f"{path}: the checkpoint's config is invalid ({e})") from None

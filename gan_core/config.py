@@ -4,15 +4,25 @@ Variants are made with :func:`dataclasses.replace`; the resolved config is writt
 folder as JSON before step 0 and stored in every checkpoint, so a run can always be rebuilt
 from its folder. ``from_dict`` rejects unknown keys with the valid list, so a stale or
 hand-edited config fails loudly instead of silently training something else.
+
+Every field is declared with :func:`param`: its default, help text and constraints (range,
+finiteness, choices, power of two, CLI flag) live in the field's metadata, once. ``validate``
+walks that metadata, and the CLI (xraygan.cli.train) generates its flags and their help from
+it, so a new field is checked and reachable from the command line by declaring it.
+The upper bounds are sanity limits (nothing sensible needs more; integers stay inside int64
+and seeds inside what every RNG we use accepts); whether a config fits the machine is the
+resource guard's job, not this file's.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import types
 import typing
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,51 +34,128 @@ BATCHNORM_PLACEMENTS = ("none", "d", "g", "both")
 G and D (the DCGAN baseline). G gets it after every layer but the last, D after every hidden
 layer (not the first, as in DCGAN, and not the output)."""
 
+AMP_MODES = ("off", "bf16", "fp16", "auto")
+LOSSES = ("nonsaturating", "saturating")
+
+SEED_MAX = 2**32 - 1
+"""Largest seed: numpy's legacy and phantom RNGs take 0..2**32-1, torch's up to 2**64-1; the
+training loop derives per-epoch seeds as ``seed * 1_000_003 + epoch``, which stays in int64."""
+COUNT_MAX = 10**9  # steps, logging intervals: far beyond any run, far inside int64
+
+
+@dataclass(frozen=True)
+class Param:
+    """Constraints and CLI face of one config field (stored in the field's metadata)."""
+
+    help: str
+    min: float | None = None  # inclusive bounds
+    max: float | None = None
+    gt: float | None = None  # exclusive bounds
+    lt: float | None = None
+    finite: bool = True  # floats: NaN and +-inf rejected
+    pow2: bool = False  # integers: a power of two (image sizes)
+    choices: tuple[str, ...] | Callable[[], Iterable[str]] | None = None  # callable: a registry
+    max_len: int | None = None  # tuples: at most this many elements
+    nonempty: bool = False  # strings
+    flag: str | None = ""  # "" = --field-name; None = no CLI flag (set elsewhere)
+    metavar: str | None = None
+
+    def choice_names(self) -> tuple[str, ...] | None:
+        if self.choices is None:
+            return None
+        return tuple(self.choices() if callable(self.choices) else self.choices)
+
+
+PARAM_KEY = "xraygan"
+
+
+def param(default: Any = dataclasses.MISSING, *, help: str, **constraints: Any) -> Any:
+    """A dataclass field whose constraints and help text travel in its metadata."""
+    return field(default=default, metadata={PARAM_KEY: Param(help=help, **constraints)})
+
+
+def param_of(f: dataclasses.Field) -> Param | None:
+    return f.metadata.get(PARAM_KEY)
+
+
+def _activation_names() -> tuple[str, ...]:
+    from .models.layers import ACTIVATIONS  # lazy: models import this module
+
+    return tuple(ACTIVATIONS.names())
+
+
+def _optimizer_names() -> tuple[str, ...]:
+    from .optim.factory import OPTIMIZERS  # lazy: optim imports this module
+
+    return tuple(OPTIMIZERS.names())
+
 
 @dataclass(frozen=True)
 class ModelConfig:
     """Generator and discriminator architecture (DCGAN family)."""
 
-    image_size: int = 64  # square side in pixels; a power of two >= 16
-    channels: int = 1  # X-rays are grayscale (Table II prints 3 for G: a misprint, see paper.md)
-    latent_dim: int = 100  # size of z, fed to G as a (latent_dim, 1, 1) map
-    g_features: int = 64  # base width of G; widths double per block towards the latent side
-    d_features: int = 64  # base width of D; widths double per block towards the logit
-    g_activation: str = "elu"  # registry name, see gan_core.models.layers
-    d_activation: str = "elu"
-    leaky_slope: float = 0.2  # negative slope, used when an activation is leaky_relu
-    batchnorm: str = "d"  # one of BATCHNORM_PLACEMENTS
+    image_size: int = param(64, help="square image side in pixels, a power of two >= 16",
+                            min=16, max=4096, pow2=True)
+    # X-rays are grayscale (Table II prints 3 for G: a misprint, see paper.md)
+    channels: int = param(1, help="image channels (1: grayscale X-rays)", min=1, max=4)
+    latent_dim: int = param(100, help="size of z, fed to G as a (latent_dim, 1, 1) map",
+                            min=1, max=16384)
+    g_features: int = param(64, help="base width of G; widths double per block towards the "
+                            "latent side", min=1, max=4096)
+    d_features: int = param(64, help="base width of D; widths double per block towards the "
+                            "logit", min=1, max=4096)
+    g_activation: str = param("elu", help="activation of G", choices=_activation_names,
+                              metavar="NAME")
+    d_activation: str = param("elu", help="activation of D", choices=_activation_names,
+                              metavar="NAME")
+    leaky_slope: float = param(0.2, help="negative slope of leaky_relu", min=0.0, lt=1.0)
+    batchnorm: str = param("d", help="batch norm: none | d (D's hidden layers: the paper) | "
+                           "g | both (DCGAN)", choices=BATCHNORM_PLACEMENTS)
     # Strides of the up/down-sampling layers. Empty = the DCGAN geometry (stride 2 until 4x4).
     # G's first layer (1x1 -> initial size) and D's last (final size -> 1x1) are not listed:
     # their kernel equals the feature-map size they map from/to, as in DCGAN.
-    g_strides: tuple[int, ...] = ()
-    d_strides: tuple[int, ...] = ()
+    g_strides: tuple[int, ...] = param((), help="strides of G's upsampling layers, e.g. 4,4 "
+                                       "(empty: stride 2 down to 4x4)", min=1, max=64, max_len=16,
+                                       metavar="S,S,...")
+    d_strides: tuple[int, ...] = param((), help="strides of D's downsampling layers",
+                                       min=1, max=64, max_len=16, metavar="S,S,...")
     # Kernel sizes of the same layers. Empty = solved from the paper's eq. 5 for each stride.
-    g_kernels: tuple[int, ...] = ()
-    d_kernels: tuple[int, ...] = ()
-    padding: int = 1  # padding of the strided layers (DCGAN: 1, so stride 2 gives kernel 4)
-    g_fc_layers: int = 0  # fully connected layers at G's output (paper's compression study)
-    d_fc_layers: int = 0  # fully connected layers at D's input
-    init_std: float = 0.02  # DCGAN init: conv weights ~ N(0, 0.02), BN weights ~ N(1, 0.02)
+    g_kernels: tuple[int, ...] = param((), help="kernels of G's strided layers (empty: solved "
+                                       "from eq. 5)", min=1, max=256, max_len=16, metavar="K,K,...")
+    d_kernels: tuple[int, ...] = param((), help="kernels of D's strided layers (empty: solved "
+                                       "from eq. 5)", min=1, max=256, max_len=16, metavar="K,K,...")
+    padding: int = param(1, help="padding of the strided layers (DCGAN: 1)", min=0, max=64)
+    g_fc_layers: int = param(0, help="fully connected layers at G's output (compression study)",
+                             min=0, max=16, flag="--g-fc")
+    d_fc_layers: int = param(0, help="fully connected layers at D's input", min=0, max=16,
+                             flag="--d-fc")
+    init_std: float = param(0.02, help="init std: conv weights ~ N(0, s), BN weights ~ N(1, s)",
+                            gt=0.0, max=1.0)
 
 
 @dataclass(frozen=True)
 class OptimConfig:
     """Optimizer of G and D. ``None`` learning rates take the optimizer's registry default."""
 
-    name: str = "adas"  # adam | adas | sgd (gan_core.optim registry)
-    lr_g: float | None = None
-    lr_d: float | None = None
-    ttur: bool = False  # two time-scale update rule: see resolved_lrs()
-    beta1: float | None = None  # Adam beta1 / AdaS beta_1; None = optimizer default
-    beta2: float | None = None
-    momentum: float = 0.0  # SGD only
-    weight_decay: float = 0.0
+    name: str = param("adas", help="optimizer", choices=_optimizer_names, flag="--optimizer")
+    lr_g: float | None = param(None, help="learning rate of G (default: the optimizer's)",
+                               gt=0.0, max=10.0)
+    lr_d: float | None = param(None, help="learning rate of D (default: the optimizer's)",
+                               gt=0.0, max=10.0)
+    ttur: bool = param(False, help="two time-scale update rule: G at 0.5x, D at 2x the "
+                       "optimizer's default rate")
+    beta1: float | None = param(None, help="Adam beta1 / AdaS beta_1 (default: the optimizer's)",
+                                min=0.0, lt=1.0)
+    beta2: float | None = param(None, help="Adam beta2 / AdaS beta_2 (default: the optimizer's)",
+                                min=0.0, lt=1.0)
+    momentum: float = param(0.0, help="SGD momentum (sgd only)", min=0.0, lt=1.0)
+    weight_decay: float = param(0.0, help="L2 weight decay", min=0.0, max=1.0)
     # AdaS levels 2 and 3 (Eliyahu's reference defaults; see gan_core/optim/adas.py)
-    lr2: float = 0.005
-    lr3: float = 0.0005
-    beta3: float = 0.9999
-    eps: float = 1e-8
+    lr2: float = param(0.005, help="AdaS: initial learning rate of the learning rates",
+                       min=0.0, max=10.0)
+    lr3: float = param(0.0005, help="AdaS: fixed third-level learning rate", min=0.0, max=10.0)
+    beta3: float = param(0.9999, help="AdaS: decay of the level-1 moments", min=0.0, lt=1.0)
+    eps: float = param(1e-8, help="Adam / AdaS epsilon", gt=0.0, max=1.0)
 
 
 TTUR_G_FACTOR = 0.5
@@ -79,33 +166,46 @@ a 1:4 ratio as in Heusel et al. (for Adam's 2e-4 default: G 1e-4, D 4e-4)."""
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where training images come from. ``source`` is a dataset spec, see gan_core.data."""
+    """Where training images come from. ``source`` is a dataset spec, see xraygan.data."""
 
-    source: str = "phantom"  # phantom | folder:PATH | dicom:PATH | cache:PATH
-    num_images: int = 0  # at most this many images; 0 = all (for phantoms: 2048)
-    seed: int = 0  # seed of the phantom generator / of subset selection
-
-
-AMP_MODES = ("off", "bf16", "fp16", "auto")
+    source: str = param("phantom", help="dataset: phantom | folder:PATH | dicom:PATH | "
+                        "cache:PATH", nonempty=True, flag="--data", metavar="SPEC")
+    num_images: int = param(0, help="at most this many images; 0 = all (phantoms: 2048)",
+                            min=0, max=10**7)
+    seed: int = param(0, help="seed of the phantom generator / of subset selection",
+                      min=0, max=SEED_MAX, flag="--data-seed")
+    holdout: float = param(0.0, help="fraction of a folder/DICOM dataset held out from training "
+                           "(seeded by --data-seed) for the memorization test; phantoms hold "
+                           "out the images after --num-images by themselves", min=0.0, max=0.5)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """The training loop: length, batch, logging, checkpoints, speed switches."""
 
-    steps: int = 0  # iterations (one D and one G update each); 0 = use epochs
-    epochs: float = 0.0  # passes over the dataset, used when steps is 0
-    batch_size: int = 64
-    seed: int = 0
-    device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N
-    loss: str = "nonsaturating"  # nonsaturating | saturating (the paper's eq. 1)
-    log_every: int = 1  # rows in metrics.csv every N iterations
-    sample_every: int = 500  # sample grid every N iterations (and at the end); 0 = only at the end
-    checkpoint_every: int = 500  # checkpoint every N iterations (and at the end, and on stop); 0 = only then
-    num_samples: int = 64  # images in a sample grid (fixed noise)
-    amp: str = "off"  # off | bf16 | fp16 | auto (fp16 on CUDA, bf16 on CPU)
-    channels_last: bool = False
-    compile: bool = False  # torch.compile the models (pays off for long runs only)
+    steps: int = param(0, help="iterations (one D and one G update each); 0 = use --epochs",
+                       min=0, max=COUNT_MAX)
+    epochs: float = param(0.0, help="passes over the dataset, used when --steps is 0",
+                          min=0.0, max=1e6)
+    batch_size: int = param(64, help="images per step", min=1, max=65536)
+    seed: int = param(0, help="training seed (weights, batch order, sample noise)",
+                      min=0, max=SEED_MAX)
+    device: str = param("auto", help="auto (CUDA when present) | cpu | cuda | cuda:N",
+                        nonempty=True, metavar="DEVICE")
+    loss: str = param("nonsaturating", help="GAN loss (saturating: the paper's eq. 1)",
+                      choices=LOSSES)
+    log_every: int = param(1, help="a row in metrics.csv every N iterations", min=1,
+                           max=COUNT_MAX)
+    sample_every: int = param(500, help="sample grid every N iterations and at the end; "
+                              "0 = only at the end", min=0, max=COUNT_MAX)
+    checkpoint_every: int = param(500, help="checkpoint every N iterations, at the end and on "
+                                  "stop; 0 = only then", min=0, max=COUNT_MAX)
+    num_samples: int = param(64, help="images in a sample grid (fixed noise)", min=1, max=4096)
+    amp: str = param("off", help="autocast precision (auto: fp16 on CUDA, bf16 on a CPU "
+                     "with native bf16, else fp32)",
+                     choices=AMP_MODES)
+    channels_last: bool = param(False, help="channels-last memory format")
+    compile: bool = param(False, help="torch.compile the models (pays off for long runs only)")
 
 
 @dataclass(frozen=True)
@@ -130,17 +230,68 @@ class ExperimentConfig:
 
     @classmethod
     def from_json(cls, text: str) -> ExperimentConfig:
-        return cls.from_dict(json.loads(text))
+        return cls.from_dict(parse_config_text(text, ".json", "config"))
+
+
+CONFIG_SUFFIXES = (".json", ".toml", ".yaml", ".yml")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a config may hold")
+
+
+def parse_config_text(text: str, suffix: str, where: str) -> Any:
+    """The object in a JSON / TOML / YAML config text (by ``suffix``); ConfigError otherwise.
+
+    JSON is read strictly (NaN and Infinity rejected), YAML with ``safe_load`` (no objects).
+    """
+    suffix = suffix.lower()
+    try:
+        if suffix == ".toml":
+            import tomllib
+
+            return tomllib.loads(text)
+        if suffix in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError:
+                raise ConfigError(f"{where}: YAML configs need PyYAML (pip install pyyaml); "
+                                  "or use .json / .toml") from None
+            return yaml.safe_load(text)
+        return json.loads(text, parse_constant=_reject_constant)
+    except ConfigError:
+        raise
+    except Exception as e:  # each parser has its own error class; all mean "not valid"
+        kind = {".toml": "TOML", ".yaml": "YAML", ".yml": "YAML"}.get(suffix, "JSON")
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(f"{where} is not valid {kind} ({detail})") from None
 
 
 def read_config_file(path: str | os.PathLike, flag: str = "--config") -> ExperimentConfig:
-    """An ExperimentConfig from a JSON file (e.g. RUN/config.json); errors name ``flag``."""
+    """An ExperimentConfig from a JSON, TOML or YAML file (by suffix; anything else is read as
+    JSON, e.g. RUN/config.json); every field checked as ``from_dict`` does. Errors name ``flag``."""
+    path = Path(path)
+    where = f"{flag}: {path}"
+    if path.suffix.lower() not in CONFIG_SUFFIXES and path.suffix:
+        raise ConfigError(f"{where}: expected a {', '.join(CONFIG_SUFFIXES)} file")
     try:
-        return ExperimentConfig.from_json(Path(path).read_text())
+        raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"{flag}: {path} does not exist") from None
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{flag}: {path} is not valid JSON ({e})") from None
+        raise ConfigError(f"{where} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{where} is a folder; expected a config file") from None
+    except PermissionError:
+        raise ConfigError(f"{where} is not readable (permission denied)") from None
+    except OSError as e:
+        raise ConfigError(f"{where} cannot be read ({e.strerror or e})") from None
+    if len(raw) > 16 * 2**20:
+        raise ConfigError(f"{where} is {len(raw):,} bytes; a config is a few kB")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{where} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    data = parse_config_text(text, path.suffix or ".json", where)
+    return ExperimentConfig.from_dict(data)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -170,6 +321,14 @@ def from_dict(cls: type, data: dict[str, Any], path: str = "") -> Any:
     return cls(**kwargs)
 
 
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: error messages stay one line."""
+    text = repr(value)
+    if isinstance(value, int) and not isinstance(value, bool) and len(text) > limit:
+        return f"an integer of {len(text)} digits"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _coerce(hint: Any, value: Any, path: str) -> Any:
     if dataclasses.is_dataclass(hint):
         return from_dict(hint, value, path)
@@ -182,23 +341,26 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
         return _coerce(inner[0], value, path)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{path}: expected a list, got {value!r}")
+            raise ConfigError(f"{path}: expected a list, got {_short(value)}")
         return tuple(_coerce(args[0], v, path) for v in value)
     if hint is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+            raise ConfigError(f"{path}: expected true or false, got {_short(value)}")
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+            raise ConfigError(f"{path}: expected an integer, got {_short(value)}")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path}: expected a number, got {value!r}")
-        return float(value)
+            raise ConfigError(f"{path}: expected a number, got {_short(value)}")
+        try:
+            return float(value)
+        except OverflowError:
+            raise ConfigError(f"{path}: expected a finite number, got {_short(value)}") from None
     if hint is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{path}: expected a string, got {value!r}")
+            raise ConfigError(f"{path}: expected a string, got {_short(value)}")
         return value
     return value
 
@@ -215,46 +377,96 @@ def replace_path(cfg: Any, dotted: str, value: Any, _prefix: str = "") -> Any:
     return dataclasses.replace(cfg, **{head: value})
 
 
+def _fmt(x: float) -> str:
+    return f"{x:g}" if isinstance(x, float) else f"{x:,}" if abs(x) >= 10**5 else str(x)
+
+
+def check_value(p: Param, value: Any, path: str) -> None:
+    """Raise ConfigError naming ``path`` when ``value`` breaks ``p``'s constraints."""
+    if value is None:
+        return  # Optional fields: None means "the default of something else"
+    if isinstance(value, tuple):
+        if p.max_len is not None and len(value) > p.max_len:
+            raise ConfigError(f"{path}: expected at most {p.max_len} values, got {len(value)}")
+        for v in value:
+            check_value(dataclasses.replace(p, max_len=None), v, path)
+        return
+    if isinstance(value, str):
+        if p.nonempty and not value.strip():
+            raise ConfigError(f"{path}: expected a non-empty string")
+        names = p.choice_names()
+        if names is not None and value not in names:
+            raise ConfigError(f"{path}: expected one of {', '.join(names)}, got {_short(value)}")
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return  # types are from_dict's business
+    got = f", got {_short(value) if isinstance(value, int) else _fmt(value)}"
+    if isinstance(value, float) and p.finite and not math.isfinite(value):
+        raise ConfigError(f"{path}: expected a finite number{got}")
+    if p.pow2 and (value < (p.min or 1) or int(value) & (int(value) - 1)):
+        raise ConfigError(f"{path}: expected a power of two >= {_fmt(p.min or 1)}{got}")
+    if p.min is not None and p.lt is not None and not p.min <= value < p.lt:
+        raise ConfigError(f"{path}: expected a value in [{_fmt(p.min)}, {_fmt(p.lt)}){got}")
+    if p.min is not None and value < p.min:
+        if isinstance(value, int) and p.min == 1:
+            raise ConfigError(f"{path}: expected a positive integer{got}")
+        raise ConfigError(f"{path}: expected >= {_fmt(p.min)}{got}")
+    if p.gt is not None and not value > p.gt:
+        what = "a positive number" if p.gt == 0 else f"> {_fmt(p.gt)}"
+        raise ConfigError(f"{path}: expected {what}{got}")
+    if p.max is not None and value > p.max:
+        raise ConfigError(f"{path}: expected <= {_fmt(p.max)} (a sanity limit){got}")
+    if p.lt is not None and not value < p.lt:
+        raise ConfigError(f"{path}: expected < {_fmt(p.lt)}{got}")
+
+
+def check_section(section: Any, prefix: str) -> None:
+    """Check every field of one config dataclass against its metadata (no cross-field rules)."""
+    for f in dataclasses.fields(section):
+        p = param_of(f)
+        if p is not None:
+            check_value(p, getattr(section, f.name), f"{prefix}.{f.name}")
+
+
+def field_param(cls: type, name: str) -> Param:
+    """The :class:`Param` of ``cls.name`` (KeyError for a field without one)."""
+    for f in dataclasses.fields(cls):
+        if f.name == name and param_of(f) is not None:
+            return param_of(f)
+    raise KeyError(f"{cls.__name__}.{name}")
+
+
+def check_learning_rate(path: str, lr: Any) -> None:
+    """The one definition of a valid learning rate (config fields and explicit arguments)."""
+    if lr is None:
+        return
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)):
+        raise ConfigError(f"{path}: expected a finite learning rate > 0, got {_short(lr)}")
+    check_value(field_param(OptimConfig, "lr_g"), float(lr), path)
+
+
+SECTIONS = (("model", ModelConfig), ("optim", OptimConfig), ("data", DataConfig),
+            ("train", TrainConfig))
+
+
 def validate_model(m: ModelConfig) -> None:
     """Check the model fields the layer planner depends on; ConfigError names the field."""
-    size = m.image_size
-    if size < 16 or size & (size - 1):
-        raise ConfigError(f"model.image_size: expected a power of two >= 16, got {size}")
-    for name in ("channels", "latent_dim", "g_features", "d_features"):
-        if getattr(m, name) < 1:
-            raise ConfigError(f"model.{name}: expected a positive integer, got {getattr(m, name)}")
-    for name in ("g_fc_layers", "d_fc_layers", "padding"):
-        if getattr(m, name) < 0:
-            raise ConfigError(f"model.{name}: expected >= 0, got {getattr(m, name)}")
-    if m.batchnorm not in BATCHNORM_PLACEMENTS:
-        raise ConfigError(
-            f"model.batchnorm: expected one of {', '.join(BATCHNORM_PLACEMENTS)}, got {m.batchnorm!r}"
-        )
+    for name in ("image_size", "channels", "latent_dim", "g_features", "d_features",
+                 "g_fc_layers", "d_fc_layers", "padding", "batchnorm"):
+        # strides and kernels: the planner names the layer at fault, validate() the bounds
+        check_value(field_param(ModelConfig, name), getattr(m, name), f"model.{name}")
 
 
 def validate(cfg: ExperimentConfig) -> None:
-    """Check the fields that need no model build; geometry is checked by gan_core.models."""
-    t, o, d = cfg.train, cfg.optim, cfg.data
-    validate_model(cfg.model)
-    if t.batch_size < 1:
-        raise ConfigError(f"train.batch_size: expected a positive integer, got {t.batch_size}")
-    if t.steps < 0 or t.epochs < 0:
-        raise ConfigError("train.steps / train.epochs: expected >= 0")
+    """Every field against its metadata, then the cross-field rules; geometry is checked by
+    xraygan.models."""
+    name = cfg.name
+    if not isinstance(name, str) or not name.strip() or name in (".", "..") or any(
+            c in name for c in "/\\\0") or len(name) > 200:
+        raise ConfigError(f"name: expected a run name without path separators (at most 200 "
+                          f"characters), got {_short(name)}")
+    for prefix, _ in SECTIONS:
+        check_section(getattr(cfg, prefix), prefix)
+    t = cfg.train
     if t.steps == 0 and t.epochs == 0:
         raise ConfigError("train: give a number of steps (--steps) or epochs (--epochs)")
-    if t.loss not in ("nonsaturating", "saturating"):
-        raise ConfigError(f"train.loss: expected nonsaturating or saturating, got {t.loss!r}")
-    if t.amp not in AMP_MODES:
-        raise ConfigError(f"train.amp: expected one of {', '.join(AMP_MODES)}, got {t.amp!r}")
-    for name in ("log_every", "num_samples"):
-        if getattr(t, name) < 1:
-            raise ConfigError(f"train.{name}: expected a positive integer, got {getattr(t, name)}")
-    for name in ("sample_every", "checkpoint_every"):
-        if getattr(t, name) < 0:
-            raise ConfigError(f"train.{name}: expected >= 0, got {getattr(t, name)}")
-    for name in ("lr_g", "lr_d"):
-        lr = getattr(o, name)
-        if lr is not None and not lr > 0:
-            raise ConfigError(f"optim.{name}: expected a positive learning rate, got {lr}")
-    if d.num_images < 0:
-        raise ConfigError(f"data.num_images: expected >= 0, got {d.num_images}")

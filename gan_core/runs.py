@@ -4,30 +4,38 @@
       config.json         resolved ExperimentConfig, written before step 0
       metrics.csv         one row per logged iteration (pandas.read_csv reads it directly)
       samples/            step_000200.png ... sample grids from fixed noise
-      checkpoints/last.pt G, D, both optimizers, RNG states, step, config (weights_only-safe)
-      summary.json        status, steps, timings and end-of-run metrics
+      checkpoints/last.pt G, D, both optimizers, the noise RNG state, step, config (weights_only-safe)
+      summary.json        status, steps, timings and end-of-run metrics (updated at every checkpoint)
       evaluations.jsonl   one JSON object per later evaluation (xraygan metrics / fid)
+      .lock               held (flock) by the one process training into the folder: "PID HOST"
 
 Every reader and writer of these files lives here; metrics, ablations and reports go through
 this module, never through hard-coded paths. Writes are atomic (temp file + rename), so a
-killed process leaves either the old file or the new one, never half of one.
+killed process leaves either the old file or the new one, never half of one; the temp file a
+killed writer leaves behind carries its PID and is removed by the next writer that takes the
+lock (:func:`lock_run`). A folder is a run once it has both config.json and summary.json: the
+trainer writes the two together after validation, data loading and the resource guard, so a
+start that fails leaves no half-made run behind.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import math
 import os
 import re
+import socket
 import tempfile
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from .config import ExperimentConfig
-from .errors import RunFolderError
+from .errors import RunFolderError, XrayganError
 
 CONFIG = "config.json"
 METRICS = "metrics.csv"
@@ -36,12 +44,16 @@ EVALUATIONS = "evaluations.jsonl"
 SAMPLES = "samples"
 CHECKPOINTS = "checkpoints"
 LAST_CHECKPOINT = "last.pt"
+LOCK = ".lock"
 
 METRIC_COLUMNS = ("step", "epoch", "loss_d", "loss_g", "d_real", "d_fake", "images_per_s", "time_s")
 """Columns of metrics.csv. d_real / d_fake are mean D(x) and D(G(z)) as probabilities."""
 
 
 # --------------------------------------------------------------------------- atomic writes
+TEMP_SUFFIX = ".tmp"
+_TEMP_NAME = re.compile(r"^\..+\.(\d+)-[A-Za-z0-9_]+\.tmp$")  # .NAME.PID-RANDOM.tmp
+_LEGACY_TEMP_AGE_S = 3600  # temp names without a PID (older versions): removed once this old
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -49,7 +61,9 @@ os.umask(_UMASK)
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # The PID in the name lets the next writer tell a dead writer's leftover from a live one's.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=TEMP_SUFFIX,
+                               dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -110,21 +124,50 @@ def new_run_dir(root: str | Path, name: str) -> Path:
 
 
 def is_run_dir(path: str | Path) -> bool:
-    return (Path(path) / CONFIG).is_file()
+    """A run: config.json and summary.json (a run that started training, whatever its end)."""
+    path = Path(path)
+    return (path / CONFIG).is_file() and (path / SUMMARY).is_file()
 
 
-def find_runs(paths: Iterable[str | Path]) -> list[Path]:
-    """Run folders among ``paths``; a folder that is not a run is searched one level down."""
+def is_failed_start(path: str | Path) -> bool:
+    """config.json without summary.json: a start that failed before training (older versions
+    wrote config.json before validating); no metrics to show, nothing to resume."""
+    path = Path(path)
+    return (path / CONFIG).is_file() and not (path / SUMMARY).is_file()
+
+
+def find_runs(paths: Iterable[str | Path], skipped: list[Path] | None = None) -> list[Path]:
+    """Run folders among ``paths``; a folder that is not a run is searched one level down.
+
+    Folders holding only config.json (failed starts) are left out, and appended to
+    ``skipped`` when given, so that reports list runs, not NaN rows; naming one directly is an
+    error that says what it is.
+    """
+    paths = list(paths)
     found: list[Path] = []
+    left_out: list[Path] = []
     for p in map(Path, paths):
         if is_run_dir(p):
             found.append(p)
+        elif is_failed_start(p):
+            raise RunFolderError(
+                f"{p}: not a run, only {CONFIG} and no {SUMMARY} (a start that failed before "
+                "step 0); delete it or train into it again"
+            )
         elif p.is_dir():
-            found.extend(sorted(c for c in p.iterdir() if is_run_dir(c)))
+            children = sorted(c for c in p.iterdir() if c.is_dir())
+            found.extend(c for c in children if is_run_dir(c))
+            left_out.extend(c for c in children if is_failed_start(c))
         else:
             raise RunFolderError(f"{p}: not a run folder (no {CONFIG}) and not a folder of runs")
+    if skipped is not None:
+        skipped.extend(left_out)
     if not found:
-        raise RunFolderError(f"no run folders (with {CONFIG}) under {', '.join(map(str, paths))}")
+        extra = (f"; {len(left_out)} folder(s) hold only {CONFIG} (failed starts)"
+                 if left_out else "")
+        raise RunFolderError(
+            f"no run folders (with {CONFIG} and {SUMMARY}) under {', '.join(map(str, paths))}{extra}"
+        )
     return found
 
 
@@ -141,8 +184,18 @@ def sample_paths(run: str | Path) -> list[Path]:
 
 
 # --------------------------------------------------------------------------- config
-def write_config(run: str | Path, cfg: ExperimentConfig) -> None:
-    atomic_write_text(Path(run) / CONFIG, cfg.to_json() + "\n")
+def write_config(run: str | Path, cfg: ExperimentConfig) -> bool:
+    """Write config.json unless it already holds exactly this text (a resume to the same
+    target leaves the file byte for byte, mtime included). True when written."""
+    path = Path(run) / CONFIG
+    text = cfg.to_json() + "\n"
+    try:
+        if path.read_bytes() == text.encode("utf-8"):
+            return False
+    except OSError:
+        pass
+    atomic_write_text(path, text)
+    return True
 
 
 def read_config(run: str | Path) -> ExperimentConfig:
@@ -150,9 +203,143 @@ def read_config(run: str | Path) -> ExperimentConfig:
     if not path.is_file():
         raise RunFolderError(f"{run}: no {CONFIG}; is this a run folder?")
     try:
-        return ExperimentConfig.from_json(path.read_text())
+        return ExperimentConfig.from_json(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise RunFolderError(f"{path}: not valid JSON ({e})") from None
+    except UnicodeDecodeError:
+        raise RunFolderError(f"{path}: not UTF-8 text; is it a config.json?") from None
+    except XrayganError as e:  # a field of the wrong type or out of range: name the file
+        raise RunFolderError(f"{path}: {e}") from None
+
+
+# --------------------------------------------------------------------------- the writer's lock
+class RunInUse(RunFolderError):
+    """Another process holds the run folder's lock."""
+
+
+def _lock_fd(fd: int) -> bool:
+    """Try to take an exclusive lock on ``fd`` without waiting; False when someone holds it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: lock the first byte instead
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    except OSError as e:  # a filesystem without locks (some network mounts): train unlocked
+        if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+            return True
+        raise
+
+
+class RunLock:
+    """The exclusive lock of one run folder, held for a whole training run.
+
+    ``flock`` on ``RUN/.lock``: the kernel drops it when the holder dies (kill -9 included),
+    so a stale lock cannot block a resume; the file keeps "PID HOST" for the message a second
+    writer gets. Taking the lock also removes the temp files a dead writer left behind.
+    """
+
+    def __init__(self, run: str | Path, create: bool = True) -> None:
+        self.run = Path(run)
+        self.path = self.run / LOCK
+        self.create = create
+        self._fd: int | None = None
+        self.removed: list[Path] = []
+
+    def acquire(self) -> RunLock:
+        if self.create:
+            self.run.mkdir(parents=True, exist_ok=True)
+        elif not self.run.is_dir():
+            raise RunFolderError(f"{self.run}: no such run folder")
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+        if not _lock_fd(fd):
+            try:
+                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").split()
+            finally:
+                os.close(fd)
+            pid, host = (holder + ["?", "?"])[:2] if holder else ("?", "?")
+            raise RunInUse(f"run {self.run} is in use by PID {pid} on {host}; wait for it to "
+                           "finish or stop it (Ctrl-C checkpoints) before writing to this run")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        self._fd = fd
+        self.removed = remove_stale_temp_files(self.run)
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                os.ftruncate(fd, 0)  # no holder; the kernel frees the flock at close
+            except OSError:
+                pass
+            os.close(fd)
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire() if self._fd is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def lock_run(run: str | Path, create: bool = True) -> RunLock:
+    """Take ``run``'s writer lock (RunInUse when another process has it); release it with
+    ``.release()`` or use it as a context manager. ``create=False``: the folder must exist."""
+    return RunLock(run, create=create).acquire()
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # exists, another user's (or not ours to ask)
+        return True
+    return True
+
+
+def remove_stale_temp_files(run: str | Path) -> list[Path]:
+    """Delete atomic-write temp files of dead writers in ``run`` and its subfolders.
+
+    Called by the lock holder, so no writer of this run is alive but itself; the PID check
+    still spares files of another live process (``xraygan metrics`` updating summary.json).
+    """
+    run = Path(run)
+    removed = []
+    now = time.time()
+    for folder in (run, run / CHECKPOINTS, run / SAMPLES):
+        try:
+            entries = list(folder.iterdir())
+        except OSError:
+            continue
+        for f in entries:
+            if not (f.name.startswith(".") and f.name.endswith(TEMP_SUFFIX)) or not f.is_file():
+                continue
+            m = _TEMP_NAME.match(f.name)
+            try:
+                stale = (not _pid_alive(int(m.group(1))) if m
+                         else now - f.stat().st_mtime > _LEGACY_TEMP_AGE_S)
+                if stale:
+                    f.unlink()
+                    removed.append(f)
+            except OSError:
+                continue
+    return removed
 
 
 # --------------------------------------------------------------------------- metrics log
@@ -172,8 +359,11 @@ class MetricsLog:
             self._file.flush()
 
     def _truncate_after(self, step: int) -> None:
-        with open(self.path, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if r.get("step") and int(r["step"]) <= step]
+        # Only the lock holder gets here, so no appender is live while the file is replaced.
+        # Rows whose step is not an integer (a line cut by kill -9) are dropped.
+        with open(self.path, newline="", encoding="utf-8", errors="replace") as f:
+            rows = [r for r in csv.DictReader(f) if _int(r.get("step")) is not None
+                    and _int(r["step"]) <= step]
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS)
         writer.writeheader()
@@ -196,30 +386,100 @@ class MetricsLog:
         self.close()
 
 
+def _int(text: Any) -> int | None:
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return None
+
+
 def read_metrics(run: str | Path):
-    """metrics.csv as a pandas DataFrame (one row per logged iteration)."""
+    """metrics.csv as a pandas DataFrame (one row per logged iteration).
+
+    A last line cut by a crash is dropped; a file that is not this log (wrong header,
+    garbage, not UTF-8) is a RunFolderError naming it."""
     import pandas as pd
 
     path = Path(run) / METRICS
     if not path.is_file():
         raise RunFolderError(f"{run}: no {METRICS}; the run has not logged any iteration")
-    return pd.read_csv(path)
+    try:
+        df = pd.read_csv(path, on_bad_lines="skip", encoding="utf-8")
+    except pd.errors.EmptyDataError:
+        raise RunFolderError(f"{path}: empty file, expected a header row "
+                             f"({','.join(METRIC_COLUMNS)})") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RunFolderError(f"{path}: not a metrics log ({reason})") from None
+    missing = [c for c in ("step", "loss_d", "loss_g") if c not in df.columns]
+    if missing:
+        raise RunFolderError(f"{path}: not a metrics log, missing column(s) {', '.join(missing)} "
+                             f"(expected {','.join(METRIC_COLUMNS)})")
+    # a row cut mid-write has a non-numeric or missing step: not a logged iteration
+    steps = pd.to_numeric(df["step"], errors="coerce")
+    if steps.isna().any():
+        df = df[steps.notna()].reset_index(drop=True)
+        df["step"] = pd.to_numeric(df["step"]).astype("int64")
+        for c in df.columns.drop("step"):
+            df[c] = pd.to_numeric(df[c], errors="coerce")
+    return df
 
 
 # --------------------------------------------------------------------------- summary, evaluations
 def read_summary(run: str | Path) -> dict[str, Any]:
+    """summary.json as a dict ({} when absent); a corrupt one is a RunFolderError naming it."""
     path = Path(run) / SUMMARY
     if not path.is_file():
         return {}
-    return json.loads(path.read_text())
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RunFolderError(f"{path}: corrupt summary, not valid JSON ({e})") from None
+    if not isinstance(summary, dict):
+        raise RunFolderError(f"{path}: corrupt summary, expected a JSON object, got "
+                             f"{type(summary).__name__}")
+    return summary
 
 
 def update_summary(run: str | Path, **fields: Any) -> dict[str, Any]:
-    """Merge ``fields`` into summary.json (atomically) and return the new summary."""
-    summary = read_summary(run)
+    """Merge ``fields`` into summary.json (atomically) and return the new summary.
+
+    The trainer (the lock holder) owns the file: a corrupt one is replaced, keeping what can
+    still be said (``fields``), rather than failing a run over its own summary."""
+    try:
+        summary = read_summary(run)
+    except RunFolderError:
+        summary = {"summary_recovered": True}
     summary.update(fields)
     atomic_write_json(Path(run) / SUMMARY, summary)
     return summary
+
+
+def read_summary_lenient(run: str | Path) -> dict[str, Any]:
+    """summary.json, or {} when it is absent or corrupt (what a resume carries over)."""
+    try:
+        return read_summary(run)
+    except RunFolderError:
+        return {}
+
+
+def force_summary(run: str | Path, **fields: Any) -> None:
+    """update_summary for a full disk: when the atomic write fails for lack of space, rewrite
+    summary.json in place (truncating it frees its blocks, so a file of the same size fits);
+    gives up silently when even that fails, since the caller is already reporting the error."""
+    try:
+        update_summary(run, **fields)
+        return
+    except OSError:
+        pass
+    summary = read_summary_lenient(run)
+    summary.update(fields)
+    text = json.dumps(json_safe(summary), indent=2, sort_keys=True, allow_nan=False) + "\n"
+    try:
+        with open(Path(run) / SUMMARY, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError:
+        pass
 
 
 def append_evaluation(run: str | Path, record: Mapping[str, Any]) -> None:

@@ -1,7 +1,13 @@
-"""Generators from run folders, and images from generators."""
+"""Generators from run folders, and images from generators.
+
+Every path from a generator to images runs in batches (``batch_size``), so a sample grid or an
+FID sample of thousands of images holds one batch of activations at a time, not all of them.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -43,3 +49,30 @@ def generate_images(
         z = torch.randn(b, latent_dim, generator=gen).to(device)
         out.append(to_uint8(generator(z)).cpu())
     return torch.cat(out) if out else torch.empty(0, dtype=torch.uint8)
+
+
+SAMPLE_BATCH = 64
+"""Images per forward when drawing a sample grid: the training batch's order of memory."""
+
+
+@torch.no_grad()
+def generate_from_noise(
+    generator: torch.nn.Module,
+    z: torch.Tensor,
+    *,
+    batch_size: int = SAMPLE_BATCH,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> torch.Tensor:
+    """G(z) as float32 (N, C, H, W) in [-1, 1] on the CPU, ``batch_size`` rows of ``z`` at a
+    time. Call it with G in eval mode (as sample grids always were): batch norm then uses its
+    running statistics, so batching changes no image.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    out = []
+    for start in range(0, len(z), batch_size):
+        with autocast():
+            out.append(generator(z[start : start + batch_size]).float().cpu())
+    if not out:
+        raise ValueError("no noise rows to generate from")
+    return torch.cat(out)

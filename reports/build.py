@@ -19,10 +19,10 @@ from typing import Any
 
 import pandas as pd
 
-from gan_core.runs import atomic_write_text
+from xraygan.runs import atomic_write_text
 
-from . import figures, paper, tables
-from .claims import Claim, claims_markdown, evaluate_claims
+from . import figures, metric_figures, paper, tables
+from .claims import Claim, claims_for_study, claims_markdown, evaluate_claims
 from .load import (
     completed,
     fill_sample_metrics,
@@ -32,20 +32,15 @@ from .load import (
     trials_frame,
 )
 from .protocol import protocol_markdown
+from .quality import quality_markdown
 
 DEFAULT_OUT = Path("reports/out")
 MAX_PANELS = 12  # loss-curve and sample panels per figure
 MAX_COLLAPSE = 3  # collapse figures per study
 
-# which claims each study bears on (the index lists all of them)
-CLAIMS_OF = {
-    "table1": ("adas_beats_adam", "elu_ttur_adas_best", "dloss_inverse_fid"),
-    "runs": ("dloss_inverse_fid",),
-    "batchnorm": ("bn_saving",),
-    "fmaps": ("memory_exponential",),
-    "table3": ("blurry_squares",),
-    "memory": ("bn_saving", "memory_exponential"),
-}
+RUNS_SECTIONS = ("trials", "table1", "quality", "correlation", "throughput", "dynamics",
+                 "samples", "spectrum", "memorization", "collapse", "claims")
+"""Sections of the page of run folders given with --runs (not a registered study)."""
 MEMORY_KINDS = ("batchnorm", "fmaps", "memory")
 
 
@@ -55,6 +50,7 @@ class StudyData:
     kind: str  # registry name of the study (table1, ...) or "runs"
     frame: pd.DataFrame
     attrs: dict[str, Any] = field(default_factory=dict)
+    trial_attrs: list[dict[str, Any]] = field(default_factory=list)  # raw user attrs, per trial
 
 
 @dataclass
@@ -76,7 +72,8 @@ def load_inputs(studies: Sequence[str], storage: str | None = None,
         kind = study.user_attrs.get("study") or (df["study"].dropna().iloc[0] if len(df) else name)
         if kind == "table3":  # a number in every cell: score failed runs' last samples
             df = fill_sample_metrics(df)
-        out.append(StudyData(name, str(kind), df, dict(study.user_attrs)))
+        out.append(StudyData(name, str(kind), df, dict(study.user_attrs),
+                             [dict(t.user_attrs) for t in study.trials]))
     if run_paths:
         out.append(StudyData("runs", "runs", runs_frame(run_paths)))
     for path in memory_files:
@@ -125,62 +122,206 @@ def _figure(fn: Callable[..., Any], rel: str, page_dir: Path, made: list[Path], 
     path = page_dir / rel
     try:
         fn(*args, path, **kwargs)
-    except (ValueError, KeyError) as e:
-        return f"*{title}: not drawn ({e}).*\n"
+    except figures.FigureUnavailable as e:  # a sentence meant for the reader
+        return f"*{title}: not drawn: {e}.*\n"
+    except (ValueError, KeyError):
+        return (f"*{title}: not drawn: the runs lack the data it needs (see the tables "
+                "above).*\n")
     made.append(path)
     return f"\n![{title}]({page_dir.name}/{rel})\n"
 
 
+# --------------------------------------------------------------------------- sections
+@dataclass
+class Page:
+    """What a section renderer reads and where it puts figures."""
+
+    d: StudyData
+    fig_dir: Path
+    made: list[Path]
+    claims: Sequence[Claim]
+    claim_keys: tuple[str, ...]
+    checksum: bool
+    draw: bool
+    reps: dict[str, str]
+
+
+Section = Callable[[Page], str]
+SECTIONS: dict[str, Section] = {}
+
+
+def section(name: str) -> Callable[[Section], Section]:
+    """Register a report section under ``name`` (the names StudySpec.sections lists)."""
+
+    def decorator(fn: Section) -> Section:
+        if name in SECTIONS:
+            raise KeyError(f"report section {name!r} is registered twice")
+        SECTIONS[name] = fn
+        return fn
+
+    return decorator
+
+
+def study_sections(kind: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(sections, declared claims) of a study kind from its StudySpec; --runs pages and
+    studies no longer registered get the defaults."""
+    if kind == "runs":
+        return RUNS_SECTIONS, ()
+    from xraygan.ablations import STUDIES, load_studies
+    from xraygan.ablations.spec import DEFAULT_SECTIONS
+
+    load_studies()
+    if kind not in STUDIES:
+        return DEFAULT_SECTIONS, ()
+    spec = STUDIES.get(kind)
+    return tuple(spec.sections), tuple(spec.claims)
+
+
+@section("protocol")
+def _protocol(p: Page) -> str:
+    return "\n## Protocol\n\n" + protocol_markdown(p.d.frame, p.d.attrs, checksum=p.checksum)
+
+
+@section("trials")
+def _trials(p: Page) -> str:
+    return "\n## Trials\n\n" + tables.trials_markdown(p.d.frame)
+
+
+@section("table1")
+def _table1(p: Page) -> str:
+    title = "Table I" if p.d.kind == "table1" else "Quality (Table I columns)"
+    return f"\n## {title}\n\n" + tables.table1_markdown(p.d.frame)
+
+
+@section("quality")
+def _quality(p: Page) -> str:
+    return ("\n## Beyond FID: fidelity, diversity, copying, frequency content\n\n"
+            + quality_markdown(p.d.frame))
+
+
+@section("correlation")
+def _correlation(p: Page) -> str:
+    s = ["\n## FID against D-loss statistics (Fig. 5)\n\n", tables.correlation_markdown(p.d.frame)]
+    if p.draw:
+        s.append(_figure(figures.correlation_figure, "fig5_correlation.png", p.fig_dir, p.made,
+                         "Fig. 5: correlation matrix", completed(p.d.frame)))
+    return "".join(s)
+
+
+@section("table3")
+def _table3(p: Page) -> str:
+    return "\n## Table III: compression\n\n" + tables.table3_markdown(p.d.frame)
+
+
+@section("memory")
+def _memory(p: Page) -> str:
+    return memory_sections(memory_of(p.d), p.fig_dir, p.made, draw=False)
+
+
+@section("memory_figure")
+def _memory_figure(p: Page) -> str:
+    if not p.draw:
+        return ""
+    return _figure(figures.memory_vs_width, "fig7_8_memory_vs_width.png", p.fig_dir, p.made,
+                   "Fig. 7/8: memory vs width", memory_of(p.d))
+
+
+@section("throughput")
+def _throughput(p: Page) -> str:
+    return "\n## Throughput\n\n" + tables.throughput_markdown(p.d.frame)
+
+
+def _per_configuration_figure(p: Page, heading: str, fn: Callable[..., Any], rel: str,
+                              title: str) -> str:
+    """A section holding one figure over the representative run of each configuration."""
+    if not (p.draw and p.reps):
+        return ""
+    return f"\n## {heading}\n\n" + _figure(fn, rel, p.fig_dir, p.made, title, p.reps)
+
+
+@section("dynamics")
+def _dynamics(p: Page) -> str:
+    return _per_configuration_figure(p, "Training dynamics (Fig. 3, 4)", figures.loss_curves,
+                                     "fig3_4_losses.png", "Fig. 3/4: D and G losses, T0 dashed")
+
+
+@section("samples")
+def _samples(p: Page) -> str:
+    return _per_configuration_figure(p, "Samples (Fig. 6)", figures.sample_grids,
+                                     "fig6_samples.png", "Fig. 6: last sample grid per configuration")
+
+
+@section("spectrum")
+def _spectrum(p: Page) -> str:
+    if not (p.draw and p.reps):
+        return ""
+    from xraygan.metrics.spectrum import CUTOFF
+
+    return ("\n## Power spectra (real solid, generated dashed)\n\n"
+            + _figure(metric_figures.spectra_of_runs, "spectrum.png", p.fig_dir, p.made,
+                      f"Radial power spectrum per configuration; dotted: the high-frequency "
+                      f"cut-off ({CUTOFF:g} x Nyquist)", p.reps))
+
+
+@section("memorization")
+def _memorization(p: Page) -> str:
+    if not (p.draw and p.reps):
+        return ""
+    return ("\n## Closest generated/training pairs (memorization)\n\n"
+            + metric_figures.closest_pairs_markdown(p.reps, p.fig_dir, p.made))
+
+
+@section("collapse")
+def _collapse(p: Page) -> str:
+    df = p.d.frame
+    if not (p.draw and "collapse_detected" in df.columns):
+        return ""
+    hits = completed(df)
+    hits = hits[hits["collapse_detected"] == 1.0].head(MAX_COLLAPSE)
+    s = ["\n## Mode collapse\n\n"] if len(hits) else []
+    for _, r in hits.iterrows():
+        onset = r.get("collapse_onset")
+        s.append(_figure(figures.collapse_curves, f"collapse_{r['cell']}.png", p.fig_dir, p.made,
+                         f"{r['cell']}: collapse at step {onset:g}", r["run_dir"],
+                         onset=onset if isinstance(onset, float) and math.isfinite(onset)
+                         else None))
+    return "".join(s)
+
+
+@section("compression")
+def _compression(p: Page) -> str:
+    """compress-search's answer (issue 13): a shallower G within the reference's blockiness
+    margin and FID factor, with its numbers and sample grid, or that none of N trials was."""
+    from xraygan.ablations.compress_search import finding
+
+    return "\n## Did the search find a compressed generator?\n\n" + finding(p.d.trial_attrs).text + "\n"
+
+
+@section("claims")
+def _claims(p: Page) -> str:
+    mine = [c for c in p.claims if c.key in p.claim_keys]
+    return "\n## Claims\n\n" + claims_markdown(mine) if mine else ""
+
+
 def study_page(d: StudyData, out_dir: Path, claims: Sequence[Claim], *,
                checksum: bool = True, draw: bool = True) -> tuple[str, list[Path]]:
-    """The markdown of one study's page and the figures it drew."""
+    """The markdown of one study's page and the figures it drew: the sections its StudySpec
+    declares, in order."""
     df, kind = d.frame, d.kind
     fig_dir = out_dir / d.name
-    made: list[Path] = []
     if kind == "memory":
         return memory_page(d, fig_dir, claims, draw=draw)
+    names, declared = study_sections(kind)
+    page = Page(d, fig_dir, [], claims, claims_for_study(kind, declared), checksum, draw,
+                _representatives(df) if draw else {})
     s = [f"# {d.name}\n", f"Study `{kind}`; {len(df)} trials, "
          f"{len(completed(df))} completed. Paper: {paper.CITATION}.\n"]
-    s += ["\n## Protocol\n\n", protocol_markdown(df, d.attrs, checksum=checksum)]
-    s += ["\n## Trials\n\n", tables.trials_markdown(df)]
-    reps = _representatives(df) if draw else {}
-
-    if kind in ("table1", "seeds", "runs", "batchnorm", "compress-search"):
-        title = "Table I" if kind == "table1" else "Quality (Table I columns)"
-        s += [f"\n## {title}\n\n", tables.table1_markdown(df)]
-    if kind in ("table1", "seeds", "runs"):
-        s += ["\n## FID against D-loss statistics (Fig. 5)\n\n", tables.correlation_markdown(df)]
-        if draw:
-            s.append(_figure(figures.correlation_figure, "fig5_correlation.png", fig_dir, made,
-                             "Fig. 5: correlation matrix", completed(df)))
-    if kind == "table3":
-        s += ["\n## Table III: compression\n\n", tables.table3_markdown(df)]
-    if kind in ("batchnorm", "fmaps"):
-        s.append(memory_sections(memory_of(d), fig_dir, made, draw=draw and kind == "fmaps"))
-    s += ["\n## Throughput\n\n", tables.throughput_markdown(df)]
-
-    if draw and reps:
-        s.append("\n## Training dynamics (Fig. 3, 4)\n\n")
-        s.append(_figure(figures.loss_curves, "fig3_4_losses.png", fig_dir, made,
-                         "Fig. 3/4: D and G losses, T0 dashed", reps))
-        s.append("\n## Samples (Fig. 6)\n\n")
-        s.append(_figure(figures.sample_grids, "fig6_samples.png", fig_dir, made,
-                         "Fig. 6: last sample grid per configuration", reps))
-    if draw and "collapse_detected" in df.columns:
-        hits = completed(df)
-        hits = hits[hits["collapse_detected"] == 1.0].head(MAX_COLLAPSE)
-        if len(hits):
-            s.append("\n## Mode collapse\n\n")
-        for _, r in hits.iterrows():
-            onset = r.get("collapse_onset")
-            s.append(_figure(figures.collapse_curves, f"collapse_{r['cell']}.png", fig_dir, made,
-                             f"{r['cell']}: collapse at step {onset:g}", r["run_dir"],
-                             onset=onset if isinstance(onset, float) and math.isfinite(onset)
-                             else None))
-    mine = [c for c in claims if c.key in CLAIMS_OF.get(kind, ())]
-    if mine:
-        s += ["\n## Claims\n\n", claims_markdown(mine)]
-    return "".join(s), made
+    for name in names:
+        if name not in SECTIONS:
+            raise KeyError(f"study {kind!r} lists an unknown report section {name!r}; known: "
+                           f"{', '.join(sorted(SECTIONS))}")
+        s.append(SECTIONS[name](page))
+    return "".join(s), page.made
 
 
 def memory_sections(mf: pd.DataFrame, fig_dir: Path, made: list[Path], *, draw: bool) -> str:
@@ -203,7 +344,8 @@ def memory_page(d: StudyData, fig_dir: Path, claims: Sequence[Claim], *,
          f"{paper.MEMORY_EXAMPLE['image_size']} px images, width {paper.MEMORY_EXAMPLE['features']}: "
          f"{paper.MEMORY_EXAMPLE['total_mb']} MB (torchinfo per-image size x batch).\n",
          memory_sections(mf, fig_dir, made, draw=draw)]
-    mine = [c for c in claims if c.key in CLAIMS_OF["memory"]]
+    keys = claims_for_study("memory")
+    mine = [c for c in claims if c.key in keys]
     s += ["\n## Claims\n\n", claims_markdown(mine)]
     return "".join(s), made
 
@@ -231,7 +373,7 @@ def build_report(studies: Sequence[str], out_dir: str | Path = DEFAULT_OUT,
     ``studies`` are Optuna study names (``table1-quick``) in ``storage`` (default: each in
     studies/NAME.db, where ``xraygan sweep`` puts it).
     """
-    from gan_core.errors import XrayganError
+    from xraygan.errors import XrayganError
 
     if not studies and not runs and not memory:
         raise XrayganError("nothing to report: name a study (e.g. table1-quick), or pass --runs "

@@ -2,11 +2,18 @@
 
 Every function writes one PNG and returns the data it plotted (a long-form DataFrame, or the
 matrix drawn), so tests and the report check the series, not pixels. A function given nothing
-to plot raises ValueError instead of writing an empty figure.
+to plot raises :class:`FigureUnavailable` (a ValueError) whose message says in words why the
+figure is missing, for the report to print, instead of writing an empty figure.
+
+One look for all of them (:func:`theme`: seaborn "whitegrid", "paper" context, the colorblind
+palette; D and G always in the same two colours). Loss curves: each run on its own x-axis (a
+300-step run beside a 3000-step one is not squashed into a tenth of the panel), the raw
+logged loss drawn faint and an exponential moving average over it (:func:`ema`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,9 +27,56 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from gan_core import runs as runs_io  # noqa: E402
+from xraygan import runs as runs_io  # noqa: E402
 
 DPI = 110
+EMA_FRACTION = 0.02  # the EMA's half-life: 2 % of a run's logged points...
+EMA_MIN_HALFLIFE = 2.0  # ...but at least 2 points
+RAW_ALPHA = 0.25
+NET_COLORS = dict(zip(("D", "G"), sns.color_palette("colorblind", 2), strict=True))
+
+
+MIN_CORRELATION_RUNS = 3  # as reports.tables.correlation_markdown
+
+
+class FigureUnavailable(ValueError):
+    """A figure cannot be drawn; the message is a sentence a report reader understands."""
+
+
+@contextlib.contextmanager
+def theme():
+    """The one style of every figure (applied per figure: importing this module changes no
+    global matplotlib state)."""
+    with sns.axes_style("whitegrid"), sns.plotting_context("paper"), \
+            sns.color_palette("colorblind"):
+        yield
+
+
+def ema(values: np.ndarray | pd.Series, halflife: float | None = None) -> np.ndarray:
+    """Exponential moving average with bias correction at the start (pandas ``adjust=True``);
+    ``halflife`` in points, default EMA_FRACTION of the series (at least EMA_MIN_HALFLIFE).
+    NaN and inf points are skipped, not propagated."""
+    x = pd.Series(np.asarray(values, dtype=np.float64))
+    x = x.where(np.isfinite(x))
+    hl = halflife or max(EMA_MIN_HALFLIFE, EMA_FRACTION * len(x))
+    return x.ewm(halflife=hl, adjust=True, ignore_na=True).mean().to_numpy()
+
+
+def _draw_losses(ax: plt.Axes, data: pd.DataFrame, *, log: bool = False,
+                 smooth: bool = True) -> None:
+    """D and G on ``ax``: the raw loss faint and its EMA solid, or (``smooth=False``) the raw
+    loss solid."""
+    for net, part in data.groupby("net", sort=True):
+        color = NET_COLORS.get(net)
+        if not smooth:
+            ax.plot(part["step"], part["loss"], color=color, lw=1.0, label=net)
+            continue
+        ax.plot(part["step"], part["loss"], color=color, alpha=RAW_ALPHA, lw=0.6)
+        ax.plot(part["step"], part["loss_ema"], color=color, lw=1.3, label=f"{net} (EMA)")
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss")
 
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:
@@ -34,24 +88,29 @@ def _save(fig: plt.Figure, path: str | Path) -> Path:
 
 
 def loss_frame(run: str | Path, label: str) -> pd.DataFrame:
-    """A run's D and G losses in long form: label, step, net (D or G), loss."""
+    """A run's D and G losses in long form: label, step, net (D or G), loss, loss_ema
+    (:func:`ema` of the loss), progress (step / the run's last step, 0..1)."""
     log = runs_io.read_metrics(run)
-    d = pd.DataFrame({"label": label, "step": log["step"], "net": "D", "loss": log["loss_d"]})
-    g = pd.DataFrame({"label": label, "step": log["step"], "net": "G", "loss": log["loss_g"]})
-    return pd.concat([d, g], ignore_index=True)
+    last = float(log["step"].max()) if len(log) else 1.0
+    parts = []
+    for net, column in (("D", "loss_d"), ("G", "loss_g")):
+        parts.append(pd.DataFrame({"label": label, "step": log["step"], "net": net,
+                                   "loss": log[column], "loss_ema": ema(log[column]),
+                                   "progress": log["step"] / max(last, 1.0)}))
+    return pd.concat(parts, ignore_index=True)
 
 
 def loss_curves(runs: Mapping[str, str | Path], path: str | Path,
                 t0: Mapping[str, float] | None = None) -> pd.DataFrame:
     """Fig. 3/4: D and G loss against iteration, one panel per run, T0 as a dashed line.
 
-    ``t0`` per label defaults to gan_core.metrics.dynamics.find_t0 of the run's D loss. The
+    ``t0`` per label defaults to xraygan.metrics.dynamics.find_t0 of the run's D loss. The
     returned frame carries ``attrs["t0"]`` (label -> T0 as marked).
     """
-    from gan_core.metrics.dynamics import find_t0
+    from xraygan.metrics.dynamics import find_t0
 
     if not runs:
-        raise ValueError("loss_curves: no runs to plot")
+        raise FigureUnavailable("no completed run has a loss log to plot")
     data = pd.concat([loss_frame(r, label) for label, r in runs.items()], ignore_index=True)
     marks = {}
     for label in runs:
@@ -60,16 +119,24 @@ def loss_curves(runs: Mapping[str, str | Path], path: str | Path,
         else:
             d = data[(data["label"] == label) & (data["net"] == "D")]
             marks[label] = find_t0(d["step"].to_numpy(), d["loss"].to_numpy())
-    grid = sns.relplot(data=data, x="step", y="loss", hue="net", col="label",
-                       col_wrap=min(2, len(runs)), kind="line", height=2.8, aspect=1.5,
-                       facet_kws={"sharey": False}, linewidth=0.8)
-    for label, ax in grid.axes_dict.items():
-        if math.isfinite(marks[label]):
-            ax.axvline(marks[label], color="k", ls="--", lw=0.8)
-            ax.text(marks[label], ax.get_ylim()[1], " T0", va="top", fontsize=8)
-    grid.set_axis_labels("iteration", "loss")
-    grid.set_titles("{col_name}")
-    _save(grid.figure, path)
+    n = len(runs)
+    cols = min(2, n)
+    with theme():
+        fig, axes = plt.subplots(math.ceil(n / cols), cols, figsize=(4.6 * cols, 2.9 * math.ceil(n / cols)),
+                                 squeeze=False)
+        for ax in axes.flat[n:]:
+            ax.axis("off")
+        for ax, label in zip(axes.flat, runs, strict=False):
+            part = data[data["label"] == label]
+            _draw_losses(ax, part)  # each run on its own x-axis: its length, not the longest's
+            if math.isfinite(marks[label]):
+                ax.axvline(marks[label], color="k", ls="--", lw=0.8)
+                ax.text(marks[label], ax.get_ylim()[1], " T0", va="top", fontsize=8)
+            ax.set_title(f"{label} ({int(part['step'].max()):,} iterations)", fontsize=9)
+        data.attrs["xlim"] = {label: ax.get_xlim() for ax, label in zip(axes.flat, runs, strict=False)}
+        axes.flat[0].legend(fontsize=7, loc="best")
+        fig.tight_layout()
+        _save(fig, path)
     data.attrs["t0"] = marks
     return data
 
@@ -77,16 +144,27 @@ def loss_curves(runs: Mapping[str, str | Path], path: str | Path,
 def correlation_figure(table: pd.DataFrame, path: str | Path,
                        columns: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Fig. 5: Pearson correlation matrix of FID and the D-loss statistics over runs
-    (gan_core.metrics.correlation); returns the matrix drawn."""
-    from gan_core.metrics.correlation import DEFAULT_COLUMNS, correlation_matrices
+    (xraygan.metrics.correlation); returns the matrix drawn."""
+    from xraygan.metrics.correlation import DEFAULT_COLUMNS, correlation_matrices
 
-    pearson, _ = correlation_matrices(table, columns or DEFAULT_COLUMNS)
-    if pearson.shape[0] < 2 or len(table) < 3:
-        raise ValueError("correlation_figure: need at least 2 columns over 3 runs")
-    fig, ax = plt.subplots(figsize=(4.6, 3.8))
-    sns.heatmap(pearson, vmin=-1, vmax=1, cmap="vlag", annot=True, fmt=".2f", square=True, ax=ax)
-    ax.set_title(f"Pearson correlation over {len(table)} runs")
-    _save(fig, path)
+    # d_loss_std is sqrt(d_loss_var): their correlation is ~1 by construction, not a finding
+    columns = tuple(c for c in (columns or DEFAULT_COLUMNS)
+                    if not (c == "d_loss_std" and "d_loss_var" in (columns or DEFAULT_COLUMNS)))
+    with_fid = int(pd.to_numeric(table["fid"], errors="coerce").notna().sum()) \
+        if "fid" in table.columns else 0
+    if with_fid < MIN_CORRELATION_RUNS:  # the same rule as the correlation table beside it
+        raise FigureUnavailable(
+            f"the correlation of FID with the D-loss statistics needs an FID for at least "
+            f"{MIN_CORRELATION_RUNS} completed runs; {with_fid} of {len(table)} have one")
+    pearson, _ = correlation_matrices(table, columns)
+    if pearson.shape[0] < 2:
+        raise FigureUnavailable("no D-loss statistic was recorded beside FID")
+    with theme():
+        fig, ax = plt.subplots(figsize=(4.6, 3.8))
+        sns.heatmap(pearson, vmin=-1, vmax=1, cmap="vlag", annot=True, fmt=".2f", square=True,
+                    ax=ax)
+        ax.set_title(f"Pearson correlation over {with_fid} runs")
+        _save(fig, path)
     return pearson
 
 
@@ -106,18 +184,20 @@ def sample_grids(runs: Mapping[str, str | Path], path: str | Path,
                          "step": int(grids[-1].stem.split("_")[1])})
     data = pd.DataFrame(rows, columns=["label", "path", "step"])
     if data.empty:
-        raise ValueError("sample_grids: no run has a sample grid")
+        at = f" at step {step}" if step is not None else ""
+        raise FigureUnavailable(f"no run has a sample grid{at} (samples/ is empty)")
     n = len(data)
     cols = min(4, n)
     nrows = math.ceil(n / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 3.4 * nrows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, (_, r) in zip(axes.flat, data.iterrows(), strict=False):
-        img = np.asarray(Image.open(r["path"]))
-        ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255)
-        ax.set_title(f"{r['label']}\nstep {r['step']}", fontsize=9)
-    _save(fig, path)
+    with theme():
+        fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 3.4 * nrows), squeeze=False)
+        for ax in axes.flat:
+            ax.axis("off")
+        for ax, (_, r) in zip(axes.flat, data.iterrows(), strict=False):
+            img = np.asarray(Image.open(r["path"]))
+            ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255)
+            ax.set_title(f"{r['label']}\nstep {r['step']:,}", fontsize=9)
+        _save(fig, path)
     return data
 
 
@@ -126,44 +206,48 @@ def memory_vs_width(memory: pd.DataFrame, path: str | Path) -> pd.DataFrame:
     and measured, one line style per batch-norm placement. ``memory`` is
     reports.tables.memory_frame; the long form plotted is returned."""
     if memory.empty:
-        raise ValueError("memory_vs_width: no memory measurements")
+        raise FigureUnavailable("no trial recorded a measured memory peak")
     data = memory.melt(id_vars=["image_size", "features", "batchnorm"],
                        value_vars=["estimate_mib", "measured_mib"], var_name="kind",
                        value_name="mib")
     data["kind"] = data["kind"].map({"estimate_mib": "estimated", "measured_mib": "measured"})
     data["batchnorm"] = "BN " + data["batchnorm"].astype(str)
     data = data.sort_values(["image_size", "kind", "batchnorm", "features"]).reset_index(drop=True)
-    grid = sns.relplot(data=data, x="features", y="mib", hue="kind", style="batchnorm",
-                       col="image_size", kind="line", markers=True, height=3.0, aspect=1.2,
-                       facet_kws={"sharey": False})
-    grid.set_axis_labels("feature-map width", "memory of one step (MiB)")
-    grid.set_titles("{col_name} px")
-    _save(grid.figure, path)
+    with theme():
+        grid = sns.relplot(data=data, x="features", y="mib", hue="kind", style="batchnorm",
+                           col="image_size", kind="line", markers=True, height=3.0, aspect=1.2,
+                           facet_kws={"sharey": False})
+        grid.set_axis_labels("feature-map width", "memory of one step (MiB)")
+        grid.set_titles("{col_name} px")
+        _save(grid.figure, path)
     return data
 
 
 def collapse_curves(run: str | Path, path: str | Path, onset: float | None = None,
                     margin: float = 0.5) -> pd.DataFrame:
-    """D and G losses around a mode collapse: from ``onset`` - margin * onset to the end of
-    the log, log-scale y (an exponential rise is a straight line). ``onset`` defaults to
-    gan_core.metrics.collapse.loss_explosion's; no collapse: ValueError."""
-    from gan_core.metrics.collapse import loss_explosion
+    """D and G losses (raw, not smoothed) around a mode collapse: from ``onset`` - margin *
+    onset to the end of the log, log-scale y (an exponential rise is a straight line).
+    ``onset`` defaults to xraygan.metrics.collapse.loss_explosion's; no collapse:
+    FigureUnavailable."""
+    from xraygan.metrics.collapse import loss_explosion
 
     log = runs_io.read_metrics(run)
     if onset is None:
         onset = loss_explosion(log["step"], log["loss_g"], log["loss_d"])["collapse_onset"]
     if onset is None or not math.isfinite(onset):
-        raise ValueError(f"collapse_curves: no collapse detected in {run}")
+        raise FigureUnavailable(f"no mode collapse was detected in {Path(run).name}")
     start = onset - margin * max(onset, 1.0)
     data = loss_frame(run, Path(run).name)
     data = data[data["step"] >= start].reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    sns.lineplot(data=data, x="step", y="loss", hue="net", ax=ax, linewidth=0.8)
-    ax.set_yscale("log")
-    ax.axvline(onset, color="r", ls="--", lw=0.8)
-    ax.text(onset, ax.get_ylim()[1], " collapse onset", va="top", fontsize=8, color="r")
-    ax.set_xlabel("iteration")
-    ax.set_title(f"{Path(run).name}: losses around the collapse")
-    _save(fig, path)
+    with theme():
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        # raw, unsmoothed: an EMA lags an exponential rise and would move the visible onset;
+        # log y: an exponential rise is a straight line
+        _draw_losses(ax, data, log=True, smooth=False)
+        ax.axvline(onset, color="r", ls="--", lw=0.8)
+        ax.text(onset, ax.get_ylim()[1], " collapse onset", va="top", fontsize=8, color="r")
+        ax.legend(fontsize=7)
+        ax.set_title(f"{Path(run).name}: losses around the collapse")
+        _save(fig, path)
     data.attrs["onset"] = float(onset)
     return data

@@ -1,5 +1,5 @@
 """Reports read two things only (ARCHITECTURE.md): Optuna studies, through the trial user
-attributes documented in ablations/__init__.py, and run folders, through gan_core.runs.
+attributes documented in ablations/__init__.py, and run folders, through xraygan.runs.
 Both become one *trials frame*: a DataFrame with one row per trial or run and flat columns
 (cell, group, status, the metrics, memory, timings and the config fields tables group by).
 """
@@ -14,8 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from gan_core import runs
-from gan_core.errors import XrayganError
+from xraygan import runs
+from xraygan.errors import XrayganError
 
 # config fields every table may group or label by: column -> dotted path in config.to_dict()
 CONFIG_COLUMNS = {
@@ -87,6 +87,8 @@ def record(attrs: Mapping[str, Any], **base: Any) -> dict[str, Any]:
         "run_dir": attrs.get("run_dir", base.get("run_dir", "")),
         "host": attrs.get("host", ""),
         "objective": attrs.get("objective", ""),
+        # xraygan.fingerprint dict, for reports/protocol.py (trials store it as "fingerprint")
+        "machine": attrs.get("machine") or attrs.get("fingerprint") or None,
     })
     for col, path in CONFIG_COLUMNS.items():
         row[col] = _get(config, path)
@@ -120,10 +122,15 @@ def load_study(name: str, storage: str | None = None):
     if url.startswith("sqlite:///") and not Path(url.split(":///", 1)[1]).is_file():
         raise XrayganError(f"study {name!r}: no database {url.split(':///', 1)[1]}; run "
                            f"`xraygan sweep` first or pass --storage URL")
-    names = optuna.get_all_study_names(storage=url)
+    from xraygan.ablations.storage import (
+        open_storage,  # bad URL, corrupt file, dead server: one line
+    )
+
+    opened = open_storage(url)
+    names = optuna.get_all_study_names(storage=opened)
     if name not in names:
         raise XrayganError(f"study {name!r} is not in {url}; it holds: {', '.join(names) or 'none'}")
-    return optuna.load_study(study_name=name, storage=url)
+    return optuna.load_study(study_name=name, storage=opened)
 
 
 def trials_frame(study) -> pd.DataFrame:
@@ -157,13 +164,13 @@ def run_attrs(run: str | Path) -> dict[str, Any]:
 
 
 def runs_frame(paths: Iterable[str | Path], compute_missing: bool = True) -> pd.DataFrame:
-    """One row per run folder under ``paths`` (gan_core.runs.find_runs). A run whose summary
-    has no metrics gets the cheap ones from gan_core.metrics.run_metrics (no FID)."""
+    """One row per run folder under ``paths`` (xraygan.runs.find_runs). A run whose summary
+    has no metrics gets the cheap ones from xraygan.metrics.run_metrics (no FID)."""
     rows = []
     for i, run in enumerate(runs.find_runs(list(paths))):
         attrs = run_attrs(run)
         if compute_missing and "d_loss_mean" not in attrs["metrics"]:
-            from gan_core.metrics import run_metrics
+            from xraygan.metrics import run_metrics
 
             attrs["metrics"].update(run_metrics(run))
         rows.append(record(attrs, trial=i, state="COMPLETE" if attrs["status"] == "completed"
@@ -173,9 +180,9 @@ def runs_frame(paths: Iterable[str | Path], compute_missing: bool = True) -> pd.
 
 def fill_sample_metrics(df: pd.DataFrame, column: str = "blockiness") -> pd.DataFrame:
     """Rows without ``column`` whose run folder still holds samples (a diverged or errored
-    trial's last grid or checkpoint) get the ``samples`` metric from gan_core.metrics, so
+    trial's last grid or checkpoint) get the ``samples`` metric from xraygan.metrics, so
     that Table III has a number in every cell. Returns a copy; ``filled`` marks those rows."""
-    from gan_core.metrics import run_metrics
+    from xraygan.metrics import run_metrics
 
     out = df.copy()
     if column not in out.columns:
@@ -197,7 +204,7 @@ def fill_sample_metrics(df: pd.DataFrame, column: str = "blockiness") -> pd.Data
 
 
 def memory_json_rows(path: str | Path) -> list[dict[str, Any]]:
-    """Rows written by ``xraygan memory --json`` (gan_core.memory.report.write_json: a dict
+    """Rows written by ``xraygan memory --json`` (xraygan.memory.report.write_json: a dict
     with "rows") or ``--csv`` (one MemoryRow per line)."""
     import json
 

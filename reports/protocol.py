@@ -1,5 +1,6 @@
 """The protocol section: what a reader needs to judge the numbers (data, image size, steps,
-FID sample count, Inception weights checksum, seeds, hardware, software)."""
+FID sample count, Inception weights checksum, seeds, hardware and the machine fingerprints the
+trials ran on, software)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def _natural(s: str) -> tuple:
 
 def dataset_descriptions(df: pd.DataFrame) -> str:
     """The dataset line the trainer wrote into each run's summary.json (first distinct ones)."""
-    from gan_core import runs
+    from xraygan import runs
 
     seen: list[str] = []
     for run in df.get("run_dir", pd.Series(dtype=object)).dropna():
@@ -50,9 +51,56 @@ def dataset_descriptions(df: pd.DataFrame) -> str:
     return "; ".join(seen[:3]) or "—"
 
 
+def _summary_machine(run: object) -> dict[str, Any] | None:
+    from xraygan import runs
+    from xraygan.errors import XrayganError
+
+    if isinstance(run, str) and run and Path(run).is_dir():
+        try:
+            machine = runs.read_summary(run).get("machine")
+        except (OSError, ValueError, XrayganError):  # a corrupt summary: "not recorded"
+            return None
+        return machine if isinstance(machine, Mapping) else None
+    return None
+
+
+def machine_fingerprints(df: pd.DataFrame) -> list[tuple[str, str, int]]:
+    """(machine class, description, number of trials) for every machine the trials ran on,
+    from the trial attr ``machine`` or the run's summary.json ``machine`` (gan_core.
+    fingerprint); trials with neither (runs made before fingerprints) count as "not recorded"."""
+    from xraygan.fingerprint import describe, machine_class
+
+    counts: dict[tuple[str, str], int] = {}
+    if df is None or df.empty:
+        return []
+    machines = df["machine"] if "machine" in df.columns else pd.Series([None] * len(df))
+    runs_col = df["run_dir"] if "run_dir" in df.columns else pd.Series([None] * len(df))
+    for machine, run in zip(machines, runs_col, strict=True):
+        if not isinstance(machine, Mapping):
+            machine = _summary_machine(run)
+        if isinstance(machine, Mapping):
+            key = (str(machine.get("machine_class") or machine_class(dict(machine))),
+                   describe(dict(machine)))
+        else:
+            key = ("not recorded", "")
+        counts[key] = counts.get(key, 0) + 1
+    # most trials first; "not recorded" last
+    return sorted(((c, d, n) for (c, d), n in counts.items()),
+                  key=lambda t: (t[0] == "not recorded", -t[2], t[0]))
+
+
+def machines_line(df: pd.DataFrame) -> str:
+    items = machine_fingerprints(df)
+    if not items:
+        return "—"
+    return "; ".join(f"{c}: {d} ({n} trial{'s' if n != 1 else ''})" if d else
+                     f"{c} ({n} trial{'s' if n != 1 else ''}, run before fingerprints)"
+                     for c, d, n in items)
+
+
 def weights_checksum() -> str:
     """sha256 of the local FID Inception weights file, or the recorded one when absent."""
-    from gan_core.metrics import weights
+    from xraygan.metrics import weights
 
     path = weights.weights_path()
     if path.is_file():
@@ -68,7 +116,7 @@ def software() -> dict[str, str]:
     import scipy
     import torch
 
-    from gan_core import __version__
+    from xraygan import __version__
 
     return {"xraygan": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
             "numpy": numpy.__version__, "scipy": scipy.__version__, "pandas": pd.__version__,
@@ -98,8 +146,14 @@ def protocol_rows(df: pd.DataFrame, study_attrs: Mapping[str, Any] | None = None
         ("FID generated samples", fid_n),
         ("FID reference", "the run's whole training set" if fid_computed else "—"),
         ("Seeds (train.seed)", _values(df, "seed")),
+        # H8 (issue 13): why one seed is not a result
+        ("Seeds across machines", "a seed fixes a run on one machine class only: the same seed "
+         "trains differently on another CPU (oneDNN kernels) or a GPU (e.g. adam-elu FID 254.2 "
+         "vs 297.5 on an AVX-512 and an AVX2 EPYC), so verdicts rest on the spread over seeds; "
+         "the machines each trial ran on are listed below"),
         ("Scale", attrs.get("scale", {}).get("name", "") if scale else _values(df, "scale")),
         ("Hardware (runs)", f"hosts {_values(df, 'host')}; devices {_values(df, 'memory_device')}"),
+        ("Machines (fingerprint)", machines_line(df)),
         ("Memory measured with", _values(df, "memory_method")),
     ]
     if checksum:

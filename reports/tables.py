@@ -4,6 +4,14 @@ Each table with a ``*_frame`` companion computes its numbers there (tested direc
 formats them in the markdown function. Where a configuration was repeated over seeds, a cell
 shows ``mean ± h`` with h the half-width of the 95 % t interval (reports.stats.mean_ci) and
 the table says n.
+
+One way to print things, used by every table, figure and claim (reports/claims.py too), so
+that a number quoted in a claim is the number in the table beside it:
+  * :func:`fmt_value` ``(x, kind)``: a number at the precision of its kind (FID to 0.1,
+    D-loss statistics to 0.001, seeds and T0 as integers, ...; :data:`DECIMALS`);
+  * :func:`fmt_ci_value`: ``mean ± half`` of a MeanCI at its kind's precision;
+  * :func:`display_name`: optimizer, activation and other registry names as a paper writes
+    them (``adas`` -> AdaS, ``leaky_relu`` -> LeakyReLU; :data:`DISPLAY_NAMES`).
 """
 
 from __future__ import annotations
@@ -11,13 +19,109 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from . import paper
 from .load import completed
-from .stats import MeanCI, fmt, fmt_ci, mean_ci
+from .stats import MeanCI, fmt, mean_ci
 
 MIB = 2**20
+
+
+# --------------------------------------------------------------------------- formatting
+DECIMALS = {
+    "fid": 1,  # FID's seed-to-seed spread is several units: more digits are noise
+    "kid": 4,
+    "loss": 3,  # D- and G-loss statistics (Table I: 0.845)
+    "blockiness": 3,
+    "score": 3,  # other [0, 1] scores (diversity, collapse)
+    "r": 3,  # correlation coefficients
+    "p": 3,
+    "mib": 2,
+    "pct": 2,
+    "ratio": 3,
+    "images_per_s": 1,
+    "seconds": 1,
+    "value": 3,  # anything else
+}
+INTEGER_KINDS = ("seed", "t0", "steps", "count", "trial")
+"""Kinds printed as whole numbers (``count`` with thousands separators)."""
+
+COLUMN_KINDS = {
+    "fid": "fid", "kid": "kid", "kid_mean": "kid", "kid_std": "kid",
+    "t0": "t0", "seed": "seed", "train_seed": "seed", "trial": "trial", "n": "count",
+    "steps": "steps", "params_g": "count", "params_d": "count",
+    "blockiness": "blockiness", "excess": "blockiness",
+    "images_per_s": "images_per_s", "wall_time_s": "seconds", "train_time_s": "seconds",
+    "eval_time_s": "seconds", "collapse_onset": "steps",
+}
+
+
+def kind_of(column: str) -> str:
+    """The formatting kind of a frame column or metric name."""
+    if column in COLUMN_KINDS:
+        return COLUMN_KINDS[column]
+    if column.startswith(("d_loss", "g_loss", "loss")):
+        return "loss"
+    for suffix, kind in (("_mib", "mib"), ("_pct", "pct"), ("_s", "seconds"), ("_r", "r"),
+                         ("_p", "p"), ("ratio", "ratio")):
+        if column.endswith(suffix):
+            return kind
+    return "value"
+
+
+def fmt_value(x: object, kind: str = "value") -> str:
+    """``x`` as a table cell or a claim quotes it: at the precision of ``kind`` (a key of
+    :data:`DECIMALS`, one of :data:`INTEGER_KINDS`, or a column name, see :func:`kind_of`);
+    None / NaN as an em dash, booleans as yes / no, p-values below 0.001 as "< 0.001"."""
+    if kind not in DECIMALS and kind not in INTEGER_KINDS:
+        kind = kind_of(kind)
+    if x is None or isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
+        return fmt(x)
+    v = float(x)
+    if not math.isfinite(v):
+        return "—"
+    if kind in INTEGER_KINDS:
+        n = int(round(v))
+        return f"{n:,}" if kind == "count" else str(n)
+    if kind == "p" and 0 <= v < 0.001:
+        return "< 0.001"
+    return fmt(v, DECIMALS[kind])
+
+
+def fmt_ci_value(ci: MeanCI, kind: str = "value") -> str:
+    """``mean`` for one run, ``mean ± half`` (95 % t interval) for several, at ``kind``'s
+    precision (an integer kind keeps one decimal on the half-width only when it is below 1)."""
+    if ci.n >= 2 and math.isfinite(ci.half):
+        half = fmt_value(ci.half, kind)
+        return f"{fmt_value(ci.mean, kind)} ± {half}"
+    return fmt_value(ci.mean, kind)
+
+
+DISPLAY_NAMES = {
+    # optimizers (xraygan.optim)
+    "adas": "AdaS", "adam": "Adam", "sgd": "SGD",
+    # activations (xraygan.models.layers.ACTIVATIONS)
+    "elu": "ELU", "celu": "CELU", "gelu": "GELU", "relu": "ReLU", "leaky_relu": "LeakyReLU",
+    "selu": "SELU", "silu": "SiLU", "mish": "Mish", "tanh": "Tanh", "sigmoid": "Sigmoid",
+    "softplus": "Softplus", "identity": "identity",
+    # batch-norm placement, losses
+    "none": "none", "d": "D", "g": "G", "both": "D and G",
+    "nonsaturating": "non-saturating", "saturating": "saturating",
+}
+
+
+def display_name(name: object) -> str:
+    """A registry name as the paper writes it; unknown names unchanged."""
+    if name is None or (isinstance(name, float) and math.isnan(name)):
+        return "—"
+    return DISPLAY_NAMES.get(str(name), str(name))
+
+
+def activation_label(g: object, d: object) -> str:
+    """``ELU`` when G and D share it, else ``ReLU/LeakyReLU`` (G/D), as Table I writes it."""
+    return display_name(g) if g == d else f"{display_name(g)}/{display_name(d)}"
 
 
 def markdown(header: Sequence[str], rows: Sequence[Sequence[object]],
@@ -43,15 +147,48 @@ def _ci(df: pd.DataFrame, column: str) -> MeanCI:
 
 
 # --------------------------------------------------------------------------- trials
-def trials_markdown(df: pd.DataFrame) -> str:
-    """Every trial: cell, seed, status, objective, wall time, and why it failed."""
+def cells_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell: its final attempt (the completed one, else the latest), with
+    ``attempts`` (how many trials the cell took: killed and requeued, interrupted, duplicated)
+    and ``earlier`` (the statuses of the attempts before it). In first-trial order."""
+    if df.empty:
+        return df.assign(attempts=pd.Series(dtype=int), earlier=pd.Series(dtype=object))
     rows = []
-    for _, r in df.sort_values("trial").iterrows():
-        value = f"{r['objective']} = {fmt(r['value'])}" if pd.notna(r.get("value")) else "—"
-        rows.append([r["trial"], r["cell"], fmt(r.get("seed")), r["status"] or r["state"], value,
-                     fmt(r.get("wall_time_s"), 1), r.get("failure") or ""])
-    return markdown(["Trial", "Cell", "Seed", "Status", "Objective", "Wall time (s)", "Failure"],
-                    rows, ["r", "l", "r", "l", "l", "r", "l"])
+    ordered = df.sort_values("trial")
+    for cell in dict.fromkeys(ordered["cell"]):
+        part = ordered[ordered["cell"] == cell]
+        done = part[part["status"] == "completed"]
+        final = (done if len(done) else part).iloc[-1]
+        others = part[part["trial"] != final["trial"]]
+        rows.append({**final.to_dict(), "attempts": len(part),
+                     "earlier": [_outcome(r) for _, r in others.iterrows()]})
+    return pd.DataFrame(rows).reset_index(drop=True)
+
+
+def _outcome(r: pd.Series) -> str:
+    """A trial's status in one word; a FAIL trial still marked running was killed (its worker
+    died; ablations.runner.outcome says the same of a FrozenTrial)."""
+    status = r.get("status") or ""
+    if r.get("state") == "FAIL" and status in ("", "running", "waiting"):
+        return "killed"
+    return status or str(r.get("state", "unknown")).lower()
+
+
+def trials_markdown(df: pd.DataFrame) -> str:
+    """One row per cell (retries folded in, counted under Attempts): the final trial, seed,
+    status, objective, wall time, and why it failed (or what the earlier attempts did)."""
+    rows = []
+    for _, r in cells_frame(df).iterrows():
+        value = (f"{r['objective']} = {fmt_value(r['value'], r['objective'] or 'value')}"
+                 if pd.notna(r.get("value")) else "—")
+        why = r.get("failure") or ""
+        if r["earlier"] and r["status"] == "completed":
+            why = "earlier attempts: " + ", ".join(r["earlier"])
+        rows.append([fmt_value(r["trial"], "trial"), r["cell"], fmt_value(r.get("seed"), "seed"),
+                     _outcome(r), r["attempts"], value,
+                     fmt_value(r.get("wall_time_s"), "seconds"), why])
+    return markdown(["Trial", "Cell", "Seed", "Status", "Attempts", "Objective", "Wall time (s)",
+                     "Failure"], rows, ["r", "l", "r", "l", "r", "l", "r", "l"])
 
 
 # --------------------------------------------------------------------------- Table I
@@ -80,21 +217,21 @@ def table1_markdown(df: pd.DataFrame) -> str:
     rows = []
     for _, r in tf.iterrows():
         p = paper.TABLE1.get(r["group"])
-        act = (r["g_activation"] if r["g_activation"] == r["d_activation"]
-               else f"{r['g_activation']}/{r['d_activation']}")
         if p is not None:
             rows.append([r["group"], p.optimizer, p.activation, fmt(p.ttur), "paper", 1,
-                         fmt(p.d_loss_mean), fmt(p.d_loss_var), fmt(p.d_loss_std), fmt(p.fid),
-                         p.t0])
-        rows.append([r["group"], str(r["optimizer"]), str(act), fmt(bool(r["ttur"])), "ours",
-                     r["n"], *(fmt_ci(r[c], 3 if c != "t0" else 0) for c in TABLE1_COLUMNS)])
+                         *(fmt_value(getattr(p, c), c) for c in TABLE1_COLUMNS[:4]), p.t0])
+        rows.append([r["group"], display_name(r["optimizer"]),
+                     activation_label(r["g_activation"], r["d_activation"]),
+                     fmt(bool(r["ttur"])), "ours", r["n"],
+                     *(fmt_ci_value(r[c], c) for c in TABLE1_COLUMNS)])
     out = markdown(["Configuration", "Optimizer", "Activation", "TTUR", "Source", "n",
                     "D-loss mean", "variance", "std", "FID", "T0 (iter.)"], rows,
                    ["l", "l", "l", "l", "l", "r", "r", "r", "r", "r", "r"])
     notes = []
     if (tf["n"] > 1).any():
         notes.append("ours: mean ± half-width of the 95 % t confidence interval over n seeds")
-    failed = df[df["status"] != "completed"]
+    cells = cells_frame(df)
+    failed = cells[cells["status"] != "completed"]
     if len(failed):
         notes.append("not completed: " + ", ".join(
             f"{c} ({s})" for c, s in zip(failed["cell"], failed["status"], strict=True)))
@@ -134,22 +271,27 @@ def table3_markdown(df: pd.DataFrame) -> str:
         rows = []
         if len(base):
             b = base.iloc[0]
-            rows.append(["baseline (uncompressed)", fmt_ci(b[metric]), "", "", "ok (deep model)"])
+            rows.append(["baseline (uncompressed)", fmt_ci_value(b[metric], metric), "", "", "ok (deep model)"])
         for factor in paper.TABLE3_FACTORS:
             cells = []
             for side in paper.TABLE3_SIDES:
                 hit = tf[(tf["factor"] == factor) & (tf["side"] == side)]
-                cells.append(fmt_ci(hit.iloc[0][metric]) if len(hit) else "not run")
+                cells.append(fmt_ci_value(hit.iloc[0][metric], metric) if len(hit) else "not run")
             rows.append([factor, *cells, paper.TABLE3_VERDICT])
         out.append(f"**{title}**\n\n" + markdown(["Compressed", "D", "G", "both", "Paper"], rows))
     long_rows = []
+    spectral = "hf_deficit" in df.columns  # the spectral deficit beside blockiness (issue 12)
     for _, r in tf.iterrows():
+        hf = ([fmt_ci_value(_ci(df[df["group"] == r["group"]], "hf_deficit"), "hf_deficit")]
+              if spectral else [])
         long_rows.append([r["group"], r["factor"], r["side"], r["status"], r["n"],
-                          fmt_ci(r["fid"]), fmt_ci(r["blockiness"]), fmt(r["excess"]),
+                          fmt_ci_value(r["fid"], "fid"), fmt_ci_value(r["blockiness"], "blockiness"),
+                          fmt_value(r["excess"], "blockiness"), *hf,
                           "yes" if r["filled"] else ""])
     out.append(markdown(["Cell", "Factor", "Side", "Status", "n", "FID", "Blockiness",
-                         "Excess over baseline", "From last samples"], long_rows,
-                        ["l", "l", "l", "l", "r", "r", "r", "r", "l"]))
+                         "Excess over baseline", *(["HF deficit"] if spectral else []),
+                         "From last samples"], long_rows,
+                        ["l", "l", "l", "l", "r", "r", "r", "r", *(["r"] if spectral else []), "l"]))
     return "\n".join(out)
 
 
@@ -174,7 +316,7 @@ def memory_frame(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def memory_rows_frame(rows: Sequence[Mapping[str, object]]) -> pd.DataFrame:
-    """``xraygan memory --json`` rows (gan_core.memory.report.MemoryRow dicts) as a memory
+    """``xraygan memory --json`` rows (xraygan.memory.report.MemoryRow dicts) as a memory
     frame, the same columns as :func:`memory_frame` plus the paper's torchinfo method."""
     out = pd.DataFrame([{
         "cell": f"w{r['features']}-s{r['image_size']}-bn-{r['batchnorm']}", "seed": 0,
@@ -200,8 +342,9 @@ def memory_markdown(mf: pd.DataFrame) -> str:
         return "No measured memory.\n"
     has_ti = "torchinfo_mib" in mf.columns
     rows = [[r["cell"], r["image_size"], r["features"], r["batchnorm"], r["optimizer"],
-             r["batch_size"], *([fmt(r["torchinfo_mib"], 2)] if has_ti else []),
-             fmt(r["estimate_mib"], 2), fmt(r["measured_mib"], 2), fmt(r["ratio"], 3),
+             r["batch_size"], *([fmt_value(r["torchinfo_mib"], "mib")] if has_ti else []),
+             fmt_value(r["estimate_mib"], "mib"), fmt_value(r["measured_mib"], "mib"),
+             fmt_value(r["ratio"], "ratio"),
              r["device"]] for _, r in mf.iterrows()]
     head = ["Cell", "Image", "Width", "BN", "Optimizer", "Batch",
             *(["Paper method, torchinfo (MiB)"] if has_ti else []), "Estimate (MiB)",
@@ -249,22 +392,23 @@ def bn_savings_markdown(mf: pd.DataFrame) -> str:
         return "No pair of configurations that differ only in batch norm in G.\n"
     lo, hi = paper.BN_SAVING_PCT
     rows = [[f"{r['with']} → {r['without']}", r["image_size"], r["features"],
-             fmt(r["measured_with_mib"], 2), fmt(r["measured_without_mib"], 2),
-             fmt(r["saving_measured_pct"], 2), fmt(r["saving_estimate_pct"], 2), f"{lo}–{hi}"]
+             fmt_value(r["measured_with_mib"], "mib"), fmt_value(r["measured_without_mib"], "mib"),
+             fmt_value(r["saving_measured_pct"], "pct"), fmt_value(r["saving_estimate_pct"], "pct"),
+             f"{lo}–{hi}"]
             for _, r in bf.iterrows()]
     return markdown(["BN removed from G", "Image", "Width", "With BN (MiB)", "Without (MiB)",
                      "Saving measured (%)", "Saving estimated (%)", "Paper (%)"], rows)
 
 
-MIN_WIDTHS = 4  # gan_core.memory.fit's three-parameter laws need four widths
+MIN_WIDTHS = 4  # xraygan.memory.fit's three-parameter laws need four widths
 
 
 def growth_frame(mf: pd.DataFrame) -> pd.DataFrame:
     """Per image size, BN placement and quantity (measured, estimate): the power law
-    m = a w^k + c and the exponential m = a e^{bw} + c of gan_core.memory.fit, their R^2 (same
+    m = a w^k + c and the exponential m = a e^{bw} + c of xraygan.memory.fit, their R^2 (same
     space, same parameter count) and, with >= 5 widths, the error of each extrapolated to the
     largest width from the others. ``better``: the law both criteria prefer, else "mixed"."""
-    from gan_core.memory.fit import extrapolation_error, fit_exponential, fit_power_law
+    from xraygan.memory.fit import extrapolation_error, fit_exponential, fit_power_law
 
     rows = []
     if mf.empty:
@@ -318,16 +462,13 @@ def throughput_frame(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _count(v: object) -> str:
-    return f"{int(v):,}" if isinstance(v, (int, float)) and math.isfinite(v) else "—"
-
-
 def throughput_markdown(df: pd.DataFrame) -> str:
     tf = throughput_frame(df)
     if tf.empty:
         return "No completed trials.\n"
-    rows = [[r["group"], r["n"], fmt_ci(r["images_per_s"], 1), fmt_ci(r["train_time_s"], 1),
-             _count(r["params_g"]), _count(r["params_d"]), fmt(r["peak_mib"], 2)]
+    rows = [[r["group"], r["n"], fmt_ci_value(r["images_per_s"], "images_per_s"),
+             fmt_ci_value(r["train_time_s"], "seconds"), fmt_value(r["params_g"], "count"),
+             fmt_value(r["params_d"], "count"), fmt_value(r["peak_mib"], "mib")]
             for _, r in tf.iterrows()]
     return markdown(["Configuration", "n", "Images/s (training)", "Train time (s)", "Params G",
                      "Params D", "Peak memory (MiB)"], rows)
@@ -336,13 +477,14 @@ def throughput_markdown(df: pd.DataFrame) -> str:
 # --------------------------------------------------------------------------- correlation
 def correlation_markdown(df: pd.DataFrame) -> str:
     """Pearson and Spearman correlation of each D-loss statistic with FID, with p and n
-    (gan_core.metrics.correlation)."""
-    from gan_core.metrics.correlation import correlations_with
+    (xraygan.metrics.correlation)."""
+    from xraygan.metrics.correlation import correlations_with
 
     done = completed(df)
     if "fid" not in done.columns or done["fid"].notna().sum() < 3:
         return "Fewer than three runs with an FID: no correlation computed.\n"
     cw = correlations_with(done)
-    rows = [[r["metric"], fmt(r["pearson_r"]), fmt(r["pearson_p"]), fmt(r["spearman_r"]),
-             fmt(r["spearman_p"]), r["n"]] for _, r in cw.iterrows()]
+    rows = [[r["metric"], fmt_value(r["pearson_r"], "r"), fmt_value(r["pearson_p"], "p"),
+             fmt_value(r["spearman_r"], "r"), fmt_value(r["spearman_p"], "p"), r["n"]]
+            for _, r in cw.iterrows()]
     return markdown(["Against FID", "Pearson r", "p", "Spearman ρ", "p", "n"], rows)

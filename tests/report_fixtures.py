@@ -1,5 +1,5 @@
 """Fixture run folders and Optuna studies for the report tests, built programmatically:
-run folders through gan_core.runs, trials through optuna.trial.create_trial with the user
+run folders through xraygan.runs, trials through optuna.trial.create_trial with the user
 attributes of the contract in ablations/__init__.py. Everything is deterministic."""
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import optuna
 import torch
 from optuna.trial import TrialState, create_trial
 
-from gan_core import runs
-from gan_core.config import ExperimentConfig, replace_path
-from gan_core.imageio import save_grid
-from gan_core.presets import get_preset
+from xraygan import runs
+from xraygan.config import ExperimentConfig, replace_path
+from xraygan.imageio import save_grid
+from xraygan.presets import get_preset
 
 GOLDEN = Path(__file__).parent / "golden" / "reports"
 UPDATE = os.environ.get("XRAYGAN_UPDATE_GOLDEN") == "1"
@@ -59,12 +59,12 @@ def losses(kind: str, n: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarra
 
 def make_run(root: Path, name: str, cfg: ExperimentConfig | None = None, *, kind: str = "t0",
              metrics: Mapping[str, Any] | None = None, seed: int = 0, status: str = "completed",
-             images_per_s: float = 100.0) -> Path:
+             images_per_s: float = 100.0, points: int = 60) -> Path:
     cfg = cfg or config(name)
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=seed))
     run = runs.new_run_dir(root, name)
     runs.write_config(run, cfg)
-    d, g = losses(kind, seed=seed)
+    d, g = losses(kind, n=points, seed=seed)
     with runs.MetricsLog(run) as log:
         for i, (ld, lg) in enumerate(zip(d, g, strict=True)):
             log.write({"step": i * 5, "epoch": 0, "loss_d": ld, "loss_g": lg, "d_real": 0.5,

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-from ablations import QUICK, StudyContext
-from ablations.runner import SweepOptions, run_sweep
+from xraygan.ablations import QUICK, StudyContext
+from xraygan.ablations.runner import SweepOptions, run_sweep
 
 
 def _server_bin() -> Path | None:
@@ -91,3 +91,82 @@ def test_two_workers_share_a_postgres_study(postgres_url, tmp_path):
         assert t.user_attrs["peak_memory_bytes"] > 0
     # nothing is local to the study but the run folders
     assert not list(tmp_path.glob("*.db"))
+
+
+# --------------------------------------------------------------------------- storage faults
+# One line each, exit 2, no traceback; none of these needs a server.
+
+def _closed_port() -> int:
+    return _free_port()  # bound then released: nothing listens there
+
+
+def test_unknown_scheme_names_the_flag_and_the_valid_schemes():
+    from xraygan.ablations.storage import open_storage
+    from xraygan.errors import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        open_storage("bogus://x")
+    assert "--storage: unknown scheme 'bogus'" in str(e.value)
+    assert "sqlite" in str(e.value) and "postgresql+psycopg2" in str(e.value)
+    with pytest.raises(ConfigError, match="--storage: expected an SQLAlchemy URL"):
+        open_storage("studies.db")
+
+
+def test_unreachable_postgres_is_one_line_with_host_and_port():
+    pytest.importorskip("psycopg2")
+    from xraygan.ablations.storage import open_storage
+    from xraygan.errors import StorageError
+
+    port = _closed_port()
+    t0 = time.monotonic()
+    with pytest.raises(StorageError) as e:
+        open_storage(f"postgresql+psycopg2://u:secret@127.0.0.1:{port}/db")
+    msg = str(e.value)
+    assert f"cannot connect to 127.0.0.1:{port}" in msg and "refused" in msg.lower()
+    assert "\n" not in msg and "secret" not in msg
+    assert time.monotonic() - t0 < 30
+
+
+def test_corrupt_sqlite_study_names_the_file(tmp_path):
+    from xraygan.ablations.storage import open_storage
+    from xraygan.errors import StorageError
+
+    junk = tmp_path / "study.db"
+    junk.write_bytes(b"not a database" * 100)
+    with pytest.raises(StorageError, match=f"{junk} is not an SQLite database"):
+        open_storage(f"sqlite:///{junk}")
+    damaged = tmp_path / "damaged.db"
+    damaged.write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 16)
+    with pytest.raises(StorageError, match=f"{damaged} is not a usable SQLite study database"):
+        open_storage(f"sqlite:///{damaged}")
+    folder = tmp_path / "adir.db"
+    folder.mkdir()
+    with pytest.raises(StorageError, match="is a folder"):
+        open_storage(f"sqlite:///{folder}")
+
+
+def test_worker_options_are_checked():
+    from xraygan.ablations.storage import check_worker_options, open_storage
+    from xraygan.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--grace: expected a positive number of seconds, got -1"):
+        check_worker_options(30, -1, 2)
+    with pytest.raises(ConfigError, match="--heartbeat"):
+        open_storage("sqlite:///x.db", heartbeat=0)
+    with pytest.raises(ConfigError, match="--max-retry"):
+        check_worker_options(30, 120, -1)
+
+
+def test_cli_storage_faults_are_one_line(tmp_path, capsys):
+    from xraygan.cli import main
+
+    for argv, text in (
+        (["--storage", "bogus://x"], "unknown scheme 'bogus'"),
+        (["--grace", "-1"], "--grace"),
+        (["--storage", f"sqlite:///{tmp_path / 'junk.db'}"], "is not an SQLite database"),
+    ):
+        (tmp_path / "junk.db").write_bytes(b"junk" * 64)
+        code = main(["sweep", "batchnorm", "--out", str(tmp_path), *argv])
+        err = capsys.readouterr().err
+        assert code == 2 and text in err and "Traceback" not in err, (argv, err)
+        assert len(err.strip().splitlines()) == 1

@@ -7,13 +7,13 @@ import math
 import optuna
 import pytest
 
-from ablations import FULL, QUICK, STUDIES, StudyContext, load_studies
-from ablations.compress_search import reference_params, stride_options, suggest
-from ablations.table3 import merged_strides
-from gan_core.cli import main
-from gan_core.errors import ConfigError
-from gan_core.models import check_model_config, plan_discriminator, plan_generator
-from gan_core.optim import resolved_lrs
+from xraygan.ablations import FULL, QUICK, STUDIES, StudyContext, load_studies
+from xraygan.ablations.compress_search import reference_params, stride_options, suggest
+from xraygan.ablations.table3 import merged_strides
+from xraygan.cli import main
+from xraygan.errors import ConfigError
+from xraygan.models import check_model_config, plan_discriminator, plan_generator
+from xraygan.optim import resolved_lrs
 
 load_studies()
 
@@ -50,7 +50,7 @@ def test_table1_four_rows(scale):
 
 
 def test_scales():
-    assert (QUICK.image_size, QUICK.steps, QUICK.fid, QUICK.fid_samples) == (32, 1500, True, 2048)
+    assert (QUICK.image_size, QUICK.steps, QUICK.fid, QUICK.fid_samples) == (32, 400, True, 256)
     assert (FULL.image_size, FULL.epochs, FULL.steps) == (64, 150.0, 0)
     assert FULL.fid_samples >= 10_000
 

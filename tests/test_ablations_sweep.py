@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,11 +17,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from ablations import QUICK, STUDIES, StudyContext, StudySpec, load_studies
-from ablations.runner import SweepOptions, outcome, run_sweep
-from ablations.spec import Cell, first_metric, named
-from gan_core import runs
-from gan_core.config import ExperimentConfig, OptimConfig
+from xraygan import runs
+from xraygan.ablations import QUICK, STUDIES, StudyContext, StudySpec, load_studies
+from xraygan.ablations.runner import SweepOptions, outcome, run_sweep
+from xraygan.ablations.spec import Cell, first_metric, named
+from xraygan.config import ExperimentConfig, OptimConfig
 
 load_studies()
 
@@ -40,9 +41,16 @@ def attrs_of(study: optuna.Study) -> dict[str, dict]:
     return {t.user_attrs["cell"]: t.user_attrs for t in study.trials}
 
 
-def test_tiny_table1_end_to_end(tmp_path):
+@pytest.fixture(scope="module")
+def table1_tiny(tmp_path_factory):
+    """One finished tiny Table I study, shared by the tests that only read it."""
+    tmp_path = tmp_path_factory.mktemp("table1")
     opts = options(tmp_path, "table1")
-    study = run_sweep(opts, echo=lambda s: None)
+    return tmp_path, opts, run_sweep(opts, echo=lambda s: None)
+
+
+def test_tiny_table1_end_to_end(table1_tiny):
+    tmp_path, opts, study = table1_tiny
     assert (tmp_path / "table1-tiny.db").is_file()
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
     attrs = attrs_of(study)
@@ -62,7 +70,11 @@ def test_tiny_table1_end_to_end(tmp_path):
         assert a["objective"] == "d_loss_mean"  # no FID at this scale: the fallback
     t = study.trials[0]
     assert t.value == pytest.approx(t.user_attrs["metrics"]["d_loss_mean"])
-    assert list(t.intermediate_values) == [6]  # blockiness of the step-6 grid
+    # intermediate values: the running D-loss mean at every logged step (12 steps < 50 reports),
+    # ending on the trial's d_loss_mean metric itself
+    assert list(t.intermediate_values) == [2, 4, 6, 8, 10, 12]
+    assert t.intermediate_values[12] == pytest.approx(t.user_attrs["metrics"]["d_loss_mean"])
+    assert t.user_attrs["intermediate"] == "d_loss_mean (running)"
     assert ExperimentConfig.from_dict(attrs["adam-elu"]["config"]).optim.name == "adam"
     # finished trials are never redone: a second sweep finds nothing to do
     again = run_sweep(opts, echo=lambda s: None)
@@ -73,10 +85,49 @@ def test_tiny_table1_end_to_end(tmp_path):
         run_sweep(other)
 
 
+def test_finished_study_is_analysable_by_optuna(table1_tiny):
+    """What optuna-dashboard reads: params with categorical distributions over the grid,
+    a named objective, and a parameter importance computed from them."""
+    tmp_path, opts, _ = table1_tiny
+    study = optuna.load_study(study_name=opts.name, storage=opts.url)  # as the dashboard does
+    assert study.metric_names == ["d_loss_mean"]
+    by_cell = {t.user_attrs["cell"]: t for t in study.trials}
+    assert by_cell["adam-elu"].params == {"optimizer": "adam", "g_activation": "elu",
+                                          "d_activation": "elu", "ttur": False}
+    assert by_cell["adas-dcgan"].params["d_activation"] == "leaky_relu"
+    for t in study.trials:
+        assert t.params == t.user_attrs["cell_params"]
+        dist = t.distributions["optimizer"]
+        assert isinstance(dist, optuna.distributions.CategoricalDistribution)
+        assert dist.choices == ("adas", "adam")  # the grid's values, in the grid's order
+        assert t.distributions["ttur"].choices == (False, True)
+        fp = t.user_attrs["fingerprint"]
+        assert fp["machine_class"].startswith("cpu-") and fp["device"] == "cpu"
+    importance = optuna.importance.get_param_importances(study)
+    assert set(importance) <= {"optimizer", "g_activation", "d_activation", "ttur"}
+    assert importance and sum(importance.values()) == pytest.approx(1.0)
+
+
+def test_legacy_waiting_trial_without_params_gets_its_cell(tmp_path):
+    """A cell enqueued by an older version (no params) still runs as its own cell."""
+    from xraygan.ablations.runner import get_spec, grid_distributions, open_study, suggest_cell
+
+    opts = options(tmp_path, "table1")
+    study, storage, _ = open_study(opts)
+    cells = get_spec("table1").grid(opts.ctx)
+    study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING,
+                                              user_attrs={"cell": "adas-elu-ttur"}))
+    trial = optuna.Trial(study, study.trials[0]._trial_id)
+    cell = next(c for c in cells if c.key == "adas-elu-ttur")
+    trial = suggest_cell(study, storage, trial, cell, grid_distributions(cells))
+    assert trial.params == {"optimizer": "adas", "g_activation": "elu", "d_activation": "elu",
+                            "ttur": True}
+
+
 def _nan_cells(ctx: StudyContext) -> list[Cell]:
     ok = ctx.config(optimizer="adam")
-    # SGD at lr 1e30 overflows the weights in the first steps: the losses become NaN
-    bad = dataclasses.replace(ok, optim=OptimConfig(name="sgd", lr_g=1e30, lr_d=1e30))
+    # AdaS with every rate at the config's sanity limit (10) overflows within a few steps
+    bad = dataclasses.replace(ok, optim=OptimConfig(name="adas", lr_g=10, lr_d=10, lr2=10, lr3=10))
     return [Cell("explodes", named(bad, "explodes")), Cell("fine", named(ok, "fine"))]
 
 
@@ -90,16 +141,28 @@ def test_diverging_trial_fails_with_reason_and_study_goes_on(tmp_path):
     by_cell = {t.user_attrs["cell"]: t for t in study.trials}
     bad, fine = by_cell["explodes"], by_cell["fine"]
     assert bad.state == TrialState.FAIL and bad.user_attrs["status"] == "diverged"
-    assert "became nan" in bad.user_attrs["failure"] or "became inf" in bad.user_attrs["failure"]
+    assert any(w in bad.user_attrs["failure"] for w in ("became nan", "became inf", "became non-finite"))
     assert runs.read_summary(bad.user_attrs["run_dir"])["status"] == "diverged"
     assert fine.state == TrialState.COMPLETE
     # divergence is deterministic: the next sweep does not enqueue the cell again
     assert len(run_sweep(options(tmp_path, "test-nan"), echo=lambda s: None).trials) == 2
 
 
-def test_two_workers_no_duplicated_cells(tmp_path):
-    study = run_sweep(options(tmp_path, "batchnorm", workers=2, heartbeat=2, grace=6),
-                      echo=lambda s: None)
+def test_two_workers_no_duplicated_cells(tmp_path, capfd, monkeypatch):
+    monkeypatch.setenv("XRAYGAN_PROGRESS_INTERVAL", "0")  # inherited by the spawned workers
+    study = run_sweep(options(tmp_path, "batchnorm", workers=2, heartbeat=2, grace=6,
+                              tensorboard=True), echo=lambda s: None)
+    out, err = capfd.readouterr()
+    # per-trial progress: a start line with the sweep position, plain progress lines (two
+    # workers share the terminal: no bars), never a carriage return
+    assert "\r" not in err and "\r" not in out
+    assert sum("[progress]" in ln and "step 12/12 (100%)" in ln and "done" in ln
+               for ln in err.splitlines()) == 4
+    starts = [ln for ln in out.splitlines() if ": start, cell " in ln]
+    assert len(starts) == 4 and all(re.search(r"cell [1-4]/4", ln) for ln in starts)
+    # one TensorBoard run per trial, in the trial's run folder
+    for t in study.trials:
+        assert len(list(Path(t.user_attrs["run_dir"], "tb").glob("events.out.tfevents.*"))) == 1
     cells = Counter(t.user_attrs["cell"] for t in study.trials)
     assert cells == Counter({"bn-none": 1, "bn-d": 1, "bn-g": 1, "bn-both": 1})
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
@@ -112,7 +175,7 @@ def test_killed_worker_is_detected_and_resumed(tmp_path):
     flags = ["sweep", "batchnorm", "--out", str(tmp_path), *TINY_FLAGS, "--steps", "150",
              "--checkpoint-every", "5", "--heartbeat", "1", "--grace", "3", "--no-wait"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "gan_core", *flags], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "xraygan", *flags], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         ckpt = None
@@ -131,7 +194,7 @@ def test_killed_worker_is_detected_and_resumed(tmp_path):
     run_dir = killed.user_attrs["run_dir"]
     time.sleep(3.5)  # let its heartbeat go stale
 
-    from gan_core.cli import main
+    from xraygan.cli import main
 
     assert main(flags) == 0
     study = optuna.load_study(study_name="batchnorm-quick", storage=storage)
@@ -167,7 +230,7 @@ def test_compress_search_runs_reference_first_and_records_constraints(tmp_path):
             assert "-".join(map(str, cfg.model.g_strides)) == t.params["g_strides"]
         assert list(t.intermediate_values) == [6]  # blockiness of the step-6 grid, reported
     # pruning: a trial still blockier than the reference + margin past half its steps stops
-    from ablations.compress_search import PRUNE_MARGIN, pruner
+    from xraygan.ablations.compress_search import PRUNE_MARGIN, pruner
 
     p = pruner(StudyContext(TINY), ref.user_attrs)
     ref_block = ref.user_attrs["metrics"]["blockiness"]
@@ -176,3 +239,42 @@ def test_compress_search_runs_reference_first_and_records_constraints(tmp_path):
     for trial, value in ((blocky, ref_block + PRUNE_MARGIN + 0.1), (clean, ref_block)):
         trial.report(value, TINY.steps // 2 + 1)
     assert blocky.should_prune() and not clean.should_prune()
+
+
+class _FakeTrial:
+    def __init__(self, prune_at: int | None = None) -> None:
+        self.reported: dict[int, float] = {}
+        self.prune_at = prune_at
+
+    def report(self, value: float, step: int) -> None:
+        self.reported[step] = value
+
+    def should_prune(self) -> bool:
+        return self.prune_at is not None and max(self.reported) >= self.prune_at
+
+
+def test_loss_reporter_reports_the_running_d_loss_mean_50_times_and_resumes():
+    from xraygan.ablations.trial import REPORTS_PER_TRIAL, LossReporter
+
+    losses = [0.5 + 0.01 * (i % 7) for i in range(1, 1501)]
+    fake = _FakeTrial()
+    rep = LossReporter(fake, prune=False, total_steps=1500)
+    for step in range(5, 1501, 5):  # log_every 5, as the quick scale
+        rep({"step": step, "loss_d": losses[step - 1]})
+    logged = [losses[s - 1] for s in range(5, 1501, 5)]
+    assert len(fake.reported) == REPORTS_PER_TRIAL and min(fake.reported) == 30
+    assert fake.reported[1500] == pytest.approx(sum(logged) / len(logged))  # = d_loss_mean
+    assert fake.reported[600] == pytest.approx(sum(logged[:120]) / 120)
+    # resumed at step 600: the rows the checkpoint keeps are counted, later ones come live
+    resumed = _FakeTrial()
+    rep2 = LossReporter(resumed, prune=False, total_steps=1500)
+    rep2.seed({"step": list(range(5, 601, 5)), "loss_d": logged[:120]}, upto=600)
+    for step in range(605, 1501, 5):
+        rep2({"step": step, "loss_d": losses[step - 1]})
+    assert resumed.reported[1500] == pytest.approx(fake.reported[1500])
+    assert min(resumed.reported) == 630
+    # a pruner that says stop raises TrialPruned with the value in words
+    rep3 = LossReporter(_FakeTrial(prune_at=60), prune=True, total_steps=1500)
+    with pytest.raises(optuna.TrialPruned, match="running D-loss mean"):
+        for step in range(5, 1501, 5):
+            rep3({"step": step, "loss_d": 0.5})

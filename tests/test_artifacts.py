@@ -5,10 +5,10 @@ import pytest
 import torch
 from scipy import ndimage
 
-from gan_core.data.imageops import resize, to_uint8
-from gan_core.data.phantom import generate_phantoms
-from gan_core.imageio import make_grid
-from gan_core.metrics.artifacts import block_scores, blockiness, split_grid
+from xraygan.data.imageops import resize, to_uint8
+from xraygan.data.phantom import generate_phantoms
+from xraygan.imageio import make_grid
+from xraygan.metrics.artifacts import block_scores, blockiness, split_grid
 
 
 def blocky(period, n=6, size=64, blur=0.0, noise=0.0, seed=0):

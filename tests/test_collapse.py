@@ -5,9 +5,9 @@ import pytest
 import torch
 from scipy.spatial.distance import pdist
 
-from gan_core.data.imageops import to_uint8
-from gan_core.data.phantom import generate_phantoms
-from gan_core.metrics.collapse import (
+from xraygan.data.imageops import to_uint8
+from xraygan.data.phantom import generate_phantoms
+from xraygan.metrics.collapse import (
     diversity,
     loss_explosion,
     mean_pairwise_distance,

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from gan_core.metrics.correlation import correlation_matrices, correlations_with
+from xraygan.metrics.correlation import correlation_matrices, correlations_with
 
 # Table I of the paper: its four runs
 TABLE_I = pd.DataFrame(

@@ -9,11 +9,11 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from gan_core.data import dicom
-from gan_core.data.dicom import BadFile, PrepSettings, decode_pixels, process_file, robust_scale
-from gan_core.data.dicom_writer import _dicom_bytes, phantom_dataset
-from gan_core.data.phantom import generate_phantoms
-from gan_core.errors import ConfigError
+from xraygan.data import dicom
+from xraygan.data.dicom import BadFile, PrepSettings, decode_pixels, process_file, robust_scale
+from xraygan.data.dicom_writer import _dicom_bytes, phantom_dataset
+from xraygan.data.phantom import generate_phantoms
+from xraygan.errors import ConfigError
 
 CR_SMALL = "dicomdirtests/77654033/CR1/6154"  # 16x16, 12 bit, MONOCHROME1, window 1600/2800
 
@@ -223,3 +223,95 @@ def test_random_bytes_in_j2k_stream_never_crash(seed, encoded, tmp_path):
         assert e.reason in dicom.REASONS
     else:
         assert out[32].shape == (32, 32) and out[32].std() > 0
+
+
+# --------------------------------------------------------------------------- resource caps, corrupt decodes
+
+
+def test_header_bombs_refused_before_decoding(encoded, tmp_path):
+    """A header claiming 20000x20000 is refused from the header alone (no 800 MB decode)."""
+    j2k, raw = encoded
+    for name, data in (("raw", raw), ("j2k", j2k)):
+        path = tmp_path / f"bomb_{name}.dcm"
+        path.write_bytes(_edited(data, Rows=20000, Columns=20000))
+        with pytest.raises(BadFile) as e:
+            process_file(path, PrepSettings(sizes=(32,)))
+        assert e.value.reason == dicom.TOO_LARGE
+        assert "20000x20000" in str(e.value) and "400,000,000 pixels" in str(e.value)
+        assert "--max-pixels" in str(e.value)
+
+
+def test_pixel_cap_passes_vinbigdata_sizes_and_is_configurable(encoded, tmp_path, monkeypatch):
+    ds = pydicom.dcmread(io.BytesIO(encoded[1]), stop_before_pixels=True)
+    ds.Rows = ds.Columns = 3072  # the largest VinBigData radiograph
+    dicom.check_header_size(ds, PrepSettings().max_pixels)
+    path = tmp_path / "small.dcm"
+    path.write_bytes(encoded[1])
+    with pytest.raises(BadFile, match=r"^too large: header says 64x64.*4,096 pixels exceed the cap of 1,000"):
+        process_file(path, PrepSettings(sizes=(32,), max_pixels=1000))
+    monkeypatch.setenv("XRAYGAN_MAX_PIXELS", "1000")
+    assert PrepSettings().max_pixels == 1000
+    # the cap is a resource limit, not a pixel setting: caches stay valid when it changes
+    assert PrepSettings(max_pixels=5).key() == PrepSettings(max_pixels=10**9).key()
+    monkeypatch.setenv("XRAYGAN_MAX_PIXELS", "lots")
+    with pytest.raises(ConfigError, match="XRAYGAN_MAX_PIXELS: expected a number of pixels, got 'lots'"):
+        PrepSettings()
+
+
+def test_values_above_bits_stored_rejected(tmp_path):
+    """A compressed stream holding values the header rules out (pydicom masks uncompressed data
+    to BitsStored, decoders of compressed data do not): refused as corrupt, with the numbers."""
+    img = generate_phantoms(1, 64, seed=3)[0]
+    img[20:30, 20:30] = 15.0  # 10x10 block of 15 * 4095: far above the 12-bit range
+    path = tmp_path / "overflow.dcm"
+    path.write_bytes(_j2k_16bit_precision(img))
+    with pytest.raises(BadFile) as e:
+        process_file(path, PrepSettings(sizes=(32,)))
+    assert e.value.reason == dicom.CORRUPT
+    assert "lie outside 0..4095, the range of BitsStored 12" in str(e.value)
+
+
+def _j2k_16bit_precision(img: np.ndarray) -> bytes:
+    """A JPEG 2000 file whose codestream has 16-bit precision while BitsStored says 12, as some
+    VinBigData files have: damage in it decodes to values up to 65535 instead of failing."""
+    from pydicom.uid import JPEG2000Lossless
+
+    ds = phantom_dataset(np.clip(img, 0, 1), monochrome1=False, rng=np.random.default_rng(0),
+                         codec="raw", sop_uid_seed="p")
+    arr = np.frombuffer(ds.PixelData, np.uint16).reshape(img.shape).copy()
+    arr[img > 1] = 65535
+    ds.BitsStored, ds.HighBit = 16, 15
+    ds.compress(JPEG2000Lossless, arr, encoding_plugin="pylibjpeg")
+    ds.BitsStored, ds.HighBit = 12, 11
+    return _dicom_bytes(ds)
+
+
+def test_j2k_with_2000_overwritten_bytes_is_rejected_not_trained_on(tmp_path):
+    """The corrupt-download case of issue 11: every damaged decode that leaves the 12-bit range
+    is refused as corrupt; one with in-range values is still a checked image."""
+    import warnings
+
+    clean = _j2k_16bit_precision(generate_phantoms(1, 256, seed=3)[0])
+    start = clean.index(b"\xff\x4f\xff\x51") + 200
+    rejected = 0
+    for offset in (2500, 3000, 3500, 4500):  # inside the code blocks (measured at 512 px: 23/160 overflow)
+        data = bytearray(clean)
+        data[start + offset : start + offset + 2000] = np.random.default_rng(offset).bytes(2000)
+        path = tmp_path / f"damaged_{offset}.dcm"
+        path.write_bytes(bytes(data))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                decoded_max = int(pydicom.dcmread(path).pixel_array.max())
+        except Exception:
+            decoded_max = -1  # the decoder gives up: classified below as well
+        try:
+            process_file(path, PrepSettings(sizes=(32,)))
+        except BadFile as e:
+            assert e.reason in dicom.REASONS
+            rejected += e.reason == dicom.CORRUPT
+            if decoded_max > 4095:
+                assert e.reason == dicom.CORRUPT and "BitsStored 12" in str(e)
+        else:
+            assert decoded_max <= 4095, f"offset {offset}: decoded up to {decoded_max}, accepted"
+    assert rejected >= 1

@@ -13,19 +13,19 @@ import pydicom
 import pytest
 import torch
 
-from gan_core.cli import main
-from gan_core.config import DataConfig
-from gan_core.data import dicom_writer as writer
-from gan_core.data import load_dataset
-from gan_core.data.cache import INDEX, Journal, load_cache, read_index
-from gan_core.data.dicom import (
+from xraygan.cli import main
+from xraygan.config import DataConfig
+from xraygan.data import dicom_writer as writer
+from xraygan.data import load_dataset
+from xraygan.data.cache import INDEX, Journal, load_cache, read_index
+from xraygan.data.dicom import (
     PrepSettings,
     default_cache_dir,
     find_dicom_files,
     prepare,
     process_file,
 )
-from gan_core.errors import ConfigError, DataError
+from xraygan.errors import ConfigError, DataError
 
 N_TRAIN, N_TEST, SIZE = 8, 2, 128
 
@@ -301,7 +301,7 @@ def _crash_on_stub(path: str, settings: PrepSettings):
 def test_decoder_crash_is_reported_not_fatal(folder, tmp_path):
     import functools
 
-    from gan_core.data.cache import build_cache
+    from xraygan.data.cache import build_cache
 
     files = find_dicom_files(folder)
     crashing = [f for f in files if Path(f.rel).name.startswith("0")]

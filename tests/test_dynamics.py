@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gan_core.metrics.dynamics import dloss_metrics, find_t0, loss_stats, smooth, windowed_stats
+from xraygan.metrics.dynamics import dloss_metrics, find_t0, loss_stats, smooth, windowed_stats
 
 
 def curve(n=2000, t0=300, low=0.02, high=0.8, ramp=40, noise=0.05, seed=0):

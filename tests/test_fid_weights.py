@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from gan_core.errors import XrayganError
-from gan_core.metrics import weights as W
-from gan_core.metrics.features import FeatureStats, InceptionFeatures, to_inception_input
+from xraygan.errors import XrayganError
+from xraygan.metrics import weights as W
+from xraygan.metrics.features import FeatureStats, InceptionFeatures, to_inception_input
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +84,10 @@ def test_checksum_mismatch_is_an_error(provisioned, tmp_path, monkeypatch):
 
 def test_missing_weights_without_download_say_how_to_get_them(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    # the network is loaded once per process: forget a copy an earlier test loaded
+    from xraygan.metrics import features as F
+
+    monkeypatch.setattr(F, "_MODELS", {})
     with pytest.raises(XrayganError, match="not found.*xraygan fid-weights"):
         W.ensure_weights(allow_download=False)
     with pytest.raises(XrayganError, match="xraygan fid-weights"):

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from pytorch_fid.fid_score import calculate_frechet_distance as reference
 
-from gan_core.metrics.frechet import (
+from xraygan.metrics.frechet import (
     FewSamplesWarning,
     frechet_distance,
     psd_factor,
     trace_sqrt_product,
     warn_if_few_samples,
 )
-from gan_core.metrics.kid import kernel_inception_distance, polynomial_mmd2_unbiased
+from xraygan.metrics.kid import kernel_inception_distance, polynomial_mmd2_unbiased
 
 
 def _stats(rng, n, d, scale=1.0, shift=0.0):
@@ -94,3 +94,15 @@ def test_kid_unbiased_near_zero_for_same_distribution_and_positive_otherwise():
     diff, _ = kernel_inception_distance(a, c, num_subsets=20, max_subset_size=100)
     assert abs(same) < 3 * same_sd + 1e-3
     assert diff > 10 * abs(same) and diff > 0
+
+
+def test_kid_subsets_differ_and_small_sets_give_one_estimate():
+    from xraygan.metrics.kid import kid_subset_size
+
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((128, 16)), rng.standard_normal((128, 16)) + 0.3
+    assert kid_subset_size(128, 128) == 64 and kid_subset_size(2048, 4096) == 1000
+    m, sd = kernel_inception_distance(a, b, num_subsets=30)
+    assert sd > 0  # subsets of 64 of 128 differ: a real spread (issue 14: "+- 0.000000")
+    one, nan = kernel_inception_distance(a[:50], b[:50])
+    assert np.isnan(nan) and one == pytest.approx(polynomial_mmd2_unbiased(a[:50], b[:50]))

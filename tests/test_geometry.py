@@ -4,9 +4,9 @@ import itertools
 
 import pytest
 
-from gan_core.config import ModelConfig
-from gan_core.errors import ConfigError, GeometryError
-from gan_core.models.geometry import (
+from xraygan.config import ModelConfig
+from xraygan.errors import ConfigError, GeometryError
+from xraygan.models.geometry import (
     LayerPlan,
     conv_out_size,
     conv_transpose_out_size,

@@ -1,4 +1,4 @@
-"""gan_core.memory: estimates against measured peaks, BN saving, growth fits, outputs, CLI."""
+"""xraygan.memory: estimates against measured peaks, BN saving, growth fits, outputs, CLI."""
 
 import csv
 import json
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from gan_core.cli import main
-from gan_core.config import ModelConfig, OptimConfig
-from gan_core.memory import (
+from xraygan.cli import main
+from xraygan.config import ModelConfig, OptimConfig
+from xraygan.memory import (
     OPTIMIZER_STATE,
     bn_savings,
     build_step,
@@ -30,7 +30,7 @@ from gan_core.memory import (
     write_csv,
     write_json,
 )
-from gan_core.presets import get_preset
+from xraygan.presets import get_preset
 
 CPU = torch.device("cpu")
 

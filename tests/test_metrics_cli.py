@@ -7,14 +7,14 @@ import pytest
 import torch
 from PIL import Image
 
-from gan_core import runs
-from gan_core.cli import main
-from gan_core.config import DataConfig, ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
-from gan_core.data.imageops import to_uint8
-from gan_core.data.phantom import generate_phantoms
-from gan_core.errors import XrayganError
-from gan_core.imageio import save_grid
-from gan_core.metrics import METRICS, run_metrics
+from xraygan import runs
+from xraygan.cli import main
+from xraygan.config import DataConfig, ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
+from xraygan.data.imageops import to_uint8
+from xraygan.data.phantom import generate_phantoms
+from xraygan.errors import XrayganError
+from xraygan.imageio import save_grid
+from xraygan.metrics import METRICS, run_metrics
 
 
 def make_run(root, name, level, blocky=False, steps=1500, t0=200):
@@ -37,6 +37,7 @@ def make_run(root, name, level, blocky=False, steps=1500, t0=200):
     if blocky:
         imgs = np.kron(imgs[:, ::8, ::8], np.ones((8, 8), np.uint8))
     save_grid(torch.from_numpy(imgs)[:, None], runs.sample_path(run, steps))
+    runs.update_summary(run, status="completed", step=steps)
     return run
 
 
@@ -77,7 +78,7 @@ def test_cli_metrics_table_correlations_and_evaluations(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def weights():
-    from gan_core.metrics.weights import ensure_weights
+    from xraygan.metrics.weights import ensure_weights
 
     try:
         return ensure_weights()
@@ -120,7 +121,7 @@ def test_cli_fid_weights_check(weights, capsys):
 
 
 def test_fid_of_a_trained_run(weights, tmp_path):
-    from gan_core.train import train
+    from xraygan.train import train
 
     cfg = ExperimentConfig(
         name="tiny",
@@ -138,3 +139,69 @@ def test_cli_fid_names_a_missing_source(tmp_path, capsys):
     assert main(["fid", str(tmp_path / "nope"), "phantom"]) == 2
     err = capsys.readouterr().err
     assert "nope: not found; expected an image folder, a run folder, or a dataset spec" in err
+
+
+def _tiny_run(root, num_images=32, holdout=0.0):
+    from xraygan.train import train
+
+    cfg = ExperimentConfig(
+        name="tiny",
+        model=ModelConfig(image_size=16, g_features=8, d_features=8, latent_dim=16),
+        optim=OptimConfig(name="adam"),
+        data=DataConfig(source="phantom", num_images=num_images),
+        train=TrainConfig(steps=2, batch_size=min(8, num_images), device="cpu", num_samples=16),
+    )
+    return train(cfg, runs_root=root, progress=False, evaluate=False).run_dir
+
+
+def test_every_metric_of_a_trained_run_from_one_pass(weights, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XRAYGAN_FID_STATS", str(tmp_path / "stats"))
+    run = _tiny_run(tmp_path)
+    from xraygan.metrics import compare as C
+
+    calls = []
+    real = C.feature_stats
+    monkeypatch.setattr(C, "feature_stats", lambda imgs, *a, **k: calls.append(len(imgs)) or real(imgs, *a, **k))
+    m = run_metrics(run, fid=True, kid=True, fid_samples=24, heldout_samples=20)
+    # one Inception pass per set: generated 24, training 32 (cached), held-out 20 (cached)
+    assert calls == [24] and len(list((tmp_path / "stats").glob("*.npz"))) == 2
+    for key in ("fid", "kid", "precision", "recall", "density", "coverage", "mem_ct",
+                "mem_px_ct", "mem_copy_fraction", "spectral_distance", "hf_deficit"):
+        assert np.isfinite(m[key]), key
+    assert 0 <= m["precision"] <= 1 and m["mem_heldout_n"] == 20 and m["mem_copying"] in (0.0, 1.0)
+    assert np.isnan(m["kid_std"])  # 24 samples: one KID estimate, no spread to report
+    assert (run / "closest_pairs.png").is_file() and (run / "spectrum.json").is_file()
+    assert main(["metrics", str(run), "--fid", "--fid-samples", "24", "--heldout-samples", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "precision" in out and "mem_ct" in out and "hf_deficit" in out
+
+
+def test_one_training_image_says_not_applicable(weights, tmp_path, monkeypatch):
+    monkeypatch.setenv("XRAYGAN_FID_STATS", str(tmp_path / "stats"))
+    run = _tiny_run(tmp_path, num_images=1)
+    m = run_metrics(run, fid=True, fid_samples=12, heldout_samples=12)
+    assert np.isnan(m["fid"]) and np.isnan(m["precision"])
+    assert "fid: not applicable (1 image in a set" in m["notes"]
+    assert "memorization: not applicable (too few images (1 training" in m["notes"]
+
+
+def test_save_stats_is_pytorch_fid_format_and_readable_back(weights, tmp_path, capsys):
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    a, b = _folder(tmp_path / "a", seed=1, n=6), _folder(tmp_path / "b", seed=2, n=6)
+    sa, sb, out = tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / "r.json"
+    assert main(["fid", str(a), "--save-stats", str(sa), "--no-progress"]) == 0
+    assert main(["fid", str(b), str(a), "--save-stats", str(sb), "--json", str(out),
+                 "--no-progress"]) == 0
+    ours = json.loads(out.read_text())
+    za, zb = np.load(sa), np.load(sb)
+    assert za["mu"].shape == (2048,) and za["sigma"].shape == (2048, 2048)
+    theirs = calculate_frechet_distance(zb["mu"], zb["sigma"], za["mu"], za["sigma"])
+    assert ours["fid"] == pytest.approx(theirs, rel=1e-4)
+    # a statistics file as either side: FID only, the rest not applicable
+    assert main(["fid", str(b), str(sa), "--json", str(out), "--no-progress"]) == 0
+    got = json.loads(out.read_text())
+    assert got["fid"] == pytest.approx(ours["fid"], rel=1e-6) and got["precision"] is None
+    text = capsys.readouterr().out
+    assert "precision: not applicable" in text and "KID: not applicable" in text
+    assert main(["fid", str(tmp_path / "missing.npz"), str(a)]) == 2

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from gan_core.config import ModelConfig
-from gan_core.errors import ConfigError, GeometryError
-from gan_core.models import (
+from xraygan.config import ModelConfig
+from xraygan.errors import ConfigError, GeometryError
+from xraygan.models import (
     ACTIVATIONS,
     Discriminator,
     Generator,
@@ -16,7 +16,7 @@ from gan_core.models import (
     count_parameters,
     make_activation,
 )
-from gan_core.presets import get_preset
+from xraygan.presets import get_preset
 
 TINY = dict(g_features=4, d_features=4, latent_dim=8)
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from gan_core.config import TTUR_D_FACTOR, TTUR_G_FACTOR, OptimConfig
-from gan_core.errors import ConfigError
-from gan_core.optim import OPTIMIZERS, Adas, build_optimizer, build_optimizers, resolved_lrs
-from gan_core.optim import adas as adas_module
+from xraygan.config import TTUR_D_FACTOR, TTUR_G_FACTOR, OptimConfig
+from xraygan.errors import ConfigError
+from xraygan.optim import OPTIMIZERS, Adas, build_optimizer, build_optimizers, resolved_lrs
+from xraygan.optim import adas as adas_module
 
 NAMES = OPTIMIZERS.names()
 

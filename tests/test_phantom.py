@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from gan_core.config import DataConfig
-from gan_core.data import load_dataset
-from gan_core.data.phantom import generate_phantoms, phantom_fingerprint, phantom_image
-from gan_core.errors import ConfigError
+from xraygan.config import DataConfig
+from xraygan.data import load_dataset
+from xraygan.data.phantom import generate_phantoms, phantom_fingerprint, phantom_image
+from xraygan.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +112,37 @@ def test_registered_loader_uint8_channels_and_fingerprint():
     assert "10 chest phantoms" in data.description
     # num_images 0 means the default count
     assert phantom_fingerprint(2048, 16, 0) == load_dataset(DataConfig(num_images=0), 16).fingerprint
+
+
+def test_chunking_never_changes_pixels(monkeypatch):
+    from xraygan.data import phantom
+
+    ref = generate_phantoms(7, 32, seed=4)
+    monkeypatch.setattr(phantom, "_WORK_BUDGET", 3 * 32 * 32 * phantom.WORK_BYTES_PER_PIXEL)
+    assert phantom.chunk_size(32) == 3
+    assert np.array_equal(generate_phantoms(7, 32, seed=4), ref)
+    u8 = phantom.generate_phantoms_uint8(7, 32, seed=4)
+    assert u8.dtype == np.uint8 and np.array_equal(u8, np.rint(ref * 255).astype(np.uint8))
+
+
+def test_chunk_shrinks_with_size():
+    from xraygan.data.phantom import chunk_size, phantom_bytes
+
+    assert chunk_size(64) == 32 and chunk_size(256) == 16 and chunk_size(1024) == 1
+    # 2048 default phantoms at 4096 px: 34 GB of uint8 plus one 4 GB render
+    assert phantom_bytes(2048, 4096, itemsize=1) == 2048 * 4096**2 + 252 * 4096**2
+
+
+def test_huge_phantom_set_refused_before_allocating(monkeypatch):
+    """`xraygan train --image-size 4096` used to allocate until the OOM killer came."""
+    import time
+
+    from xraygan.errors import XrayganError
+
+    monkeypatch.setenv("XRAYGAN_MEMORY_CAP", "2GiB")
+    t0 = time.perf_counter()
+    with pytest.raises(XrayganError, match=r"generating 2048 chest phantoms of 4096x4096.*--image-size or --num-images"):
+        load_dataset(DataConfig(source="phantom"), 4096)
+    with pytest.raises(XrayganError, match="--image-size"):
+        generate_phantoms(1, 20000)
+    assert time.perf_counter() - t0 < 2.0  # refused from the sizes alone

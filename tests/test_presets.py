@@ -2,10 +2,10 @@
 
 import pytest
 
-from gan_core.config import ModelConfig
-from gan_core.errors import ConfigError, GeometryError
-from gan_core.models import plan_discriminator, plan_generator
-from gan_core.presets import PRESETS, get_preset
+from xraygan.config import ModelConfig
+from xraygan.errors import ConfigError, GeometryError
+from xraygan.models import plan_discriminator, plan_generator
+from xraygan.presets import PRESETS, get_preset
 
 
 def test_registered_names():
@@ -60,3 +60,20 @@ def test_unknown_preset_and_size():
         get_preset("dcgan", 100)
     with pytest.raises(ConfigError, match="expected an integer"):
         get_preset("dcgan", "64")
+
+
+@pytest.mark.parametrize("size, message", [
+    (1048576, "model.image_size: expected <= 4096"),
+    (48, "model.image_size: expected a power of two >= 16, got 48"),
+    (8, "power of two >= 16"),
+])
+def test_preset_image_size_bounds_come_from_the_field_metadata(size, message):
+    with pytest.raises(ConfigError, match=message):
+        get_preset("paper-elu", size)
+
+
+def test_preset_overrides_are_range_checked():
+    with pytest.raises(ConfigError, match="model.g_features: expected <= 4096"):
+        get_preset("dcgan", 64, g_features=10**6)
+    with pytest.raises(ConfigError, match="model.g_fc_layers: expected <= 16"):
+        get_preset("dcgan", 64, g_fc_layers=10**6)

@@ -9,10 +9,10 @@ import re
 import pytest
 from report_fixtures import make_run, make_study, memory_rows, table1_trials
 
-from gan_core.cli import main
-from gan_core.errors import XrayganError
-from reports import build_report
-from reports.claims import FAILS, HOLDS
+from xraygan.cli import main
+from xraygan.errors import XrayganError
+from xraygan.reports import build_report
+from xraygan.reports.claims import FAILS, HOLDS
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def test_build_report_from_run_folders_only(tmp_path):
     report = build_report([], tmp_path / "out", runs=[tmp_path / "runs"], checksum=False,
                           draw=False)
     page = report.pages["runs"].read_text()
-    assert "| a | adas | elu | no | ours | 1 | 0.700 |" in page
+    assert "| a | AdaS | ELU | no | ours | 1 | 0.700 |" in page
     assert report.figures["runs"] == []
 
 
@@ -103,3 +103,37 @@ def test_report_of_a_tiny_real_table1_sweep(tmp_path):
     assert page.count("| ours | 1 |") == 4
     assert "FID was not computed at this scale" in page
     assert (tmp_path / "out" / "table1-quick" / "fig3_4_losses.png").is_file()
+
+
+def test_runs_page_shows_the_metrics_beyond_fid_and_their_figures(tmp_path):
+    from xraygan.metrics import SPECTRUM_FILE
+
+    quality = {"precision": 0.8, "recall": 0.05, "density": 1.1, "coverage": 0.3,
+               "mem_ct": -0.5, "mem_px_ct": 0.1, "mem_copying": 0.0, "mem_copy_fraction": 0.04,
+               "spectral_distance": 0.4, "hf_deficit": 0.7, "lf_deficit": 0.05}
+    a = make_run(tmp_path / "runs", "a", metrics={"d_loss_mean": 0.7, "t0": 100.0, **quality})
+    make_run(tmp_path / "runs", "b", seed=1, metrics={"d_loss_mean": 0.9, "t0": 100.0})
+    curve = [0.0, 1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005]
+    (a / SPECTRUM_FILE).write_text(json.dumps({"real": curve, "generated": [c / 2 for c in curve]}))
+    report = build_report([], tmp_path / "out", runs=[tmp_path / "runs"], checksum=False)
+    page = report.pages["runs"].read_text()
+    assert "## Beyond FID" in page and "| a | 1 | 0.800 | 0.050 | 1.100 | 0.300 | -0.50 |" in page
+    assert "runs/spectrum.png" in page and (tmp_path / "out" / "runs" / "spectrum.png").is_file()
+    assert "Closest pairs: not drawn: no run has a memorization test" in page
+    assert "no_data_copying: holds" in page  # the one tested run does not copy
+    assert "need at least" not in page  # missing figures are explained in words
+
+
+def test_every_study_declares_known_sections_and_claims():
+    import xraygan.ablations as ablations
+    from xraygan.reports.build import SECTIONS, study_sections
+    from xraygan.reports.claims import CLAIMS, claims_for_study
+
+    ablations.load_studies()
+    for name in ablations.STUDIES.names():
+        spec = ablations.STUDIES.get(name)
+        assert set(spec.sections) <= set(SECTIONS), name
+        assert set(spec.claims) <= set(CLAIMS), name
+    assert "quality" in study_sections("table1")[0] and "spectrum" in study_sections("runs")[0]
+    assert {"adas_beats_adam", "no_data_copying", "best_fid_best_recall"} <= set(
+        claims_for_study("table1"))

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from report_fixtures import losses, make_run, memory_rows
 
-from gan_core import runs
-from gan_core.metrics.correlation import correlation_matrices
-from gan_core.metrics.dynamics import find_t0
-from reports import figures, tables
+from xraygan import runs
+from xraygan.metrics.correlation import correlation_matrices
+from xraygan.metrics.dynamics import find_t0
+from xraygan.reports import figures, tables
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -36,6 +36,31 @@ def test_loss_curves_plot_each_runs_losses_and_t0(tmp_path):
     assert data.attrs["t0"]["adam"] == 0.0  # no low phase: T0 is the first step
     # an explicit T0 is marked as given
     assert figures.loss_curves({"adas": a}, out, t0={"adas": 55.0}).attrs["t0"] == {"adas": 55.0}
+    with pytest.raises(figures.FigureUnavailable, match="no completed run has a loss log"):
+        figures.loss_curves({}, out)
+
+
+def test_loss_curves_give_each_run_its_own_x_axis_and_smooth_the_losses(tmp_path):
+    short = make_run(tmp_path, "short", kind="flat", points=60)  # steps 0..295
+    long = make_run(tmp_path, "long", kind="flat", points=600)  # steps 0..2995
+    data = figures.loss_curves({"short": short, "long": long}, tmp_path / "l.png")
+    xlim = data.attrs["xlim"]
+    assert xlim["short"][1] < 400 and xlim["long"][1] > 2900  # not squashed by the long run
+    d = data[(data["label"] == "long") & (data["net"] == "D")]
+    raw, smooth = d["loss"].to_numpy(), d["loss_ema"].to_numpy()
+    assert smooth[0] == pytest.approx(raw[0])  # bias-corrected start
+    assert np.std(np.diff(smooth)) < 0.2 * np.std(np.diff(raw))  # smoother than the raw log
+    assert abs(smooth[-100:].mean() - raw[-100:].mean()) < 0.02  # and unbiased
+    assert d["progress"].iloc[-1] == 1.0 and d["progress"].iloc[0] == 0.0
+
+
+def test_ema_matches_its_definition():
+    x = np.array([1.0, 0.0, 0.0, np.nan, 0.0])
+    w = 0.5  # halflife 1 point: weight (1/2)^k of the point k steps back
+    got = figures.ema(x, halflife=1.0)
+    assert got[0] == 1.0
+    assert got[1] == pytest.approx(w / (1 + w))  # (0 + 0.5 * 1) / (1 + 0.5)
+    assert np.isfinite(got).all()  # a NaN point is skipped, not propagated
 
 
 def test_correlation_figure_draws_the_pearson_matrix(tmp_path):
@@ -46,10 +71,19 @@ def test_correlation_figure_draws_the_pearson_matrix(tmp_path):
     out = tmp_path / "corr.png"
     m = figures.correlation_figure(table, out)
     assert is_png(out)
-    pd.testing.assert_frame_equal(m, correlation_matrices(table)[0])
+    # std = sqrt(var) is left out: their correlation is ~1 by construction
+    pd.testing.assert_frame_equal(m, correlation_matrices(table, ("fid", "d_loss_mean",
+                                                                  "d_loss_var"))[0])
+    assert "d_loss_std" not in m.columns
     assert m.loc["fid", "d_loss_mean"] < -0.8  # the paper's Table I reading
-    with pytest.raises(ValueError, match="3 runs"):
+    # missing figures say why in words, by the same rule as the correlation table
+    with pytest.raises(figures.FigureUnavailable,
+                       match="needs an FID for at least 3 completed runs; 2 of 2 have one"):
         figures.correlation_figure(table.head(2), out)
+    no_fid = table.assign(fid=float("nan"))
+    with pytest.raises(figures.FigureUnavailable, match="0 of 4 have one"):
+        figures.correlation_figure(no_fid, out)
+    assert tables.correlation_markdown(no_fid.assign(status="completed")).startswith("Fewer than three")
 
 
 def test_sample_grids_take_each_runs_last_grid(tmp_path):
@@ -61,7 +95,7 @@ def test_sample_grids_take_each_runs_last_grid(tmp_path):
     assert list(data["label"]) == ["a", "b"] and list(data["step"]) == [295, 295]
     assert data["path"].iloc[0] == str(runs.sample_path(a, 295))
     assert list(figures.sample_grids({"a": a}, out, step=100)["step"]) == [100]
-    with pytest.raises(ValueError, match="no run has a sample grid"):
+    with pytest.raises(figures.FigureUnavailable, match="no run has a sample grid at step 7"):
         figures.sample_grids({"a": a}, out, step=7)
 
 
@@ -92,5 +126,5 @@ def test_collapse_curves_show_the_window_after_the_onset(tmp_path):
     assert 150 <= onset <= 175
     assert data["step"].min() >= onset / 2 and data["step"].max() == 295
     assert set(data["net"]) == {"D", "G"}
-    with pytest.raises(ValueError, match="no collapse"):
+    with pytest.raises(figures.FigureUnavailable, match="no mode collapse was detected"):
         figures.collapse_curves(make_run(tmp_path, "flat", kind="flat"), out)

@@ -17,9 +17,9 @@ from report_fixtures import (
     table3_trials,
 )
 
-from reports import tables
-from reports.load import fill_sample_metrics, load_study, runs_frame, trials_frame
-from reports.stats import fmt, mean_ci
+from xraygan.reports import tables
+from xraygan.reports.load import fill_sample_metrics, load_study, runs_frame, trials_frame
+from xraygan.reports.stats import fmt, mean_ci
 
 
 @pytest.fixture
@@ -54,8 +54,46 @@ def test_table1_golden(storage):
 def test_table1_single_run_shows_values_without_interval(storage):
     make_study(storage, "t1", "table1", [t for t in table1_trials(seeds=1)])
     text = tables.table1_markdown(trials_frame(load_study("t1", storage)))
-    assert "±" not in text and "| adam-elu | adam | elu | no | ours | 1 |" in text
-    assert "| adam-elu | Adam | ELU | no | paper | 1 | 0.418 | 0.209 | 0.458 | 238.254 | 400-480 |" in text
+    assert "±" not in text and "| adam-elu | Adam | ELU | no | ours | 1 |" in text
+    assert "| adam-elu | Adam | ELU | no | paper | 1 | 0.418 | 0.209 | 0.458 | 238.3 | 400-480 |" in text
+    # one naming style: our rows name optimizers and activations as the paper's rows do
+    assert "| adas-dcgan | AdaS | ReLU/LeakyReLU | no | ours |" in text
+    assert "adas |" not in text and "leaky_relu" not in text
+
+
+def test_fmt_value_one_precision_per_kind():
+    assert tables.fmt_value(104.552, "fid") == "104.6" and tables.fmt_value(238.254, "fid") == "238.3"
+    assert tables.fmt_value(0.8454, "d_loss_mean") == "0.845"  # a column name picks its kind
+    assert tables.fmt_value(0.0, "seed") == "0" and tables.fmt_value(2.0, "seed") == "2"
+    assert tables.fmt_value(152.4, "t0") == "152" and tables.fmt_value(12345, "count") == "12,345"
+    assert tables.fmt_value(0.0004, "p") == "< 0.001" and tables.fmt_value(0.0123, "p") == "0.012"
+    assert tables.fmt_value(float("nan"), "fid") == "—" and tables.fmt_value(None, "fid") == "—"
+    assert tables.fmt_value(True) == "yes" and tables.fmt_value("adam") == "adam"
+    assert tables.fmt_ci_value(mean_ci([104.0, 110.0, 98.0]), "fid") == "104.0 ± 14.9"
+    assert tables.fmt_ci_value(mean_ci([104.0]), "fid") == "104.0"
+    assert tables.display_name("leaky_relu") == "LeakyReLU" and tables.display_name("adas") == "AdaS"
+    assert tables.activation_label("relu", "leaky_relu") == "ReLU/LeakyReLU"
+    assert tables.activation_label("elu", "elu") == "ELU"
+
+
+def test_trials_table_one_row_per_cell_with_attempts_and_integer_seeds(storage):
+    trials = table1_trials(seeds=1)
+    killed = dict(trials[0], status="running", failure="")  # a dead worker's attempt
+    dup = dict(trials[1], status="duplicate", failure="cell adam-elu-s0 is covered by trial 2")
+    nan_seed = dict(trials[3], cell="extra", seed=None)  # a float column: 0.0, NaN
+    make_study(storage, "t1", "table1", [killed, dup, trials[0], trials[1], trials[2], nan_seed])
+    df = trials_frame(load_study("t1", storage))
+    cells = tables.cells_frame(df)
+    assert list(cells["cell"]) == ["adas-elu-s0", "adam-elu-s0", "adas-elu-ttur-s0", "extra"]
+    assert list(cells["attempts"]) == [2, 2, 1, 1]
+    assert list(cells["trial"]) == [2, 3, 4, 5]  # the completed attempt speaks for its cell
+    text = tables.trials_markdown(df)
+    assert "| 2 | adas-elu-s0 | 0 | completed | 2 | fid = 104.0 | 10.0 | earlier attempts: killed |" in text
+    assert "| 3 | adam-elu-s0 | 0 | completed | 2 | fid = 230.0 |" in text
+    assert "0.000" not in text and "| 5 | extra | — |" in text
+    assert text.count("adas-elu-s0") == 1
+    # and Table I's note lists no cell as not completed: each finally completed
+    assert "not completed" not in tables.table1_markdown(df)
 
 
 def test_table3_golden_has_a_number_in_every_cell(storage, tmp_path):

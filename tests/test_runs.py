@@ -3,9 +3,9 @@ import os
 
 import pytest
 
-from gan_core import runs
-from gan_core.config import ExperimentConfig
-from gan_core.errors import RunFolderError
+from xraygan import runs
+from xraygan.config import ExperimentConfig
+from xraygan.errors import RunFolderError
 
 
 def test_new_run_dirs_are_numbered(tmp_path):
@@ -56,8 +56,14 @@ def test_config_summary_evaluations(tmp_path):
 def test_find_runs(tmp_path):
     for name in ("0001-a", "0002-b"):
         runs.write_config(tmp_path / name, ExperimentConfig())
+        runs.update_summary(tmp_path / name, status="completed")
+    runs.write_config(tmp_path / "0003-failed-start", ExperimentConfig())  # no summary.json
     (tmp_path / "other").mkdir()
-    assert [p.name for p in runs.find_runs([tmp_path])] == ["0001-a", "0002-b"]
+    skipped = []
+    assert [p.name for p in runs.find_runs([tmp_path], skipped)] == ["0001-a", "0002-b"]
+    assert [p.name for p in skipped] == ["0003-failed-start"]
+    with pytest.raises(RunFolderError, match="only config.json and no summary.json"):
+        runs.find_runs([tmp_path / "0003-failed-start"])
     with pytest.raises(RunFolderError, match="no run folders"):
         runs.find_runs([tmp_path / "other"])
     with pytest.raises(RunFolderError, match="no config.json"):

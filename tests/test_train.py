@@ -8,12 +8,14 @@ import pandas as pd
 import pytest
 import torch
 
-from gan_core import runs
-from gan_core.checkpoint import load_checkpoint
-from gan_core.cli import main
-from gan_core.config import DataConfig, ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
-from gan_core.errors import ConfigError, TrainingDiverged
-from gan_core.train import batch_indices, train
+from xraygan import runs
+from xraygan.checkpoint import load_checkpoint
+from xraygan.cli import main
+from xraygan.config import DataConfig, ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
+from xraygan.errors import ConfigError, TrainingDiverged
+from xraygan.models import build_models
+from xraygan.process import stop_on_signals
+from xraygan.train import batch_indices, init_models, run_loop, setup, train
 
 LOSS_COLUMNS = ["loss_d", "loss_g", "d_real", "d_fake"]
 
@@ -86,7 +88,10 @@ def test_sigint_checkpoints_and_stops(tmp_path):
         if row["step"] == 3:
             os.kill(os.getpid(), signal.SIGINT)
 
-    result = train(tiny(8), runs_root=tmp_path, progress=False, evaluate=False, on_log=interrupt_at_3)
+    with stop_on_signals() as stop:  # what the CLI and the sweep worker install
+        result = train(tiny(8), runs_root=tmp_path, progress=False, evaluate=False,
+                       on_log=interrupt_at_3, should_stop=stop)
+    assert stop() == "SIGINT"
     assert result.status == "interrupted" and result.step == 3
     assert load_checkpoint(runs.checkpoint_path(result.run_dir))["step"] == 3
     assert runs.read_summary(result.run_dir)["status"] == "interrupted"
@@ -95,8 +100,8 @@ def test_sigint_checkpoints_and_stops(tmp_path):
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    import gan_core.train as train_module
-    from gan_core.losses import NonSaturatingLoss
+    import xraygan.train as train_module
+    from xraygan.losses import NonSaturatingLoss
 
     class NanAfterThree(NonSaturatingLoss):
         calls = 0
@@ -154,7 +159,7 @@ def test_cli_train_and_dry_run(tmp_path, capsys):
     "flags, message",
     [
         (["--image-size", "48"], "model.image_size: expected a power of two >= 16, got 48"),
-        (["--optimizer", "adamw"], "unknown optimizer 'adamw'"),
+        (["--optimizer", "adamw"], "got 'adamw'"),
         (["--preset", "nope"], "unknown preset 'nope'"),
         (["--data", "nowhere"], "unknown dataset 'nowhere'"),
     ],
@@ -163,3 +168,51 @@ def test_cli_bad_input_is_one_line_not_a_traceback(tmp_path, capsys, flags, mess
     code = main(["train", "--steps", "1", "--out", str(tmp_path), "--no-progress", *flags])
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_train_installs_no_signal_handlers_and_leaves_the_global_rng_alone(tmp_path):
+    before_handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    seen = []
+    torch.manual_seed(123)
+    rng = torch.get_rng_state()
+    train(tiny(2), runs_root=tmp_path, progress=False, evaluate=False,
+          on_log=lambda row: seen.append({s: signal.getsignal(s) for s in before_handlers}))
+    assert seen and all(h == before_handlers for h in seen)
+    assert torch.equal(torch.get_rng_state(), rng)
+
+
+def test_init_models_gives_the_weights_of_a_global_seed():
+    model = tiny().model
+    torch.manual_seed(11)
+    G_ref, D_ref = build_models(model)
+    G, D = init_models(model, 11)
+    for ref, new in ((G_ref, G), (D_ref, D)):
+        a, b = ref.state_dict(), new.state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    G2, _ = init_models(model, 12)
+    assert not all(torch.equal(G.state_dict()[k], G2.state_dict()[k]) for k in G.state_dict())
+
+
+def test_should_stop_and_hooks_in_the_split_loop(tmp_path):
+    cfg = dataclasses.replace(tiny(8), train=dataclasses.replace(tiny(8).train, sample_every=2,
+                                                                checkpoint_every=3))
+    session = setup(cfg, runs_root=tmp_path)
+    logged, ckpts, samples = [], [], []
+    loop = run_loop(
+        session, progress=False,
+        on_log=[lambda row: logged.append(row["step"]), lambda row: None],
+        on_checkpoint=ckpts.append,
+        on_sample=lambda step, images: samples.append((step, tuple(images.shape))),
+        should_stop=lambda: "enough" if logged and logged[-1] == 5 else None,
+    )
+    assert loop.status == "interrupted" and loop.step == 5 and loop.stopped_by == "enough"
+    assert logged == [1, 2, 3, 4, 5]
+    assert ckpts == [3, 5]  # every 3 steps, and the stop's own checkpoint
+    assert samples == [(2, (16, 1, 16, 16)), (4, (16, 1, 16, 16))]
+    assert load_checkpoint(runs.checkpoint_path(session.run_dir))["step"] == 5
+
+
+def test_summary_carries_the_machine_fingerprint(tmp_path):
+    result = train(tiny(2), runs_root=tmp_path, progress=False, evaluate=False)
+    machine = runs.read_summary(result.run_dir)["machine"]
+    assert machine["cores_available"] >= 1 and machine["machine_class"].startswith("cpu-")

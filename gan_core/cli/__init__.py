@@ -1,8 +1,15 @@
+# PYTHON_ARGCOMPLETE_OK
 """``xraygan``: one console command, one module per subcommand.
 
 Each module in :data:`COMMANDS` defines ``add_parser(subparsers)``, which adds its parser and
 sets ``func(args) -> int``. Commands stay thin: parse, call the library, print.
-User errors (:class:`~gan_core.errors.XrayganError`) print as one line, without a traceback.
+User errors (:class:`~xraygan.errors.XrayganError`) print as one line, without a traceback;
+so do the OSErrors a user can fix (disk full, a path of the wrong kind, permission denied).
+Exit codes: 0 done, 2 bad input (argparse's usage errors included), 3 a run diverged or every
+trial of a sweep failed, 130 interrupted.
+
+Shell completion: ``pip install argcomplete`` (a dependency) and
+``eval "$(register-python-argcomplete xraygan)"`` in the shell's rc file.
 """
 
 from __future__ import annotations
@@ -10,15 +17,25 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import typing
 
 from .. import __version__
-from ..errors import XrayganError
+from ..errors import XrayganError, from_os_error
 
-COMMANDS = ("train", "presets", "data", "fid", "metrics", "sweep", "memory", "report")
+COMMANDS = ("train", "presets", "data", "fid", "metrics", "sweep", "memory", "report", "sample")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error (exit 2): the message and where help is, instead
+    of a usage block. Subcommand parsers inherit the class."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        message = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="xraygan",
         description="Benchmark and ablation suite for DCGAN-style chest X-ray GANs.",
     )
@@ -26,20 +43,50 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"{__name__}.{name}").add_parser(sub)
+    from .argtypes import apply_formatter
+
+    apply_formatter(parser)
     return parser
 
 
+def _autocomplete(parser: argparse.ArgumentParser) -> None:
+    """Tab completion when the shell asks for it (argcomplete sets _ARGCOMPLETE); a no-op
+    otherwise, and without argcomplete installed."""
+    try:
+        import argcomplete
+    except ImportError:
+        return
+    argcomplete.autocomplete(parser)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from ..process import set_wait_policy
+
+    set_wait_policy()  # first, before a subcommand imports torch: libgomp reads it at load
     parser = build_parser()
-    args = parser.parse_args(argv)
+    _autocomplete(parser)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # usage errors (2), --help and --version (0): a return code
+        return e.code if isinstance(e.code, int) else 0 if e.code is None else 2
     try:
         return int(args.func(args) or 0)
     except XrayganError as e:
-        print(f"xraygan {args.command}: error: {e}", file=sys.stderr)
+        print(f"xraygan {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:
+        user = from_os_error(e)  # disk full, a user path of the wrong kind: not a bug
+        if user is None:
+            raise
+        print(f"xraygan {args.command}: error: {user}", file=sys.stderr)
+        return user.exit_code
     except KeyboardInterrupt:
         print(f"xraygan {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 if __name__ == "__main__":

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from pathlib import Path
 
 from ..config import OptimConfig, read_config_file
 from ..errors import ConfigError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..config import ModelConfig, TrainConfig
     from ..presets import PRESETS
+    from .argtypes import config_file, field_type, output_file, registry_type
 
     p = sub.add_parser(
         "memory",
@@ -22,42 +23,52 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "and the measured peak of one real training step, with estimate/measured ratios, the "
         "batch-norm saving in %% and a growth-law fit against width.",
     )
-    p.add_argument("--preset", default="paper-elu", help=f"{', '.join(PRESETS.names())}")
-    p.add_argument("--config", type=Path, help="an experiment config JSON (its model and "
-                   "optimizer are the base; --preset is ignored)")
-    p.add_argument("--image-sizes", type=int, nargs="+", default=[64], metavar="N")
-    p.add_argument("--features", type=int, nargs="+", metavar="W",
+    p.add_argument("--preset", default="paper-elu", type=registry_type(PRESETS, "preset"), metavar="NAME",
+                   help=f"model preset: {', '.join(PRESETS.names())}")
+    p.add_argument("--config", type=config_file, metavar="FILE",
+                   help="an experiment config (.json, .toml, .yaml; its model and "
+                   "optimizer are the base; --preset is ignored; default: none)")
+    p.add_argument("--image-size", "--image-sizes", dest="image_sizes", nargs="+", default=[64],
+                   type=field_type(ModelConfig, "image_size"), metavar="N",
+                   help="one or more image sides")
+    p.add_argument("--features", type=field_type(ModelConfig, "g_features"), nargs="+", metavar="W",
                    help="feature-map widths of G and D (default: the preset's)")
     p.add_argument("--batchnorm", choices=("none", "d", "g", "both"),
                    help="batch-norm placement (default: the preset's)")
     p.add_argument("--batchnorm-compare", action="store_true",
                    help="every placement (both, g, d, none) and the saving of each vs both")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=field_type(TrainConfig, "batch_size"), default=64,
+                   metavar="N")
     p.add_argument("--optimizer", help="adas | adam | sgd (default: the config's, adas)")
-    p.add_argument("--momentum", type=float, help="SGD momentum (adds a state buffer)")
+    p.add_argument("--momentum", type=field_type(OptimConfig, "momentum"), metavar="X",
+                   help="SGD momentum (adds a state buffer; default: 0)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--amp", choices=("off", "bf16", "fp16", "auto"), default="off")
-    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     p.add_argument("--measure", action=argparse.BooleanOptionalAction, default=True,
                    help="measure the peak of a real training step (default: on)")
-    p.add_argument("--csv", type=Path, help="write the rows as CSV")
-    p.add_argument("--json", type=Path, help="write rows, BN savings and growth fits as JSON")
+    p.add_argument("--csv", type=output_file, metavar="FILE", help="write the rows as CSV")
+    p.add_argument("--json", type=output_file, metavar="FILE",
+                   help="write rows, BN savings and growth fits as JSON")
     p.add_argument("--update-baselines", action="store_true",
                    help="rewrite benchmarks/baselines/memory.json (the CI regression check) "
-                   "from the current code, and exit")
+                   "from the current code: the machine-independent figures and this machine "
+                   "class's measured peaks (other classes' entries are kept), and exit")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..memory import format_table, memory_table, write_csv, write_json
     from ..memory.report import bn_savings, growth_fits
+    from ..precision import resolve_amp
     from ..presets import get_preset
-    from ..train import resolve_amp, resolve_device
+    from ..train import resolve_device
 
     if args.update_baselines:
+        from ..fingerprint import describe, machine_class
         from ..memory.baselines import write_baselines
 
-        print(f"wrote {write_baselines()}")
+        print(f"wrote {write_baselines()} (measured peaks for {machine_class()}: {describe()})")
         return 0
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size: expected a positive integer, got {args.batch_size}")
@@ -82,6 +93,17 @@ def run(args: argparse.Namespace) -> int:
         placements = ["both", "g", "d", "none"]
     else:
         placements = [args.batchnorm or base.batchnorm]
+    from ..guard import check_step
+
+    for size in args.image_sizes:  # before any model is built: the largest case must fit
+        for w in args.features or [base.g_features]:
+            for bn in placements:
+                m = dataclasses.replace(base, image_size=size, g_features=w, d_features=w,
+                                        batchnorm=bn)
+                check_step(m, optim, args.batch_size, device=str(device),
+                           what=f"the memory table's step at {size}px width {w} bn={bn}",
+                           flags={"model": "--features or --image-sizes",
+                                  "activations": "--batch-size (or --features, --image-sizes)"})
 
     if args.measure:
         print("measured peak: " + ("torch.cuda.max_memory_allocated" if device.type == "cuda" else

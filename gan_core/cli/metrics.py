@@ -1,14 +1,17 @@
 """``xraygan metrics RUN...``: end-of-run metrics of finished runs.
 
-Each run's metrics are appended to its evaluations.jsonl; a table is printed, and with several
-runs the Pearson and Spearman correlations between FID and the D-loss statistics (Fig. 5).
+Each run's metrics are appended to its evaluations.jsonl; a table is printed (the metrics beyond
+FID in a second block), and with several runs the Pearson and Spearman correlations between FID
+and the D-loss statistics (Fig. 5; the std is left out: it is the square root of the variance,
+so their correlation is 1 by construction). With ``--fid`` one Inception pass per image set
+(generated, training, held-out) feeds FID, KID, precision/recall/density/coverage and the
+memorization test; the run folder gets spectrum.json and closest_pairs.png for the report.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import pandas as pd
 
@@ -16,22 +19,36 @@ from .. import runs
 
 TABLE_COLUMNS = ("run", "d_loss_mean", "d_loss_var", "d_loss_std", "t0", "d_loss_after_t0_mean",
                  "collapse_onset", "blockiness", "diversity_ratio", "fid")  # fmt: skip
+QUALITY_COLUMNS = ("run", "kid", "precision", "recall", "density", "coverage", "mem_ct",
+                   "mem_px_ct", "mem_copy_fraction", "mem_copying", "spectral_distance",
+                   "hf_deficit", "lf_deficit")  # fmt: skip
+CORRELATION_COLUMNS = ("fid", "d_loss_mean", "d_loss_var", "precision", "recall", "hf_deficit")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from .argtypes import int_type, output_file
+
     p = sub.add_parser(
         "metrics",
         help="compute the metrics of finished runs",
         description="D-loss statistics (Table I), T0, mode-collapse signature, blockiness and "
-        "diversity of samples, and FID with --fid. Appends to RUN/evaluations.jsonl.",
+        "diversity of samples, power spectra; with --fid also FID, precision/recall, density/"
+        "coverage and the memorization test. Appends to RUN/evaluations.jsonl.",
     )
     p.add_argument("runs", nargs="+", metavar="RUN", help="run folders, or folders of runs")
-    p.add_argument("--fid", action="store_true", help="also compute FID (Inception, slow on CPU)")
+    p.add_argument("--fid", action="store_true",
+                   help="also the Inception metrics: FID, precision/recall, density/coverage and "
+                   "the memorization test (slow on CPU)")
     p.add_argument("--kid", action="store_true", help="with --fid: also KID")
-    p.add_argument("--fid-samples", type=int, default=2048)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--json", type=Path, metavar="OUT", help="write all results as JSON")
-    p.add_argument("--csv", type=Path, metavar="OUT", help="write the table as CSV")
+    p.add_argument("--fid-samples", type=int_type(min=2, max=10**6), default=2048, metavar="N",
+                   help="generated images for FID")
+    p.add_argument("--k", type=int_type(min=1, max=100), default=5,
+                   help="neighbours of precision/recall and density/coverage")
+    p.add_argument("--heldout-samples", type=int_type(min=10, max=10**6), default=512,
+                   metavar="N", help="held-out real images of the memorization test (at most)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    p.add_argument("--json", type=output_file, metavar="FILE", help="write all results as JSON")
+    p.add_argument("--csv", type=output_file, metavar="FILE", help="write the table as CSV")
     p.set_defaults(func=run)
 
 
@@ -42,15 +59,23 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for run_dir in runs.find_runs(args.runs):
         result = run_metrics(run_dir, fid=args.fid, kid=args.kid, fid_samples=args.fid_samples,
-                             device=args.device)  # fmt: skip
+                             device=args.device, k=args.k,
+                             heldout_samples=args.heldout_samples)  # fmt: skip
         runs.append_evaluation(run_dir, {"kind": "metrics", "time": time.time(), **result})
         rows.append({"run": run_dir.name, **result})
     table = pd.DataFrame(rows)
     shown = [c for c in TABLE_COLUMNS if c in table.columns]
+    quality = [c for c in QUALITY_COLUMNS if c in table.columns]
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        if len(quality) > 1:
+            print("\n" + table[quality].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        if "notes" in table.columns:
+            for name, note in zip(table["run"], table["notes"], strict=True):
+                if isinstance(note, str) and note:
+                    print(f"{name}: {note}")
         if len(table) >= 2:
-            pearson, spearman = correlation_matrices(table)
+            pearson, spearman = correlation_matrices(table, CORRELATION_COLUMNS)
             print("\nPearson correlation\n" + pearson.round(3).to_string())
             print("\nSpearman correlation\n" + spearman.round(3).to_string())
     if args.json:

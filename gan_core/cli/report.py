@@ -4,7 +4,8 @@ and run folders (reports/)."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from .argtypes import input_file, out_dir
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,19 +17,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "`xraygan sweep` created it (table1-quick); its storage defaults to studies/STUDY.db.",
     )
     p.add_argument("studies", nargs="*", metavar="STUDY", help="study names (e.g. table1-quick)")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: reports/out)")
-    p.add_argument("--storage", help="Optuna storage URL holding the studies "
+    p.add_argument("--out", type=out_dir, default=None, metavar="DIR",
+                   help="output folder (default: reports/out)")
+    p.add_argument("--storage", metavar="URL", help="Optuna storage URL holding the studies "
                    "(default: sqlite:///studies/STUDY.db per study)")
     p.add_argument("--runs", nargs="+", default=(), metavar="RUN",
-                   help="also report these run folders (or folders of runs)")
-    p.add_argument("--memory", nargs="+", default=(), metavar="FILE", type=Path,
-                   help="also report xraygan memory --json (or --csv) files")
+                   help="also report these run folders (or folders of runs; default: none)")
+    p.add_argument("--memory", nargs="+", default=(), metavar="FILE", type=input_file,
+                   help="also report xraygan memory --json (or --csv) files (default: none)")
     p.add_argument("--no-figures", action="store_true", help="tables and claims only")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from reports import DEFAULT_OUT, build_report
+    from xraygan.reports import DEFAULT_OUT, build_report
 
     out = args.out or DEFAULT_OUT
     report = build_report(args.studies, out, storage=args.storage, runs=args.runs,

@@ -5,57 +5,110 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
+from ..config import COUNT_MAX, DataConfig, ModelConfig, TrainConfig, validate
 from ..errors import ConfigError
+from .argtypes import config_file, field_type, float_type, int_type, out_dir, output_file
+
+
+def _scale_help(name: str, what: str) -> str:
+    """The --quick / --full help, read from the Scale itself (it cannot go stale)."""
+    from xraygan.ablations.scale import SCALES
+
+    sc = SCALES.get(name, field="scale")
+    length = f"{sc.steps:,} steps" if sc.steps else f"{sc.epochs:g} epochs"
+    fid = f"FID on {sc.fid_samples:,} samples" if sc.fid else "no FID"
+    return (f"{what} ({sc.image_size}x{sc.image_size}, width {sc.features}, {length}, batch "
+            f"{sc.batch_size}, {sc.num_images:,} images, {fid})")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from xraygan.ablations.seeds import DEFAULT_SEEDS
+    from xraygan.ablations.storage import GRACE_S, HEARTBEAT_S, MAX_RETRY
+
     p = sub.add_parser(
         "sweep",
         help="run an ablation study (Optuna): table1, table3, batchnorm, fmaps, ...",
         description="Run an ablation study: every trial is one training run in its own run "
         "folder, scored by the run metrics and recorded in an Optuna storage. Interrupted "
-        "sweeps resume where they stopped: run the same command again.",
+        "sweeps resume where they stopped: run the same command again. Every cell's config is "
+        "checked before the first trial starts. Exit status: 0 when at least one trial "
+        "completed, 3 when every trial failed, 2 for bad input.",
     )
     p.add_argument("study", nargs="?", help="study name (see --list)")
     p.add_argument("--list", action="store_true", help="list the studies and exit")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", dest="scale", action="store_const", const="quick",
-                      help="CPU-sized runs (32x32, 300 steps, FID on 500 samples): the default")
+                      help=_scale_help("quick", "CPU-sized runs, the default"))
     size.add_argument("--full", dest="scale", action="store_const", const="full",
-                      help="the paper's scale for a GPU (64x64, 150 epochs, FID on 10,000 samples)")
-    p.add_argument("--trials", type=int, help="search studies: total trials (default: the study's)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
-    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///OUT/STUDY-SCALE.db); "
+                      help=_scale_help("full", "the paper's scale for a GPU"))
+    p.add_argument("--trials", type=int_type(1, 100_000), metavar="N",
+                   help="search studies: total trials (default: the study's)")
+    p.add_argument("--workers", type=int_type(1, 256), default=1, metavar="N",
+                   help="worker processes on this machine")
+    p.add_argument("--storage", metavar="URL",
+                   help="Optuna storage URL (default: sqlite:///OUT/STUDY-SCALE.db); "
                    "postgresql+psycopg2://user@host/db shares one study across machines")
-    p.add_argument("--study-name", help="name of the study in the storage (default STUDY-SCALE)")
-    p.add_argument("--out", type=Path, default=Path("studies"),
-                   help="folder of study databases and run folders (default: studies)")
-    p.add_argument("--seeds", type=int, default=1,
-                   help="repeat every cell over N seeds (the seeds study: N repeats, default 5)")
-    p.add_argument("--cell", help="seeds study: repeat this cell of another study (STUDY:KEY)")
-    p.add_argument("--config", type=Path, help="seeds study: repeat this experiment config JSON")
+    p.add_argument("--study-name", metavar="NAME",
+                   help="name of the study in the storage (default: STUDY-SCALE)")
+    p.add_argument("--out", type=out_dir, default=Path("studies"), metavar="DIR",
+                   help="folder of study databases and run folders")
+    p.add_argument("--seeds", type=int_type(1, 10_000), default=None, metavar="N",
+                   help="repeat every cell over seeds 0..N-1 (default: 1; the seeds study: "
+                   f"{DEFAULT_SEEDS})")
+    p.add_argument("--cell", metavar="STUDY:KEY",
+                   help="seeds study: repeat this cell of another study (default: paper-elu "
+                   "with AdaS)")
+    p.add_argument("--config", type=config_file, metavar="FILE",
+                   help="seeds study: repeat this experiment config (.json, .toml, .yaml; "
+                   "default: none)")
     p.add_argument("--dry-run", action="store_true", help="print the cells and exit")
+    p.add_argument("--no-estimate", action="store_true",
+                   help="skip the calibration that estimates the sweep's duration (it times a "
+                   "few real steps and an Inception batch: tens of seconds on a busy CPU)")
+    p.add_argument("--json", type=output_file, metavar="FILE",
+                   help="also write the trial summary as JSON (default: none)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no per-trial progress bar or progress lines")
+    p.add_argument("--tensorboard", action="store_true", default=None,
+                   help="each trial also writes TensorBoard event files into its RUN/tb/ "
+                   "(off unless given or XRAYGAN_TENSORBOARD=1)")
     s = p.add_argument_group("scale overrides (change the study's identity: a new --study-name "
-                             "or --out is needed for an existing study)")
-    s.add_argument("--data", default="phantom", help="phantom | folder:PATH | dicom:PATH | cache:PATH")
-    s.add_argument("--num-images", type=int)
-    s.add_argument("--image-size", type=int)
-    s.add_argument("--features", type=int, help="base feature-map width")
-    s.add_argument("--steps", type=int)
-    s.add_argument("--epochs", type=float)
-    s.add_argument("--batch-size", type=int)
-    s.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    s.add_argument("--fid-samples", type=int)
+                             "or --out is needed for an existing study; default: the scale's)")
+    s.add_argument("--data", default="phantom", metavar="SPEC",
+                   help="phantom | folder:PATH | dicom:PATH | cache:PATH")
+    s.add_argument("--num-images", type=field_type(DataConfig, "num_images"), metavar="N",
+                   help="training images (default: the scale's)")
+    s.add_argument("--image-size", type=field_type(ModelConfig, "image_size"), metavar="N",
+                   help="image side, a power of two >= 16 (default: the scale's)")
+    s.add_argument("--features", type=field_type(ModelConfig, "g_features"), metavar="N",
+                   help="base feature-map width (default: the scale's)")
+    # a sweep needs a length: 0 (= "use the other one") is not an override
+    s.add_argument("--steps", type=int_type(1, COUNT_MAX), metavar="N",
+                   help="iterations per trial (default: the scale's)")
+    s.add_argument("--epochs", type=float_type(gt=0.0, max=1e6), metavar="X",
+                   help="epochs per trial, instead of --steps (default: the scale's)")
+    s.add_argument("--batch-size", type=field_type(TrainConfig, "batch_size"), metavar="N",
+                   help="default: the scale's")
+    s.add_argument("--device", metavar="DEVICE", help="auto | cpu | cuda | cuda:N "
+                   "(default: the scale's, auto)")
+    s.add_argument("--fid-samples", type=int_type(2, 10**6), metavar="N",
+                   help="generated images for FID (default: the scale's)")
     s.add_argument("--no-fid", action="store_true", help="skip FID (score by the fallback metric)")
-    s.add_argument("--checkpoint-every", type=int)
-    s.add_argument("--sample-every", type=int)
+    s.add_argument("--checkpoint-every", type=field_type(TrainConfig, "checkpoint_every"),
+                   metavar="N", help="default: the scale's")
+    s.add_argument("--sample-every", type=field_type(TrainConfig, "sample_every"),
+                   metavar="N", help="default: the scale's")
     w = p.add_argument_group("workers")
-    w.add_argument("--heartbeat", type=int, default=None, help="seconds between heartbeats (30)")
-    w.add_argument("--grace", type=int, default=None,
-                   help="seconds without heartbeat before a trial counts as killed (120)")
-    w.add_argument("--max-retry", type=int, default=None, help="re-runs of a killed trial (2)")
+    w.add_argument("--heartbeat", type=int_type(1, 86_400), default=None, metavar="S",
+                   help=f"seconds between heartbeats (default: {HEARTBEAT_S})")
+    w.add_argument("--grace", type=int_type(1, 7 * 86_400), default=None, metavar="S",
+                   help="seconds without heartbeat before a trial counts as killed "
+                   f"(default: {GRACE_S}, at least 2x --heartbeat)")
+    w.add_argument("--max-retry", type=int_type(0, 1000), default=None, metavar="N",
+                   help=f"re-runs of a killed trial (default: {MAX_RETRY})")
     w.add_argument("--no-wait", action="store_true",
                    help="exit when nothing is waiting, even while other workers' trials run")
     p.set_defaults(func=run)
@@ -63,10 +116,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def build_options(args: argparse.Namespace):
     """SweepOptions from the parsed flags (also used by tests)."""
-    from ablations import SCALES, StudyContext
-    from ablations.runner import SweepOptions, get_spec
-    from ablations.seeds import cell_of
-    from ablations.storage import GRACE_S, HEARTBEAT_S, MAX_RETRY
+    from xraygan.ablations import SCALES, StudyContext
+    from xraygan.ablations.runner import SweepOptions, get_spec
+    from xraygan.ablations.seeds import cell_of
+    from xraygan.ablations.storage import GRACE_S, HEARTBEAT_S, MAX_RETRY
+
+    from ..tensorboard import wanted as tensorboard_wanted
 
     if not args.study:
         raise ConfigError("name a study (xraygan sweep --list shows them)")
@@ -79,7 +134,10 @@ def build_options(args: argparse.Namespace):
     )
     if (args.cell or args.config) and spec.name != "seeds":
         raise ConfigError("--cell and --config choose the configuration of the seeds study only")
-    ctx = StudyContext(scale, data=args.data, seeds=args.seeds, trials=args.trials)
+    from xraygan.ablations.seeds import DEFAULT_SEEDS
+
+    seeds = args.seeds if args.seeds is not None else DEFAULT_SEEDS if spec.name == "seeds" else 1
+    ctx = StudyContext(scale, data=args.data, seeds=seeds, trials=args.trials)
     if args.cell:
         study, _, key = args.cell.partition(":")
         if not key:
@@ -95,17 +153,21 @@ def build_options(args: argparse.Namespace):
         workers=args.workers, heartbeat=heartbeat,
         grace=args.grace or max(GRACE_S if args.heartbeat is None else 0, 2 * heartbeat),
         max_retry=MAX_RETRY if args.max_retry is None else args.max_retry, wait=not args.no_wait,
+        progress=not getattr(args, "no_progress", False),
+        tensorboard=tensorboard_wanted(getattr(args, "tensorboard", None)),
     )
 
 
 def list_studies() -> str:
-    from ablations import QUICK, STUDIES, StudyContext, load_studies
+    from xraygan.ablations import QUICK, STUDIES, StudyContext, load_studies
+    from xraygan.ablations.seeds import DEFAULT_SEEDS
 
     load_studies()
     lines = []
     for name in STUDIES.names():
         spec = STUDIES.get(name)
-        size = (f"{len(spec.grid(StudyContext(QUICK)))} cells (quick)" if spec.is_grid
+        ctx = StudyContext(QUICK, seeds=DEFAULT_SEEDS if name == "seeds" else 1)
+        size = (f"{len(spec.grid(ctx))} cells (quick)" if spec.is_grid
                 else f"search, {spec.default_trials} trials")
         lines.append(f"{name:16s} {size:18s} {spec.description}")
     return "\n".join(lines)
@@ -118,18 +180,31 @@ def run(args: argparse.Namespace) -> int:
     opts = build_options(args)
     import optuna
 
-    from ablations.runner import get_spec, run_sweep, summary_rows
+    from xraygan.ablations.runner import get_spec, run_sweep, summary_rows
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours to print
 
     spec = get_spec(opts.study)
+    check_cells(spec, opts.ctx)  # a bad override fails here, before any trial or storage
+    from ..calibrate import describe as describe_estimate
+    from ..calibrate import sweep_configs, sweep_estimate
+    from ..process import apply_process_policy, model_params
+
+    # in-process trials (one worker) own this process's threads; K workers set their own
+    size = max((model_params(cfg.model) for _, cfg in sweep_configs(opts)), default=None)
+    apply_process_policy(role="sweep-worker" if opts.workers == 1 else "cli",
+                         model_size_hint=size, workers=opts.workers)
     if args.dry_run:
         print(f"study {opts.name}: storage {opts.url}, runs in {opts.study_dir}")
         print(json.dumps(opts.ctx.scale.to_dict(), sort_keys=True))
         if spec.is_grid:
             for cell in spec.grid(opts.ctx):
                 print(f"{cell.key:24s} {json.dumps(dict(cell.params), sort_keys=True)}")
+        if not args.no_estimate:
+            print(describe_estimate(*sweep_estimate(opts)))  # a few seconds of calibration here
         return 0
+    if not args.no_estimate:
+        print(describe_estimate(*sweep_estimate(opts)), flush=True)
     study = run_sweep(opts, echo=lambda s: print(s, flush=True))
     rows = summary_rows(study)
     print(f"\n{opts.name}: {len(rows)} trials in {opts.url}")
@@ -138,4 +213,42 @@ def run(args: argparse.Namespace) -> int:
         wall = f"{r['wall_time_s']:.0f} s" if r["wall_time_s"] is not None else ""
         print(f"  {r['trial']:3d} {r['cell']:24s} {r['state']:8s} {r['status']:11s} {value:18s} {wall}")
     print(f"runs: {opts.study_dir}")
+    if args.json:
+        from ..runs import atomic_write_json
+
+        atomic_write_json(args.json, {"study": opts.name, "storage": opts.url, "trials": rows})
+    return exit_status(rows)
+
+
+def check_cells(spec, ctx) -> None:
+    """validate() every cell's config (a search study: its base config) up front, so a bad
+    override is one error now instead of a failed trial per cell later."""
+    from xraygan.ablations import base_config
+
+    if spec.is_grid:
+        for cell in spec.grid(ctx):
+            try:
+                validate(cell.config)
+            except ConfigError as e:
+                raise ConfigError(f"cell {cell.key}: {e}") from None
+    else:
+        validate(ctx.base if ctx.base is not None else base_config(ctx.scale, data=ctx.data))
+
+
+ALL_FAILED_EXIT = 3
+
+
+def exit_status(rows: list[dict]) -> int:
+    """0 when some trial completed (or there was nothing to run), 3 when every trial failed:
+    a script or CI job must not read a sweep of errors as a success."""
+    done = [r for r in rows if r["state"] in ("COMPLETE", "PRUNED")]
+    failed = [r for r in rows if r["state"] == "FAIL"]
+    if failed and not done and len(failed) == len(rows):
+        first = next((r["failure"] for r in failed if r["failure"]), "")
+        reason = f"; first failure: {' '.join(str(first).split())[:300]}" if first else ""
+        print(f"xraygan sweep: error: all {len(rows)} trials failed{reason}", file=sys.stderr)
+        return ALL_FAILED_EXIT
+    if failed:
+        print(f"xraygan sweep: warning: {len(failed)} of {len(rows)} trials failed",
+              file=sys.stderr)
     return 0

@@ -4,10 +4,30 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from pathlib import Path
+import typing
 
-from ..config import ExperimentConfig, OptimConfig, from_dict, read_config_file, validate
+from ..config import (
+    DataConfig,
+    ExperimentConfig,
+    ModelConfig,
+    OptimConfig,
+    Param,
+    TrainConfig,
+    from_dict,
+    param_of,
+    read_config_file,
+    validate,
+)
 from ..errors import ConfigError
+from .argtypes import (
+    completer,
+    config_file,
+    existing_dir,
+    field_type,
+    out_dir,
+    output_file,
+    registry_type,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,91 +39,120 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_config_arguments(p)
     r = p.add_argument_group("run")
-    r.add_argument("--out", default="runs", help="folder of run folders (default: runs)")
-    r.add_argument("--name", help="run name (default: preset-optimizer)")
-    r.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint; "
-                   "--steps/--epochs may raise the length, nothing else may change")
+    r.add_argument("--out", type=out_dir, default="runs", metavar="DIR",
+                   help="folder of run folders (default: runs)")
+    r.add_argument("--name", help="run name, the run folder's prefix (default: preset-optimizer)")
+    r.add_argument("--resume", metavar="RUN", type=existing_dir,
+                   help="continue RUN from its last checkpoint; --steps/--epochs may raise the "
+                   "length, nothing else may change (default: a new run)")
     r.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     r.add_argument("--fid", action="store_true", help="also compute FID at the end (needs weights)")
     r.add_argument("--no-eval", action="store_true", help="skip the end-of-run metrics")
-    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
+    r.add_argument("--json", type=output_file, metavar="FILE",
+                   help="also write the run's summary (folder, status, metrics) as JSON")
+    r.add_argument("--tensorboard", action="store_true", default=None,
+                   help="also write TensorBoard event files into RUN/tb/ (needs the tensorboard "
+                   "package; metrics.csv stays the record; env XRAYGAN_TENSORBOARD=1 also turns "
+                   "it on) (default: off)")
     p.set_defaults(func=run)
 
 
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.replace(",", " ").split())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected integers like 2,2,2,2, got {text!r}") from None
+SECTIONS = (("model", ModelConfig, "model (defaults: the paper-elu preset at 64 px)"),
+             ("optim", OptimConfig, "optimizer"),
+             ("data", DataConfig, "data"),
+             ("train", TrainConfig, "training"))
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigFlag:
+    """One generated flag: the config field it sets and how argparse spells it."""
+
+    section: str
+    name: str
+    flag: str
+    dest: str
+    param: Param
+
+
+def config_flags() -> list[ConfigFlag]:
+    """Every config field with a flag, from the field metadata: ``--field-name`` unless the
+    metadata names another (``--g-fc``, ``--data``, ``--data-seed``, ``--optimizer``)."""
+    out = []
+    for section, cls, _ in SECTIONS:
+        for f in dataclasses.fields(cls):
+            p = param_of(f)
+            if p is None or p.flag is None:
+                continue
+            flag = p.flag or "--" + f.name.replace("_", "-")
+            out.append(ConfigFlag(section, f.name, flag, flag[2:].replace("-", "_"), p))
+    return out
+
+
+def _default_text(value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) if value else "empty"
+    if value is None:
+        return "the optimizer's"
+    return str(value)
+
+
+def _metavar(hint) -> str:
+    args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    return {int: "N", float: "X", str: "TEXT"}.get(args[0], "VALUE")
 
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
-    """Flags shared by every command that builds an experiment (train, memory, sweep)."""
-    from ..presets import PRESETS
+    """Flags shared by every command that builds an experiment (train; sweep and memory take
+    a subset), generated from the config fields' metadata: names, types, ranges, help and
+    defaults cannot drift from what validate() accepts."""
+    from ..presets import PRESETS, get_preset
 
-    m = p.add_argument_group("model")
-    m.add_argument("--preset", default=None, help=f"model preset: {', '.join(PRESETS.names())} "
-                   "(default: paper-elu)")
-    m.add_argument("--config", type=Path, help="an experiment config JSON (e.g. RUN/config.json)")
-    m.add_argument("--image-size", type=int, help="image side, a power of two >= 16 (default 64)")
-    m.add_argument("--channels", type=int)
-    m.add_argument("--latent-dim", type=int)
-    m.add_argument("--features", type=int, help="base feature-map width of G and D")
-    m.add_argument("--g-features", type=int)
-    m.add_argument("--d-features", type=int)
-    m.add_argument("--g-activation", help="elu, relu, leaky_relu, ...")
-    m.add_argument("--d-activation")
-    m.add_argument("--leaky-slope", type=float)
-    m.add_argument("--batchnorm", choices=("none", "d", "g", "both"),
-                   help="none | d (D hidden layers: the paper) | g | both (DCGAN)")
-    m.add_argument("--g-strides", type=_ints, help="e.g. 4,4 (compression study)")
-    m.add_argument("--d-strides", type=_ints)
-    m.add_argument("--g-kernels", type=_ints, help="default: solved from eq. 5")
-    m.add_argument("--d-kernels", type=_ints)
-    m.add_argument("--padding", type=int)
-    m.add_argument("--g-fc", type=int, dest="g_fc_layers", help="fully connected layers at G's output")
-    m.add_argument("--d-fc", type=int, dest="d_fc_layers", help="fully connected layers at D's input")
-
-    o = p.add_argument_group("optimizer")
-    o.add_argument("--optimizer", help="adas | adam | sgd (default adas)")
-    o.add_argument("--lr", type=float, help="learning rate of G and D")
-    o.add_argument("--lr-g", type=float)
-    o.add_argument("--lr-d", type=float)
-    o.add_argument("--ttur", action="store_true", default=None,
-                   help="two time-scale update rule: G at 0.5x, D at 2x the optimizer's default lr")
-    o.add_argument("--beta1", type=float)
-    o.add_argument("--beta2", type=float)
-    o.add_argument("--momentum", type=float)
-
-    d = p.add_argument_group("data")
-    d.add_argument("--data", dest="source",
-                   help="phantom | folder:PATH | dicom:PATH | cache:PATH (default phantom)")
-    d.add_argument("--num-images", type=int, help="images to use (phantoms to generate)")
-    d.add_argument("--data-seed", type=int)
-
-    t = p.add_argument_group("training")
-    t.add_argument("--steps", type=int, help="iterations (one D and one G update each)")
-    t.add_argument("--epochs", type=float, help="passes over the dataset (when --steps is not given)")
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--seed", type=int)
-    t.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    t.add_argument("--loss", choices=("nonsaturating", "saturating"))
-    t.add_argument("--log-every", type=int)
-    t.add_argument("--sample-every", type=int)
-    t.add_argument("--checkpoint-every", type=int)
-    t.add_argument("--num-samples", type=int)
-    t.add_argument("--amp", choices=("off", "bf16", "fp16", "auto"), help="autocast precision")
-    t.add_argument("--channels-last", action="store_true", default=None)
-    t.add_argument("--compile", action="store_true", default=None)
-
-
-_MODEL = ("image_size", "channels", "latent_dim", "g_features", "d_features", "g_activation",
-          "d_activation", "leaky_slope", "batchnorm", "g_strides", "d_strides", "g_kernels",
-          "d_kernels", "padding", "g_fc_layers", "d_fc_layers")
-_OPTIM = ("lr_g", "lr_d", "ttur", "beta1", "beta2", "momentum")
-_DATA = ("source", "num_images")
-_TRAIN = ("steps", "epochs", "batch_size", "seed", "device", "loss", "log_every", "sample_every",
-          "checkpoint_every", "num_samples", "amp", "channels_last", "compile")
+    shown_defaults = {
+        "model": get_preset("paper-elu", 64), "optim": OptimConfig(), "data": DataConfig(),
+        "train": TrainConfig(),
+    }
+    groups = {}
+    for section, _cls, title in SECTIONS:
+        groups[section] = p.add_argument_group(title)
+    m = groups["model"]
+    m.add_argument("--preset", default=None, type=registry_type(PRESETS, "preset"), metavar="NAME",
+                   help=f"model preset: {', '.join(PRESETS.names())} (default: paper-elu)"
+                   ).completer = completer(PRESETS.names())
+    m.add_argument("--config", type=config_file, metavar="FILE",
+                   help="an experiment config (.json, .toml, .yaml; e.g. RUN/config.json): the "
+                   "base the other flags override (default: none)")
+    m.add_argument("--features", type=field_type(ModelConfig, "g_features"), metavar="N",
+                   help="base width of G and D (sets --g-features and --d-features; "
+                   "default: 64)")
+    groups["optim"].add_argument(
+        "--lr", type=field_type(OptimConfig, "lr_g"), metavar="LR",
+        help="learning rate of G and D (sets --lr-g and --lr-d; default: the optimizer's)")
+    for cf in config_flags():
+        cls = dict((s, c) for s, c, _ in SECTIONS)[cf.section]
+        default = getattr(shown_defaults[cf.section], cf.name)
+        help_text = cf.param.help
+        if "default" not in help_text:
+            help_text += f" (default: {_default_text(default)})"
+        kw: dict = {"dest": cf.dest, "default": None, "help": help_text}
+        hint = typing.get_type_hints(cls)[cf.name]
+        names = None
+        if hint is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+        else:
+            kw["type"] = field_type(cls, cf.name)  # choices too: the field's own message
+            kw["metavar"] = cf.param.metavar or _metavar(hint)
+            names = cf.param.choice_names()
+            if names is not None:
+                if cf.param.metavar:  # a long list: named in the help, not the usage line
+                    kw["help"] = f"{cf.param.help}: {', '.join(names)}" + kw["help"][len(cf.param.help):]
+                else:
+                    kw["metavar"] = "{" + ",".join(names) + "}"
+        action = groups[cf.section].add_argument(cf.flag, **kw)
+        if names is not None:
+            action.completer = completer(names)
 
 
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
@@ -116,40 +165,38 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
             base = dataclasses.replace(base, model=get_preset(args.preset, base.model.image_size))
     else:
         preset = args.preset or "paper-elu"
-        size = args.image_size or 64
+        size = getattr(args, "image_size", None) or 64
         base = ExperimentConfig(name=preset, model=get_preset(preset, size))
 
-    def pick(names: tuple[str, ...]) -> dict:
-        return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
-
-    model = pick(_MODEL)
-    if args.features is not None:
-        model.setdefault("g_features", args.features)
-        model.setdefault("d_features", args.features)
-    optim = pick(_OPTIM)
-    if args.lr is not None:
-        optim.setdefault("lr_g", args.lr)
-        optim.setdefault("lr_d", args.lr)
+    updates: dict[str, dict] = {section: {} for section, _, _ in SECTIONS}
+    for cf in config_flags():
+        value = getattr(args, cf.dest, None)
+        if value is not None:
+            updates[cf.section][cf.name] = value
+    if getattr(args, "features", None) is not None:
+        updates["model"].setdefault("g_features", args.features)
+        updates["model"].setdefault("d_features", args.features)
+    if getattr(args, "lr", None) is not None:
+        updates["optim"].setdefault("lr_g", args.lr)
+        updates["optim"].setdefault("lr_d", args.lr)
     optim_cfg = base.optim
-    if args.optimizer and args.optimizer != optim_cfg.name:
-        optim_cfg = OptimConfig(name=args.optimizer)  # another optimizer: its own defaults
-    data = pick(_DATA)
-    if args.data_seed is not None:
-        data["seed"] = args.data_seed
-    train = pick(_TRAIN)
+    new_name = updates["optim"].get("name")
+    if new_name and new_name != optim_cfg.name:
+        optim_cfg = OptimConfig(name=new_name)  # another optimizer: its own defaults
+    train = updates["train"]
     if "steps" in train and "epochs" not in train:
         train["epochs"] = 0.0
     if "epochs" in train and "steps" not in train:
         train["steps"] = 0
 
-    def merge(section, updates: dict):
-        return from_dict(type(section), {**dataclasses.asdict(section), **updates})
+    def merge(section, changes: dict):
+        return from_dict(type(section), {**dataclasses.asdict(section), **changes})
 
     cfg = dataclasses.replace(
         base,
-        model=merge(base.model, model),
-        optim=merge(optim_cfg, optim),
-        data=merge(base.data, data),
+        model=merge(base.model, updates["model"]),
+        optim=merge(optim_cfg, updates["optim"]),
+        data=merge(base.data, updates["data"]),
         train=merge(base.train, train),
     )
     if getattr(args, "name", None):
@@ -169,8 +216,8 @@ def run(args: argparse.Namespace) -> int:
         saved = read_config(args.resume)
         # on resume the saved config is the base; only the length flags may change it
         for name in vars(args):
-            if name not in ("steps", "epochs", "resume", "no_progress", "fid", "no_eval", "func",
-                            "command", "out", "name", "dry_run") and getattr(args, name) not in (None, False):
+            if name not in ("steps", "epochs", "resume", "no_progress", "tensorboard", "fid", "no_eval", "func",
+                            "command", "out", "name", "dry_run", "json") and getattr(args, name) not in (None, False):
                 raise ConfigError(f"--resume continues {args.resume} as configured; "
                                   f"only --steps/--epochs may be given (got --{name.replace('_', '-')})")
         train_updates = {}
@@ -184,24 +231,43 @@ def run(args: argparse.Namespace) -> int:
         if cfg.train.steps == 0 and cfg.train.epochs == 0:
             raise ConfigError("give --steps or --epochs")
 
+    from ..guard import check_training
+
+    check_training(cfg)  # before anything is built: a memory bomb is a one-line error (exit 2)
     if args.dry_run:
         G, D = build_models(cfg.model)
         print(cfg.to_json())
         print(f"# G: {count_parameters(G):,} parameters, D: {count_parameters(D):,} parameters")
         return 0
 
-    result = train(
-        cfg, runs_root=args.out, run_dir=args.resume, resume=bool(args.resume),
-        progress=not args.no_progress, evaluate=not args.no_eval, fid=args.fid,
-    )
+    from ..process import apply_process_policy, governor_tick, model_params, stop_on_signals
+    from ..tensorboard import wanted as wanted_tensorboard
+
+    # this command owns the process: threads, allocator (gan_core/process.py), signals
+    apply_process_policy(role="train", model_size_hint=model_params(cfg.model))
+    with stop_on_signals() as stop:  # Ctrl-C / SIGTERM: checkpoint, then stop
+        result = train(
+            cfg, runs_root=args.out, run_dir=args.resume, resume=bool(args.resume),
+            progress=not args.no_progress, evaluate=not args.no_eval, fid=args.fid,
+            should_stop=stop, tensorboard=wanted_tensorboard(args.tensorboard),
+            on_step=governor_tick,
+        )
     s = result.summary
     print(f"run folder: {result.run_dir}")
+    if s.get("skipped_files"):  # unreadable files were left out of the dataset: say so
+        print(f"data: {s.get('num_images')} images from {s.get('dataset')}; skipped "
+              f"{s['skipped_files']} unreadable files (xraygan data prepare lists them by reason)")
     print(f"status: {result.status} at step {result.step}/{s.get('total_steps')}, "
           f"{s.get('images_per_s', 0):.1f} images/s, {s.get('train_time_s', 0):.1f} s")
     metrics = s.get("metrics") or {}
     shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
     if shown:
         print("metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items())))
+    if args.json:
+        from ..runs import atomic_write_json
+
+        atomic_write_json(args.json, {**s, "run_dir": str(result.run_dir), "status": result.status,
+                                      "step": result.step})
     if result.status == "interrupted":
         print(f"resume with: xraygan train --resume {result.run_dir}")
         return 130

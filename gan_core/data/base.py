@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -37,18 +38,28 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.images)
 
+    def require(self, count: int, why: str) -> None:
+        """DataError unless the set holds at least ``count`` images; ``why`` names the setting
+        that needs them, e.g. ``require(cfg.train.batch_size, "--batch-size 64")``."""
+        if len(self) < count:
+            raise DataError(
+                f"{self.description}: {len(self)} usable image(s), {why} needs at least {count}"
+                + (f" ({len(self.skipped)} file(s) were skipped)" if self.skipped else "")
+            )
+
     @staticmethod
     def to_float(batch: torch.Tensor) -> torch.Tensor:
         """uint8 0..255 -> float in [-1, 1], the range of G's tanh output."""
         return batch.float().div_(127.5).sub_(1.0)
 
 
-Loader = Callable[[str | None, DataConfig, int, int], ImageSet]
-"""loader(argument after the colon or None, data config, image size, channels) -> ImageSet"""
+Loader = Callable[..., ImageSet]
+"""loader(argument after the colon or None, data config, image size, channels, *, progress)
+-> ImageSet; ``progress`` (show decoding progress) is optional for a loader to accept."""
 
 DATASETS: Registry[Loader] = Registry("dataset")
 
-# Modules that register loaders; imported on first use so that `import gan_core.data` stays
+# Modules that register loaders; imported on first use so that `import xraygan.data` stays
 # cheap and a missing optional decoder only matters for the source that needs it.
 _LOADER_MODULES = ("phantom", "folder", "dicom", "cache")
 
@@ -75,8 +86,19 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     return kind, (arg if sep else None)
 
 
-def load_dataset(cfg: DataConfig, image_size: int, channels: int = 1) -> ImageSet:
-    """Load the dataset named by ``cfg.source`` at ``image_size`` with ``channels`` channels."""
+def load_dataset(cfg: DataConfig, image_size: int, channels: int = 1, *,
+                 progress: bool = True) -> ImageSet:
+    """Load the dataset named by ``cfg.source`` at ``image_size`` with ``channels`` channels.
+
+    ``progress=False`` (the CLI's ``--no-progress``) silences the loaders that decode files.
+    """
     _import_loaders()
     kind, arg = parse_spec(cfg.source)
-    return DATASETS.get(kind, field="data.source")(arg, cfg, image_size, channels)
+    loader = DATASETS.get(kind, field="data.source")
+    if "progress" in inspect.signature(loader).parameters:
+        data = loader(arg, cfg, image_size, channels, progress=progress)
+    else:
+        data = loader(arg, cfg, image_size, channels)
+    from .holdout import training_part  # data.holdout: the seeded held-out part is not trained on
+
+    return training_part(data, cfg)

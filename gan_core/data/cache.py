@@ -28,12 +28,14 @@ import multiprocessing
 import os
 import struct
 import tempfile
+import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -163,7 +165,43 @@ def _run_one(decode: Decode, path: str) -> tuple[bool, str, dict[str, Any], dict
         return False, reason, {}, None
 
 
-def _pool(workers: int, decode: Decode) -> ProcessPoolExecutor:
+def _die_with_parent(lifeline) -> None:
+    """Worker initializer: exit as soon as the preparing process is gone, however it died.
+
+    A worker's OS parent is the forkserver, not the process that prepares, and each worker holds
+    the write end of the pool's call queue, so a SIGKILLed parent used to leave the forkserver and
+    every worker alive (1.2 GB for 2 workers on VinBigData). ``lifeline`` is the read end of a
+    pipe whose only write end the preparing process holds: when that process dies, for any
+    reason, the kernel closes it and the read returns EOF here. PR_SET_PDEATHSIG covers the
+    spawn start method, where the worker's parent is the preparing process itself.
+    """
+    if multiprocessing.get_start_method(allow_none=True) != "forkserver":
+        _set_pdeathsig()
+
+    def watch() -> None:
+        try:
+            while True:
+                lifeline.recv_bytes()  # nothing is ever sent; returns only to raise EOFError
+        except (EOFError, OSError):
+            pass
+        os._exit(1)  # no cleanup: the parent is gone and nobody waits for this process
+
+    threading.Thread(target=watch, name="xraygan-lifeline", daemon=True).start()
+
+
+def _set_pdeathsig() -> None:
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):  # not Linux: the lifeline alone
+        pass
+
+
+@contextmanager
+def _pool(workers: int, decode: Decode) -> Iterator[ProcessPoolExecutor]:
     # forkserver, not fork: the parent may hold torch and tqdm threads, which fork does not copy
     # safely. The server imports the decoder's module (and with it torch, ~1.5 s) once per
     # parent process; each worker is then a cheap fork of it instead of a fresh interpreter.
@@ -172,7 +210,14 @@ def _pool(workers: int, decode: Decode) -> ProcessPoolExecutor:
         ctx.set_forkserver_preload([getattr(decode, "func", decode).__module__])
     else:
         ctx = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(workers, mp_context=ctx)
+    lifeline, keep_alive = ctx.Pipe(duplex=False)
+    try:
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with_parent,
+                                 initargs=(lifeline,)) as ex:
+            yield ex
+    finally:
+        keep_alive.close()
+        lifeline.close()
 
 
 def _decode_files(files: Sequence[CandidateFile], decode: Decode, record: Callable[..., None],
@@ -291,15 +336,22 @@ def build_cache(
     workers: int = 1,
     progress: bool = True,
     on_result: Callable[[str, bool], None] | None = None,
+    not_journaled: Sequence[str] = (),
+    unlisted: Sequence[tuple[str, str]] = (),
+    label_problems: Sequence[str] = (),
 ) -> BuildResult:
     """Decode ``files`` (what is not in the journal yet) and write the cache; or reuse it.
 
     ``limit`` > 0 keeps at most that many *usable* images: files are taken in a seeded random
     order, and when some of the first ``limit`` are bad, more are taken until ``limit`` good
     ones are found or the files run out. ``on_result(rel, ok)`` is called in this process after
-    each file's result is journaled (tests use it to simulate a kill).
+    each file's result is journaled (tests use it to simulate a kill). Bad results whose reason
+    starts with one of ``not_journaled`` (resource caps) are reported but not journaled, so a
+    rerun with a higher cap decodes them. ``unlisted``: (path, reason) of entries that never
+    became candidates (symlink loops, broken links), listed with the skipped files;
+    ``label_problems``: unusable train.csv rows, kept in the index for the summary.
     """
-    from tqdm.auto import tqdm
+    from ..progress import Progress
 
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -328,6 +380,8 @@ def build_cache(
         def record(f: CandidateFile, res, persist: bool = True) -> None:
             nonlocal decoded
             ok, reason, info, images = res
+            if not ok and reason.startswith(tuple(not_journaled)):
+                persist = False
             if persist:
                 journal.append(f.key(), ok, reason, info, images)
             else:
@@ -348,8 +402,8 @@ def build_cache(
             batch, remaining = remaining[:want], remaining[want:]
             todo = [f for f in batch if f.key() not in journal and f.key() not in transient]
             if todo:
-                bar = tqdm(total=len(todo), desc=f"decoding {Path(source).name}", unit="img",
-                           disable=not progress, leave=False)
+                bar = Progress(len(todo), desc=f"decoding {Path(source).name}", unit="file",
+                               enabled=progress)
                 try:
                     _decode_files(todo, decode, record, workers)
                 finally:
@@ -360,6 +414,7 @@ def build_cache(
         taken.sort(key=lambda f: f.rel)
         ok_files = [f for f in taken if result(f)["ok"]]
         skipped = [{"path": f.rel, "reason": result(f)["reason"]} for f in taken if not result(f)["ok"]]
+        skipped += [{"path": p, "reason": r} for p, r in unlisted]
         if not ok_files:
             counts = reason_counts([(s["path"], s["reason"]) for s in skipped])
             first = f"{skipped[0]['path']}: {skipped[0]['reason']}" if skipped else ""
@@ -389,6 +444,7 @@ def build_cache(
                        for f in ok_files],
             "skipped": skipped,
             "skipped_counts": reason_counts([(s["path"], s["reason"]) for s in skipped]),
+            "label_problems": list(label_problems),
             "stats": {"decoded": decoded, "from_journal": len(taken) - decoded,
                       "seconds": round(time.perf_counter() - t0, 3)},
         }

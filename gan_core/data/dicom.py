@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import os
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,9 @@ import numpy as np
 
 from ..config import DataConfig
 from ..errors import ConfigError, DataError
-from . import imageops
+from . import imageops, limits
 from .base import DATASETS, ImageSet
+from .walk import walk_files
 
 # Reasons a file is skipped; the first word(s) of every skipped entry's reason.
 NOT_DICOM = "not DICOM"
@@ -44,7 +46,13 @@ WRONG_SHAPE = "wrong shape"
 NOT_FINITE = "not finite"
 CONSTANT = "constant"
 UNREADABLE = "unreadable"
-REASONS = (NOT_DICOM, TRUNCATED, NO_PIXELS, UNDECODABLE, WRONG_SHAPE, NOT_FINITE, CONSTANT, UNREADABLE)
+TOO_LARGE = "too large"  # header claims more pixels than the cap (see limits.py): not decoded
+CORRUPT = "corrupt"  # decoded values the header says cannot occur (a damaged codestream)
+REASONS = (NOT_DICOM, TRUNCATED, NO_PIXELS, UNDECODABLE, WRONG_SHAPE, NOT_FINITE, CONSTANT,
+           UNREADABLE, TOO_LARGE, CORRUPT)
+# Reasons that depend on this run's settings, not on the file: not journaled, so a rerun with a
+# higher --max-pixels decodes the file.
+NOT_JOURNALED = (TOO_LARGE,)
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
 MIN_SIDE = 8  # smaller "images" are header junk, not radiographs (pydicom's tiny CR files are 16)
@@ -75,8 +83,13 @@ class PrepSettings:
     low_percentile: float = 0.5
     high_percentile: float = 99.5
     use_voi: bool = True  # apply the header's VOI LUT / window when it has one
+    # Largest rows x columns x frames decoded (limits.py); a resource cap, not a pixel setting,
+    # so it is left out of the cache key. Carried here because workers need it.
+    max_pixels: int = field(default_factory=limits.max_pixels)
 
     def __post_init__(self) -> None:
+        if int(self.max_pixels) < 1:
+            raise ConfigError(f"max_pixels: expected a number of pixels >= 1, got {self.max_pixels}")
         if not self.sizes or any(int(s) < 4 for s in self.sizes):
             raise ConfigError(f"sizes: expected one or more sizes >= 4 px, got {list(self.sizes)}")
         object.__setattr__(self, "sizes", tuple(sorted({int(s) for s in self.sizes})))
@@ -91,7 +104,9 @@ class PrepSettings:
             )
 
     def key(self) -> dict[str, Any]:
-        return {"prep_version": PREP_VERSION, **asdict(self), "sizes": list(self.sizes)}
+        d = asdict(self)
+        del d["max_pixels"]
+        return {"prep_version": PREP_VERSION, **d, "sizes": list(self.sizes)}
 
 
 # --------------------------------------------------------------------------- one file
@@ -120,11 +135,60 @@ def _read(path: str | Path):
     return ds, truncation
 
 
-def decode_pixels(path: str | Path, use_voi: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
+def _header_int(ds, name: str, default: int) -> int:
+    try:
+        value = ds.get(name, default)
+        return int(value if value not in (None, "") else default)
+    except (TypeError, ValueError):
+        raise BadFile(UNDECODABLE, f"header {name} is {ds.get(name)!r}, not a number") from None
+
+
+def check_header_size(ds, max_pixels: int) -> None:
+    """Refuse a file whose header claims more than ``max_pixels`` before anything is decoded.
+
+    The header is the only cheap look at the size: a 4 KB JPEG 2000 file can claim 20000 x
+    20000 and make the decoder allocate gigabytes (rows x columns x frames x samples at
+    BitsAllocated, then float64 copies in the pipeline).
+    """
+    rows, cols = _header_int(ds, "Rows", 0), _header_int(ds, "Columns", 0)
+    frames = max(1, _header_int(ds, "NumberOfFrames", 1))
+    spp = max(1, _header_int(ds, "SamplesPerPixel", 1))
+    bits = _header_int(ds, "BitsAllocated", 16)
+    pixels = rows * cols * frames * spp
+    detail = limits.too_large(pixels, max_pixels)
+    if detail:
+        raise BadFile(TOO_LARGE, f"header says {rows}x{cols}, {frames} frame(s), {spp} sample(s), "
+                      f"{bits} bits allocated ({pixels * max(bits, 8) // 8 / 2**20:,.0f} MiB "
+                      f"decoded): {detail}")
+
+
+def check_stored_range(raw: np.ndarray, ds) -> None:
+    """Values outside what BitsStored allows mean a damaged stream (or a lying header).
+
+    A JPEG 2000 codestream of 16-bit precision with a few kB overwritten still decodes, to
+    blocks of values up to 65535 while BitsStored is 12 (measured on phantoms: 23 of 160
+    overwrite positions); training on that would teach the GAN the garbage.
+    """
+    bits = _header_int(ds, "BitsStored", 0)
+    if not 1 <= bits < 32 or raw.dtype.kind not in "iu":
+        return
+    signed = _header_int(ds, "PixelRepresentation", 0) == 1
+    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+    rmin, rmax = int(raw.min()), int(raw.max())
+    if rmin < lo or rmax > hi:
+        out = int(np.count_nonzero((raw < lo) | (raw > hi)))
+        raise BadFile(CORRUPT, f"{out} of {raw.size} decoded values ({100 * out / raw.size:.2g} %) "
+                      f"lie outside {lo}..{hi}, the range of BitsStored {bits} "
+                      f"(decoded {rmin}..{rmax}): a damaged pixel stream or a wrong header")
+
+
+def decode_pixels(path: str | Path, use_voi: bool = True,
+                  max_pixels: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Raw pixels after the modality LUT and VOI, as float64 (H, W), plus header facts.
 
-    Raises :class:`BadFile` for every way a file can fail, including pixels that decode but
-    are nonsense (wrong shape, not finite, constant).
+    Raises :class:`BadFile` for every way a file can fail: a header claiming more than
+    ``max_pixels`` (default: limits.max_pixels()) is refused before decoding; pixels that
+    decode but are nonsense (outside BitsStored, wrong shape, not finite, constant) too.
     """
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
@@ -138,6 +202,7 @@ def decode_pixels(path: str | Path, use_voi: bool = True) -> tuple[np.ndarray, d
         if truncation:
             raise BadFile(TRUNCATED, truncation[0])
         raise BadFile(NO_PIXELS, "the file has no Pixel Data element")
+    check_header_size(ds, limits.max_pixels() if max_pixels is None else max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "Invalid value for VR UI" on hex UIDs
@@ -153,6 +218,7 @@ def decode_pixels(path: str | Path, use_voi: bool = True) -> tuple[np.ndarray, d
     except Exception as e:
         raise BadFile(UNDECODABLE, f"{type(e).__name__}: {e}") from None
 
+    check_stored_range(raw, ds)
     if raw.ndim == 3 and raw.shape[0] == 1:
         raw = raw[0]
     if raw.ndim != 2 or min(raw.shape) < MIN_SIDE:
@@ -223,7 +289,7 @@ def process_file(path: str | Path, settings: PrepSettings) -> tuple[dict[int, np
 
     Top-level and picklable: the preparation workers call it through ``functools.partial``.
     """
-    img, info = decode_pixels(path, settings.use_voi)
+    img, info = decode_pixels(path, settings.use_voi, settings.max_pixels)
     return preprocess(img, info, settings), info
 
 
@@ -257,32 +323,29 @@ def _has_preamble(path: Path) -> bool:
     return len(head) == 132 and head[128:132] == b"DICM"
 
 
-def find_dicom_files(root: str | Path, skip: Iterable[str | Path] = ()) -> list[SourceFile]:
+def find_dicom_files(root: str | Path, skip: Iterable[str | Path] = (),
+                     problems: list[tuple[str, str]] | None = None) -> list[SourceFile]:
     """Every DICOM candidate under ``root``, sorted by relative path.
 
     Candidates are ``*.dcm`` / ``*.dicom`` files (whatever they hold: a broken one is reported,
     not ignored) and files of any other name that start with the DICM preamble (hospital
-    exports often have no suffix). Hidden folders and ``skip`` (the cache) are not entered.
+    exports often have no suffix). Symlinked folders (a linked ``train/``) are followed; hidden
+    folders and ``skip`` (the cache) are not entered. Symlink loops, broken links and unreadable
+    entries go to ``problems`` as (path, reason) (see walk.py).
     """
     root = Path(root)
-    skip_set = {Path(s).resolve() for s in skip}
     found: list[SourceFile] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(
-            d for d in dirnames
-            if not d.startswith(".") and (Path(dirpath) / d).resolve() not in skip_set
-        )
-        for name in filenames:
-            if name.startswith("."):
-                continue
-            p = Path(dirpath) / name
-            if p.suffix.lower() not in DICOM_SUFFIXES and not _has_preamble(p):
-                continue
-            try:
-                st = p.stat()
-            except OSError:
-                continue
-            found.append(SourceFile(str(p.resolve()), p.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns))
+    for p in walk_files(root, problems, skip=skip):
+        if p.suffix.lower() not in DICOM_SUFFIXES and not _has_preamble(p):
+            continue
+        try:
+            st = p.stat()
+        except OSError as e:
+            if problems is not None:
+                problems.append((str(p), f"{UNREADABLE}: {e.strerror or e}"))
+            continue
+        # the path as reached (through links), so ids and relative paths are the user's names
+        found.append(SourceFile(str(p.absolute()), p.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns))
     found.sort(key=lambda f: f.rel)
     return found
 
@@ -296,44 +359,118 @@ def find_labels_csv(root: str | Path) -> Path | None:
     return None
 
 
-def read_labels(csv_path: str | Path) -> dict[str, set[str]]:
-    """train.csv -> {image_id: class names of the image}.
+@dataclass
+class LabelTable:
+    """What train.csv says: {image_id: class names}, {class_name: class_id}, and the rows that
+    could not be used as ``problems`` ("FILE:LINE: why"), for the console summary."""
+
+    labels: dict[str, set[str]]
+    class_ids: dict[str, str]
+    problems: list[str]
+    encoding: str
+
+
+def _decode_text(csv_path: Path) -> tuple[str, str]:
+    """The text of a CSV file and its encoding: UTF-8 (a BOM is dropped), else Windows-1252 /
+    Latin-1, as spreadsheets on Windows save it. Latin-1 decodes any bytes, so this never fails."""
+    try:
+        data = csv_path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{csv_path}: cannot read the labels file ({e.strerror or e})") from None
+    for encoding in ("utf-8-sig", "cp1252", "latin-1"):
+        try:
+            return data.decode(encoding), encoding
+        except UnicodeDecodeError:
+            continue
+    raise AssertionError("latin-1 decodes every byte string")
+
+
+def read_train_csv(csv_path: str | Path) -> LabelTable:
+    """Parse VinBigData's train.csv; rows of every shape either parse or are listed with their
+    line number in ``problems``.
 
     "No finding" is the absence of findings: an image is labelled "No finding" only when no
-    radiologist marked anything on it, so ``--labels "No finding"`` gives clean normals.
+    radiologist marked anything on it, so ``--labels "No finding"`` gives clean normals. A row
+    with an empty class_name is no label at all (not "No finding"): it takes its class from
+    class_id when that is given, and is listed as a problem otherwise. A row with fewer or more
+    fields than the header (a bare image_id line, an unquoted comma in a name) is listed and
+    left out: its columns cannot be trusted.
     """
     csv_path = Path(csv_path)
-    labels: dict[str, set[str]] = {}
-    with open(csv_path, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = {"image_id", "class_name"} - set(reader.fieldnames or ())
-        if missing:
-            raise DataError(
-                f"{csv_path}: expected VinBigData columns {', '.join(VINBIG_COLUMNS)}; "
-                f"missing {', '.join(sorted(missing))}"
-            )
+    text, encoding = _decode_text(csv_path)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    problems: list[str] = []
+    header: list[str] | None = None
+    rows: list[tuple[int, list[str]]] = []
+    try:
         for row in reader:
-            name = (row["class_name"] or "").strip()
-            labels.setdefault(row["image_id"].strip(), set()).add(name)
-    for image_id, names in labels.items():
-        findings = {n for n in names if n and n != NO_FINDING}
+            if not any(cell.strip() for cell in row):
+                continue  # blank line
+            if header is None:
+                header = [c.strip().lstrip("\ufeff").lower() for c in row]
+            else:
+                rows.append((reader.line_num, [c.strip() for c in row]))
+    except csv.Error as e:  # e.g. a NUL byte, or a quote left open to the end of the file
+        raise DataError(f"{csv_path}:{reader.line_num}: not a readable CSV file ({e})") from None
+    missing = {"image_id", "class_name"} - set(header or ())
+    if missing:
+        raise DataError(
+            f"{csv_path}: expected VinBigData columns {', '.join(VINBIG_COLUMNS)}; "
+            f"missing {', '.join(sorted(missing))} (header: {','.join(header or ['<empty file>'])})"
+        )
+    assert header is not None
+    col = {name: i for i, name in reversed(list(enumerate(header)))}
+    i_id, i_name, i_cid = col["image_id"], col["class_name"], col.get("class_id")
+
+    good: list[tuple[int, str, str, str]] = []  # line, image_id, class_name, class_id
+    for line, row in rows:
+        if len(row) != len(header):
+            problems.append(f"{csv_path}:{line}: {len(row)} field(s), the header has {len(header)} "
+                            f"({','.join(header)}); row left out")
+            continue
+        image_id, name = row[i_id], row[i_name]
+        cid = row[i_cid] if i_cid is not None else ""
+        if not image_id:
+            problems.append(f"{csv_path}:{line}: empty image_id; row left out")
+            continue
+        good.append((line, image_id, name, cid))
+    ids = {name: cid for _, _, name, cid in good if name and cid}
+    name_of_id = {cid: name for name, cid in ids.items()}
+
+    names_of: dict[str, set[str]] = {}
+    for line, image_id, name, cid in good:
+        if not name:
+            name = name_of_id.get(cid, "")
+            if not name:
+                problems.append(f"{csv_path}:{line}: empty class_name for image {image_id}"
+                                + (f" (class_id {cid!r} is unknown)" if cid else "")
+                                + "; row left out, it is not 'No finding'")
+                continue
+        names_of.setdefault(image_id, set()).add(name)
+    if not names_of:
+        first = "; ".join(problems[:3]) or "no data rows"
+        raise DataError(f"{csv_path}: no usable label row ({first})")
+    labels = {}
+    for image_id, names in names_of.items():
+        findings = {n for n in names if n != NO_FINDING}
         labels[image_id] = findings or {NO_FINDING}
-    return labels
+    return LabelTable(labels, ids, problems, encoding)
+
+
+def read_labels(csv_path: str | Path) -> dict[str, set[str]]:
+    """train.csv -> {image_id: class names of the image} (see :func:`read_train_csv`)."""
+    return read_train_csv(csv_path).labels
 
 
 def class_ids(csv_path: str | Path) -> dict[str, str]:
     """{class_name: class_id} from train.csv (class ids are accepted for ``--labels``)."""
-    ids: dict[str, str] = {}
-    with open(csv_path, newline="") as f:
-        for row in csv.DictReader(f):
-            if row.get("class_id", "").strip():
-                ids[row["class_name"].strip()] = row["class_id"].strip()
-    return ids
+    return read_train_csv(csv_path).class_ids
 
 
-def resolve_labels(wanted: Sequence[str], csv_path: str | Path, labels: dict[str, set[str]]) -> set[str]:
+def resolve_labels(wanted: Sequence[str], csv_path: str | Path, labels: dict[str, set[str]],
+                   by_id: dict[str, str] | None = None) -> set[str]:
     """User labels (class names, any case, or class ids) -> class names; unknown ones fail."""
-    by_id = class_ids(csv_path)
+    by_id = class_ids(csv_path) if by_id is None else by_id
     names = {n for s in labels.values() for n in s} | set(by_id)
     lower = {n.lower(): n for n in names}
     id_to_name = {v: k for k, v in by_id.items()}
@@ -350,16 +487,22 @@ def resolve_labels(wanted: Sequence[str], csv_path: str | Path, labels: dict[str
     return out
 
 
-def select_files(root: str | Path, files: list[SourceFile], labels: Sequence[str] = ()) -> list[SourceFile]:
-    """Keep the files whose image has one of ``labels`` in train.csv (all files when empty)."""
+def select_files(root: str | Path, files: list[SourceFile], labels: Sequence[str] = (),
+                 problems: list[str] | None = None) -> list[SourceFile]:
+    """Keep the files whose image has one of ``labels`` in train.csv (all files when empty).
+
+    Rows of train.csv that could not be used are appended to ``problems`` ("FILE:LINE: why").
+    """
     if not labels:
         return files
     csv_path = find_labels_csv(root)
     if csv_path is None:
         raise DataError(f"{root}: --labels needs a VinBigData train.csv in the folder; there is none")
-    table = read_labels(csv_path)
-    wanted = resolve_labels(labels, csv_path, table)
-    return [f for f in files if table.get(f.image_id, set()) & wanted]
+    table = read_train_csv(csv_path)
+    if problems is not None:
+        problems.extend(table.problems)
+    wanted = resolve_labels(labels, csv_path, table.labels, table.class_ids)
+    return [f for f in files if table.labels.get(f.image_id, set()) & wanted]
 
 
 # --------------------------------------------------------------------------- prepare + loader
@@ -405,15 +548,18 @@ def prepare(
     if not source.is_dir():
         raise DataError(f"{source}: not a folder of DICOM files")
     cdir = Path(cache_dir) if cache_dir is not None else default_cache_dir(source)
-    files = find_dicom_files(source, skip=[cdir])
+    walk_problems: list[tuple[str, str]] = []
+    files = find_dicom_files(source, skip=[cdir], problems=walk_problems)
     if not files:
         raise DataError(
             f"{source}: no DICOM files found (looked for *.dcm, *.dicom and files starting "
             "with the DICM preamble)"
         )
-    selected = select_files(source, files, labels)
+    label_problems: list[str] = []
+    selected = select_files(source, files, labels, label_problems)
     if not selected:
         raise DataError(f"{source}: no DICOM file has the labels {', '.join(labels)}")
+    unlisted = [(_rel(p, source), r) for p, r in walk_problems]
     import functools
 
     return cache.build_cache(
@@ -429,7 +575,17 @@ def prepare(
         workers=workers,
         progress=progress,
         on_result=on_result,
+        not_journaled=NOT_JOURNALED,
+        unlisted=unlisted,
+        label_problems=label_problems,
     )
+
+
+def _rel(path: str, root: Path) -> str:
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return path
 
 
 def default_workers() -> int:
@@ -449,7 +605,8 @@ def default_workers() -> int:
 
 
 @DATASETS.register("dicom")
-def load_dicom(arg: str | None, cfg: DataConfig, image_size: int, channels: int) -> ImageSet:
+def load_dicom(arg: str | None, cfg: DataConfig, image_size: int, channels: int,
+               progress: bool = True) -> ImageSet:
     """``dicom:PATH``: prepare (or reuse) the cache of PATH at ``image_size``, then load it.
 
     A cache made earlier by ``xraygan data prepare PATH`` decides the selection (labels, limit,
@@ -477,6 +634,6 @@ def load_dicom(arg: str | None, cfg: DataConfig, image_size: int, channels: int)
         settings = PrepSettings(sizes=(image_size,))
         labels, limit, seed = (), int(cfg.num_images), int(cfg.seed)
     result = prepare(arg, settings, labels=labels, limit=limit, seed=seed,
-                     workers=default_workers(), cache_dir=cdir, progress=True)
+                     workers=default_workers(), cache_dir=cdir, progress=progress)
     return cache.load_cache(result.cache_dir, image_size, channels,
                             num_images=cfg.num_images, seed=cfg.seed)

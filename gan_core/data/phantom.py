@@ -31,13 +31,19 @@ from scipy import ndimage
 
 from ..config import DataConfig
 from ..errors import ConfigError
+from . import limits
 from .base import DATASETS, ImageSet
 from .imageops import to_uint8
 
 # Bump when the pixels a given (seed, index, size, nodule_prob) produce change: it keys caches.
 GENERATOR_VERSION = 1
 DEFAULT_NUM_IMAGES = 2048
-_CHUNK = 32  # images rendered together: amortizes numpy call overhead, bounds memory (8 MB/array at 256 px)
+_CHUNK = 32  # images rendered together at most: amortizes numpy call overhead
+# Peak working memory of _render: ~63 live float32 arrays, 252 bytes per pixel of the chunk
+# (tracemalloc, 128 and 256 px). The chunk shrinks with the size so that it stays within
+# _WORK_BUDGET: 32 images up to 180 px, 16 at 256 px, one image from 1024 px (264 MB).
+WORK_BYTES_PER_PIXEL = 252
+_WORK_BUDGET = 256 * 2**20
 _MAX_NODULES = 3
 _VESSEL_TABLE = 256  # samples of the angular vessel pattern around each hilum
 
@@ -364,19 +370,56 @@ def _check(n: int, size: int, start: int, nodule_prob: float) -> None:
         raise ConfigError(f"phantoms: nodule_prob must be in [0, 1], got {nodule_prob}")
 
 
+def chunk_size(size: int) -> int:
+    """Images rendered together at ``size`` px (pixels do not depend on it: see the tests)."""
+    return max(1, min(_CHUNK, _WORK_BUDGET // (WORK_BYTES_PER_PIXEL * size * size)))
+
+
+def phantom_bytes(n: int, size: int, *, itemsize: int = 4, extra_per_pixel: int = 0) -> int:
+    """Peak bytes of generating ``n`` phantoms at ``size`` px into an array of ``itemsize``
+    bytes per pixel (4: float32, 1: uint8), plus ``extra_per_pixel`` bytes of copies."""
+    pixels = size * size
+    return n * pixels * (itemsize + extra_per_pixel) + chunk_size(size) * pixels * WORK_BYTES_PER_PIXEL
+
+
+def _check_memory(n: int, size: int, itemsize: int, extra_per_pixel: int = 0) -> None:
+    limits.check_bytes(
+        phantom_bytes(n, size, itemsize=itemsize, extra_per_pixel=extra_per_pixel),
+        f"generating {n} chest phantoms of {size}x{size}", "--image-size or --num-images",
+    )
+
+
+def _fill(out: np.ndarray, n: int, size: int, seed: int, start: int, nodule_prob: float,
+          convert=None) -> np.ndarray:
+    step = chunk_size(size)
+    for lo in range(0, n, step):
+        idx = range(start + lo, start + min(n, lo + step))
+        rngs = [_rng(seed, i) for i in idx]
+        params = [_draw_params(g) for g in rngs]
+        chunk = _render(params, rngs, size, nodule_prob)
+        out[lo : lo + len(idx)] = chunk if convert is None else convert(chunk)
+    return out
+
+
 def generate_phantoms(n: int, size: int, seed: int = 0, *, start: int = 0,
                       nodule_prob: float = 0.0) -> np.ndarray:
     """Images ``start .. start+n-1`` of the phantom series ``seed``: float32 (n, size, size) in
     [0, 1], lungs dark and bone bright. Image ``i`` depends only on (seed, i, size, nodule_prob).
+
+    The memory it needs is checked first (ResourceError naming --image-size / --num-images).
     """
     _check(n, size, start, nodule_prob)
-    out = np.empty((n, size, size), np.float32)
-    for lo in range(0, n, _CHUNK):
-        idx = range(start + lo, start + min(n, lo + _CHUNK))
-        rngs = [_rng(seed, i) for i in idx]
-        params = [_draw_params(g) for g in rngs]
-        out[lo : lo + len(idx)] = _render(params, rngs, size, nodule_prob)
-    return out
+    _check_memory(n, size, 4)
+    return _fill(np.empty((n, size, size), np.float32), n, size, seed, start, nodule_prob)
+
+
+def generate_phantoms_uint8(n: int, size: int, seed: int = 0, *, start: int = 0,
+                            nodule_prob: float = 0.0, extra_per_pixel: int = 0) -> np.ndarray:
+    """``to_uint8(generate_phantoms(...))`` converted chunk by chunk: a quarter of the memory
+    (2048 images at 256 px: 134 MB instead of 537 MB plus two float temporaries)."""
+    _check(n, size, start, nodule_prob)
+    _check_memory(n, size, 1, extra_per_pixel)
+    return _fill(np.empty((n, size, size), np.uint8), n, size, seed, start, nodule_prob, to_uint8)
 
 
 def phantom_image(index: int, size: int, seed: int = 0, *, nodule_prob: float = 0.0) -> np.ndarray:
@@ -391,9 +434,10 @@ def phantom_fingerprint(n: int, size: int, seed: int, nodule_prob: float = 0.0) 
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_uint8(n: int, size: int, seed: int) -> np.ndarray:
-    # Cached per process: sweeps and tests build many runs on the same phantom set.
-    arr = to_uint8(generate_phantoms(n, size, seed))
+def _cached_uint8(n: int, size: int, seed: int, channels: int = 1) -> np.ndarray:
+    # Cached per process: sweeps and tests build many runs on the same phantom set. The loader
+    # copies the array into a tensor (times the channels): part of the memory check.
+    arr = generate_phantoms_uint8(n, size, seed, extra_per_pixel=channels)
     arr.setflags(write=False)
     return arr
 
@@ -404,7 +448,7 @@ def load_phantoms(arg: str | None, cfg: DataConfig, image_size: int, channels: i
     if arg is not None:
         raise ConfigError(f"data.source: 'phantom' takes no argument, got 'phantom:{arg}'")
     n = cfg.num_images or DEFAULT_NUM_IMAGES
-    imgs = torch.from_numpy(_cached_uint8(n, image_size, cfg.seed).copy())[:, None]
+    imgs = torch.from_numpy(_cached_uint8(n, image_size, cfg.seed, max(1, channels)).copy())[:, None]
     if channels > 1:
         imgs = imgs.expand(-1, channels, -1, -1).contiguous()
     return ImageSet(

@@ -95,7 +95,7 @@ def adam_state_bytes(params: list[torch.Tensor], cfg: OptimConfig) -> int:
 
 @OPTIMIZER_STATE.register("adas")
 def adas_state_bytes(params: list[torch.Tensor], cfg: OptimConfig) -> int:
-    """gan_core.optim.Adas: exp_avg_sq and moment like p; lr, lr_exp_avg_sq, lr_moment of shape
+    """xraygan.optim.Adas: exp_avg_sq and moment like p; lr, lr_exp_avg_sq, lr_moment of shape
     p.shape[1:] (one per input); master_lr and master_exp_avg_sq (0-d); the step counter."""
     total = 0
     for p in params:

@@ -1,6 +1,6 @@
 """Measured peak memory of one real training step (G and D forward, backward, optimizer step).
 
-The step is :class:`gan_core.step.GANStep`, the trainer's own code. Warm-up steps run first so
+The step is :class:`xraygan.step.GANStep`, the trainer's own code. Warm-up steps run first so
 the optimizer state and both models' gradients exist, as in every step after the first.
 
 * CUDA: ``torch.cuda.max_memory_allocated`` over one step, after ``reset_peak_memory_stats``.
@@ -24,9 +24,6 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig, OptimConfig
-from ..losses import build_loss
-from ..models import build_models
-from ..optim import build_optimizers
 from ..step import GANStep
 
 CPU_METHOD = "torch.profiler allocation events (c10 CPU allocator), peak live bytes"
@@ -52,15 +49,12 @@ def build_step(
     loss: str = "nonsaturating",
     seed: int = 0,
 ) -> GANStep:
-    """A GANStep on fresh models and optimizers, laid out as the trainer lays them out."""
-    torch.manual_seed(seed)
-    G, D = build_models(model)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    G.to(device, memory_format=memory_format)
-    D.to(device, memory_format=memory_format)
-    opt_g, opt_d = build_optimizers(G.parameters(), D.parameters(), optim)
-    return GANStep(G, D, opt_g, opt_d, build_loss(loss), device=device, amp_dtype=amp_dtype,
-                   channels_last=channels_last)
+    """A GANStep on fresh models and optimizers: the trainer's own setup
+    (:func:`xraygan.train.build_trainer`), so what is measured is what trains."""
+    from ..train import build_trainer
+
+    return build_trainer(model, optim, device=device, amp_dtype=amp_dtype,
+                         channels_last=channels_last, loss=loss, seed=seed).step
 
 
 def make_batch(model: ModelConfig, batch_size: int, device: torch.device, seed: int = 0

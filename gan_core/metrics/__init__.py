@@ -4,14 +4,18 @@ stylegan2-ada habit), and :func:`run_metrics`, which the trainer calls at the en
 
 Cheap metrics (seconds on a CPU): ``dloss`` (Table I's D-loss statistics, T0, stats after T0),
 ``collapse_loss`` (the loss signature of mode collapse), ``samples`` (blockiness and diversity
-of generated samples, or of the latest sample grid when there is no checkpoint).
-Expensive: ``fid`` (Inception features of ``fid_samples`` generated images against the cached
-statistics of the run's dataset; KID too when asked).
+of generated samples, or of the latest sample grid when there is no checkpoint), ``spectrum``
+(radial power spectra of those samples against the real images: spectral distance,
+high-frequency deficit).
+Expensive (Inception features): ``fid`` (FID of ``fid_samples`` generated images against the
+cached statistics of the run's dataset; KID too when asked), ``prdc`` (precision, recall,
+density, coverage) and ``memorization`` (nearest training and held-out images, Meehan et al.'s
+data-copying test). The three share one Inception pass per image set (RunContext caches the
+features; the real side comes from the statistics cache).
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -28,7 +32,11 @@ from .artifacts import blockiness, split_grid
 from .collapse import diversity, loss_explosion, pixel_features
 from .dynamics import dloss_metrics
 
-__all__ = ["METRICS", "CHEAP_METRICS", "RunContext", "run_metrics", "fid_of_images"]
+__all__ = ["METRICS", "CHEAP_METRICS", "FEATURE_METRICS", "RunContext", "run_metrics",
+           "fid_of_images"]
+
+SPECTRUM_FILE = "spectrum.json"  # in the run folder: the two curves of the spectrum metric
+CLOSEST_PAIRS_FILE = "closest_pairs.png"  # in the run folder: the memorization figure
 
 
 @dataclass
@@ -43,6 +51,10 @@ class RunContext:
     kid: bool = False
     seed: int = 12345  # noise seed of evaluation samples: not the training seed
     progress: bool = False
+    k: int = 5  # neighbours of the k-NN metrics (precision/recall, density/coverage)
+    heldout_samples: int = 512  # held-out real images of the memorization test (at most)
+    figures: bool = True  # write spectrum.json and closest_pairs.png into the run folder
+    stats_cache: str | Path | None = None
     notes: list[str] = field(default_factory=list)
 
     @cached_property
@@ -76,8 +88,46 @@ class RunContext:
         images = data.images if n is None else data.images[:n]
         return images, data.fingerprint
 
+    def _set(self, name: str, images: torch.Tensor, fingerprint: str | None):
+        from .compare import SampleSet
+
+        return SampleSet(name, images, fingerprint, device=self.device,
+                         batch_size=self.batch_size, progress=self.progress,
+                         cache_dir=self.stats_cache)  # fmt: skip
+
+    @cached_property
+    def generated_set(self):
+        """The ``fid_samples`` generated images with their features (one Inception pass)."""
+        if self.generator is None:
+            raise XrayganError(f"{self.run}: Inception metrics need a checkpoint "
+                               f"({runs.checkpoint_path(self.run)})")
+        return self._set("generated", self.generate(self.fid_samples), None)
+
+    @cached_property
+    def real_set(self):
+        """The run's training images; features from the statistics cache."""
+        from ..data import load_dataset
+
+        cfg = self.config
+        data = load_dataset(cfg.data, cfg.model.image_size, cfg.model.channels)
+        return self._set("training", data.images, data.fingerprint)
+
+    @cached_property
+    def heldout_set(self):
+        """Real images of the run's source never trained on (data/holdout.py)."""
+        from ..data.holdout import heldout_set
+
+        cfg = self.config
+        data = heldout_set(cfg.data, cfg.model.image_size, cfg.model.channels,
+                           self.heldout_samples)  # fmt: skip
+        return self._set("held-out", data.images, data.fingerprint)
+
     def samples(self) -> tuple[torch.Tensor, str]:
         """Samples for the cheap image metrics: generated, or the tiles of the latest grid."""
+        return self._samples
+
+    @cached_property
+    def _samples(self) -> tuple[torch.Tensor, str]:
         if self.generator is not None:
             return self.generate(self.diversity_samples), "generated"
         grids = runs.sample_paths(self.run)
@@ -92,7 +142,8 @@ class RunContext:
 
 Metric = Callable[[RunContext], dict[str, Any]]
 METRICS: Registry[Metric] = Registry("metric")
-CHEAP_METRICS = ("dloss", "collapse_loss", "samples")
+CHEAP_METRICS = ("dloss", "collapse_loss", "samples", "spectrum")
+FEATURE_METRICS = ("fid", "prdc", "memorization")  # one Inception pass per set feeds all three
 
 
 @METRICS.register("dloss")
@@ -116,19 +167,55 @@ def _samples(ctx: RunContext) -> dict[str, Any]:
         real, _ = ctx.real_images(len(images))
     except XrayganError as e:  # dataset gone or unreadable: diversity without the real scale
         ctx.notes.append(f"samples: no real images for the diversity ratio ({e})")
+    if real is not None and len(real) < 2:  # one training image has no pairwise scale
+        ctx.notes.append(f"samples: diversity ratio not applicable ({len(real)} real image)")
+        real = None
     if len(images) >= 2:
         out.update(diversity(pixel_features(images), None if real is None else pixel_features(real)))
     return out
 
 
+@METRICS.register("spectrum")
+def _spectrum(ctx: RunContext) -> dict[str, Any]:
+    from .compare import spectrum_of
+
+    images, _ = ctx.samples()
+    real, _ = ctx.real_images()
+    out, curves = spectrum_of(images, real, ctx.notes)
+    if curves and ctx.figures:
+        runs.atomic_write_json(ctx.run / SPECTRUM_FILE, curves)
+    return out
+
+
 @METRICS.register("fid")
 def _fid(ctx: RunContext) -> dict[str, Any]:
-    if ctx.generator is None:
-        raise XrayganError(f"{ctx.run}: FID needs a checkpoint ({runs.checkpoint_path(ctx.run)})")
-    real, fingerprint = ctx.real_images()
-    fake = ctx.generate(ctx.fid_samples)
-    return fid_of_images(fake, real, real_fingerprint=fingerprint, device=ctx.device,
-                         batch_size=ctx.batch_size, kid=ctx.kid, progress=ctx.progress)  # fmt: skip
+    from .compare import fid_kid
+
+    return fid_kid(ctx.generated_set, ctx.real_set, ctx.notes, kid=ctx.kid)
+
+
+@METRICS.register("prdc")
+def _prdc(ctx: RunContext) -> dict[str, Any]:
+    from .compare import prdc_of
+
+    return prdc_of(ctx.generated_set, ctx.real_set, ctx.notes, ctx.k)
+
+
+@METRICS.register("memorization")
+def _memorization(ctx: RunContext) -> dict[str, Any]:
+    from .compare import memorization_of
+
+    held = ctx.heldout_set
+    res = memorization_of(ctx.generated_set, ctx.real_set, held, ctx.notes, seed=ctx.config.data.seed)
+    if res is None:
+        return {}
+    if ctx.figures:
+        from .plots import closest_pairs_figure
+
+        closest_pairs_figure(ctx.generated_set.images, ctx.real_set.images, res.closest_gen,
+                             res.closest_train, res.closest_dist, ctx.run / CLOSEST_PAIRS_FILE,
+                             heldout_median=res.metrics["mem_px_heldout_nn_train_median"])  # fmt: skip
+    return {**res.metrics, "mem_heldout_n": held.n}
 
 
 def fid_of_images(
@@ -141,34 +228,18 @@ def fid_of_images(
     kid: bool = False,
     progress: bool = False,
     stats_cache: str | Path | None = None,
+    k: int = 5,
 ) -> dict[str, Any]:
-    """FID (and KID) between two uint8 image sets (N, C, H, W); ``images2`` is the reference.
+    """FID, KID (when asked), precision/recall/density/coverage and spectrum between two uint8
+    image sets (N, C, H, W); ``images2`` is the reference. One Inception pass per set; with
+    ``real_fingerprint`` the reference's statistics and features are cached
+    (features.dataset_stats)."""
+    from .compare import SampleSet, compare_sets
 
-    With ``real_fingerprint`` the reference statistics are cached (see features.dataset_stats);
-    KID needs raw features, so it recomputes them.
-    """
-    from .features import InceptionFeatures, dataset_stats, feature_stats
-    from .frechet import FewSamplesWarning, frechet_distance
-    from .kid import kernel_inception_distance
-
-    ex = InceptionFeatures(device)
-    s1 = feature_stats(images1, ex, batch_size=batch_size, keep_features=kid,
-                       progress=progress and "features A")  # fmt: skip
-    if real_fingerprint is not None and not kid:
-        s2 = dataset_stats(images2, real_fingerprint, ex, cache_dir=stats_cache,
-                           batch_size=batch_size, progress=progress and "features B")  # fmt: skip
-    else:
-        s2 = feature_stats(images2, ex, batch_size=batch_size, keep_features=kid,
-                           progress=progress and "features B")  # fmt: skip
-    few = min(s1.n, s2.n) < s1.dims
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FewSamplesWarning)
-        value = frechet_distance(s1.mean, s1.cov, s2.mean, s2.cov)
-    out: dict[str, Any] = {"fid": value, "fid_n1": s1.n, "fid_n2": s2.n, "fid_few_samples": few}
-    if kid:
-        m, sd = kernel_inception_distance(s1.all_features(), s2.all_features())
-        out.update({"kid": m, "kid_std": sd})
-    return out
+    kw = dict(device=device, batch_size=batch_size, progress=progress, cache_dir=stats_cache)
+    a = SampleSet("A", images1, **kw)
+    b = SampleSet("B", images2, real_fingerprint, **kw)
+    return compare_sets(a, b, kid=kid, k=k)
 
 
 def run_metrics(
@@ -181,15 +252,23 @@ def run_metrics(
     metrics: tuple[str, ...] | None = None,
     batch_size: int = 64,
     progress: bool = False,
+    k: int = 5,
+    heldout_samples: int = 512,
+    figures: bool = True,
 ) -> dict[str, Any]:
-    """Flat dict of the cheap metrics of a finished run, plus FID when ``fid`` is true.
+    """Flat dict of the cheap metrics of a finished run, plus the Inception metrics (FID,
+    precision/recall/density/coverage, memorization) when ``fid`` is true.
 
-    A metric that cannot be computed (e.g. no checkpoint and no sample grid) is skipped with
-    its reason in ``notes``; the D-loss metrics need only metrics.csv.
+    A metric that cannot be computed (e.g. no checkpoint and no sample grid, one training
+    image) is skipped with its reason in ``notes``; the D-loss metrics need only metrics.csv.
+    Without a checkpoint, asking for FID is an error.
     """
     ctx = RunContext(Path(run_dir), device=device, fid_samples=fid_samples, kid=kid,
-                     batch_size=batch_size, progress=progress)  # fmt: skip
-    names = list(metrics or CHEAP_METRICS) + (["fid"] if fid and "fid" not in (metrics or ()) else [])
+                     batch_size=batch_size, progress=progress, k=k,
+                     heldout_samples=heldout_samples, figures=figures)  # fmt: skip
+    names = list(metrics or CHEAP_METRICS)
+    if fid:
+        names += [m for m in FEATURE_METRICS if m not in names]
     out: dict[str, Any] = {}
     for name in names:
         fn = METRICS.get(name, field="metric")
@@ -199,6 +278,8 @@ def run_metrics(
             if name == "fid":  # asked for explicitly: the caller must hear about it
                 raise
             ctx.notes.append(f"{name}: {e}")
+        except ValueError as e:  # a metric's own precondition (e.g. too few images)
+            ctx.notes.append(f"{name}: not applicable ({e})")
     if ctx.notes:
         out["notes"] = "; ".join(ctx.notes)
     return out

@@ -92,7 +92,7 @@ def blockiness(images: np.ndarray | torch.Tensor) -> dict[str, float]:
 
 
 def split_grid(grid: np.ndarray, image_size: int, pad: int = 2) -> np.ndarray:
-    """Tiles of a sample grid written by gan_core.imageio.make_grid -> (N, C, H, W) uint8.
+    """Tiles of a sample grid written by xraygan.imageio.make_grid -> (N, C, H, W) uint8.
 
     ``grid`` is (H', W') or (H', W', 3). Tiles that are entirely black (unused grid cells
     and the padding) are dropped.

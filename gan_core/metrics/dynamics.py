@@ -109,7 +109,7 @@ def find_t0(
 def dloss_metrics(df: pd.DataFrame, **t0_kwargs: object) -> dict[str, float]:
     """Table I's D-loss statistics over the whole run and after T0, and T0 itself.
 
-    ``df`` is a run's metrics DataFrame (columns ``step``, ``loss_d``; see gan_core.runs).
+    ``df`` is a run's metrics DataFrame (columns ``step``, ``loss_d``; see xraygan.runs).
     """
     steps = df["step"].to_numpy()
     loss = df["loss_d"].to_numpy(dtype=np.float64)

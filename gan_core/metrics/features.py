@@ -7,7 +7,12 @@ bilinearly (align_corners=False) and maps them to [-1, 1], and the 2048-d output
 average pool is the feature. Mean and covariance (ddof = 1, as ``np.cov``) are accumulated in
 float64 batch by batch (Chan et al.'s pairwise update), so any number of images streams through
 in constant memory. The statistics of a dataset are cached on disk, keyed by the dataset's
-fingerprint and the image count.
+fingerprint and the image count, together with the features themselves (float32, 8 MB per
+1,000 images): the k-NN metrics (precision/recall, density/coverage, memorization) need the real
+points, so one Inception pass per image set serves FID, KID and all of them.
+
+Interop: :func:`save_pytorch_fid_stats` writes pytorch-fid's ``.npz`` (``mu``, ``sigma``), and
+:func:`load_stats_file` reads it (or one of our cache files) as a reference.
 """
 
 from __future__ import annotations
@@ -79,7 +84,8 @@ class FeatureStats:
         import io
 
         buf = io.BytesIO()
-        np.savez(buf, n=self.n, mean=self.mean, m2=self.m2, version=STATS_VERSION)
+        extra = {"features": self.all_features()} if self.keep_features else {}
+        np.savez(buf, n=self.n, mean=self.mean, m2=self.m2, version=STATS_VERSION, **extra)
         atomic_write_bytes(path, buf.getvalue())
 
     @classmethod
@@ -88,7 +94,22 @@ class FeatureStats:
             if str(z["version"]) != STATS_VERSION:
                 raise ValueError(f"{path}: statistics of another protocol ({z['version']})")
             mean = z["mean"]
-            return cls(dims=len(mean), n=int(z["n"]), mean=mean.copy(), m2=z["m2"].copy())
+            out = cls(dims=len(mean), n=int(z["n"]), mean=mean.copy(), m2=z["m2"].copy())
+            if "features" in z.files:
+                out.keep_features = True
+                out.features = [z["features"].astype(np.float32)]
+            return out
+
+    @classmethod
+    def from_mu_sigma(cls, mu: np.ndarray, sigma: np.ndarray, n: int = 0) -> FeatureStats:
+        """Statistics known only by mean and covariance (pytorch-fid's .npz). ``n`` unknown
+        (0) is taken as a large sample: the covariance is used as given."""
+        mu = np.asarray(mu, np.float64)
+        sigma = np.asarray(sigma, np.float64)
+        if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
+            raise ValueError(f"mu {mu.shape} and sigma {sigma.shape} do not fit together")
+        eff = n if n >= 2 else 10**9
+        return cls(dims=len(mu), n=eff, mean=mu.copy(), m2=sigma * (eff - 1))
 
 
 # --------------------------------------------------------------------------- the extractor
@@ -107,7 +128,7 @@ class InceptionFeatures:
     """Callable: uint8 images (B, C, H, W) -> pool3 features (B, 2048) float64 numpy.
 
     The network is loaded once per process and device, from verified weights
-    (:func:`gan_core.metrics.weights.load_fid_inception`).
+    (:func:`xraygan.metrics.weights.load_fid_inception`).
     """
 
     def __init__(
@@ -154,13 +175,14 @@ def feature_stats(
     progress: bool | str = True,
 ) -> FeatureStats:
     """Streaming Inception statistics of uint8 images (one tensor, or an iterable of batches)."""
-    from tqdm.auto import tqdm
+    from ..progress import Progress
 
     extractor = extractor or InceptionFeatures()
     stats = FeatureStats(keep_features=keep_features)
     total = len(images) if isinstance(images, torch.Tensor) else None
     desc = progress if isinstance(progress, str) else "inception features"
-    with tqdm(total=total, desc=desc, unit="img", disable=not progress, leave=False) as bar:
+    # a bar on a terminal, a plain line every 30 s in a log (no carriage returns into files)
+    with Progress(total, desc=desc, enabled=bool(progress), unit="img") as bar:
         for batch in _batches(images, batch_size):
             stats.update(extractor(batch))
             bar.update(len(batch))
@@ -179,15 +201,48 @@ def dataset_stats(
     cache_dir: str | Path | None = None,
     batch_size: int = 64,
     progress: bool | str = True,
+    keep_features: bool = True,
 ) -> FeatureStats:
-    """Statistics of a dataset's images, cached as ``<fingerprint>-n<N>-pool3-v1.npz``."""
+    """Statistics (and features) of a dataset's images, cached as
+    ``<fingerprint>-n<N>-pool3-v1.npz``; a cache file without the features asked for (written
+    before they were stored) is recomputed."""
     folder = Path(cache_dir) if cache_dir is not None else stats_cache_dir()
     path = folder / f"{fingerprint}-n{len(images)}-{STATS_VERSION}.npz"
     if path.is_file():
         try:
-            return FeatureStats.load(path)
+            cached = FeatureStats.load(path)
+            if cached.keep_features or not keep_features:
+                return cached
         except (ValueError, OSError, KeyError):
             pass  # unreadable or stale: recompute and overwrite
-    stats = feature_stats(images, extractor, batch_size=batch_size, progress=progress)
+    stats = feature_stats(images, extractor, batch_size=batch_size, keep_features=keep_features,
+                          progress=progress)  # fmt: skip
     stats.save(path)
     return stats
+
+
+# --------------------------------------------------------------------------- pytorch-fid files
+def save_pytorch_fid_stats(stats: FeatureStats, path: str | Path) -> None:
+    """pytorch-fid's statistics file: ``mu`` (2048,) and ``sigma`` (2048, 2048), float64 as
+    ``np.cov`` gives them (what ``python -m pytorch_fid --save-stats`` writes), plus ``n``."""
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, mu=stats.mean, sigma=stats.cov, n=stats.n)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_stats_file(path: str | Path) -> FeatureStats:
+    """Read pytorch-fid's ``.npz`` (``mu``, ``sigma``) or one of our cache files."""
+    try:
+        with np.load(path) as z:
+            files = set(z.files)
+            if {"mu", "sigma"} <= files:
+                n = int(z["n"]) if "n" in files else 0
+                return FeatureStats.from_mu_sigma(z["mu"], z["sigma"], n)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable .npz statistics file ({e})") from None
+    if {"mean", "m2", "n", "version"} <= files:
+        return FeatureStats.load(path)
+    raise ValueError(f"{path}: expected pytorch-fid statistics (keys mu, sigma), found keys "
+                     f"{', '.join(sorted(files)) or 'none'}")

@@ -1,6 +1,6 @@
 """DCGAN-family generator and discriminator, built from a frozen :class:`ModelConfig`.
 
-``build_models(cfg)`` plans both networks (gan_core.models.geometry, the paper's eq. 5) and
+``build_models(cfg)`` plans both networks (xraygan.models.geometry, the paper's eq. 5) and
 checks every field before allocating a weight, so a bad configuration costs milliseconds and
 names the field or layer at fault.
 """

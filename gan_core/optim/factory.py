@@ -15,7 +15,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..config import TTUR_D_FACTOR, TTUR_G_FACTOR, OptimConfig
+from ..config import (
+    TTUR_D_FACTOR,
+    TTUR_G_FACTOR,
+    OptimConfig,
+    check_learning_rate,
+    check_section,
+)
 from ..errors import ConfigError
 from ..registry import Registry
 from .adas import DEFAULTS as ADAS_DEFAULTS
@@ -91,20 +97,14 @@ ADAS = OPTIMIZERS.add(
 
 
 def _check_lr(field: str, lr: float | None) -> None:
-    if lr is not None and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ConfigError(f"{field}: expected a finite learning rate > 0, got {lr!r}")
+    check_learning_rate(field, lr)  # the one definition, from the config's field metadata
 
 
 def check_config(cfg: OptimConfig) -> OptimizerSpec:
     """Validate the fields ``cfg.name`` uses; return its spec. Fields another optimizer would
     use and that the user set away from their neutral value are rejected, not ignored."""
     spec = OPTIMIZERS.get(cfg.name, field="optim.name")
-    _check_lr("optim.lr_g", cfg.lr_g)
-    _check_lr("optim.lr_d", cfg.lr_d)
-    if not (math.isfinite(cfg.weight_decay) and cfg.weight_decay >= 0):
-        raise ConfigError(
-            f"optim.weight_decay: expected a finite value >= 0, got {cfg.weight_decay}"
-        )
+    check_section(cfg, "optim")  # ranges of every field (lrs, betas, eps, ...): config metadata
     if spec.beta1 is None:
         for name in ("beta1", "beta2"):
             if getattr(cfg, name) is not None:

@@ -1,0 +1,312 @@
+"""How long will this sweep take here? A few seconds of calibration on this machine, then
+arithmetic.
+
+A quoted time only holds on the machine it was measured on (issue 10: the same quick Table I
+took 10 minutes on one 2-core CPU and half an hour on another). So instead of a figure in the
+README, :func:`calibrate` times what a sweep spends its time on, now, on this machine and
+under its current load: a handful of training steps of each distinct configuration of the
+study (at its scale, with the threads each worker will get), the generator producing FID
+samples, and Inception features of a small batch. :func:`estimate` turns that into the
+sweep's wall time:
+
+    per trial   = steps / steps_per_s + fid_samples / generate_images_per_s
+                  + fid_samples / feature_images_per_s
+    trials      are packed onto ``workers`` processes (longest first, each to the least
+                  loaded worker: the makespan, not just the sum / workers)
+    once        = reference statistics: (training images + held-out images) / feature rate
+                  (cached on disk after the first sweep: then about 0)
+
+It is an estimate: AdaS and Adam steps cost the same throughout training, but the load of the
+machine may change, and pruned or diverged trials end early (the estimate assumes none do).
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+HELDOUT_IMAGES = 512  # real images held out for the memorization metric (run_metrics default)
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """One trial as the estimate sees it."""
+
+    key: str
+    signature: str  # what its step speed depends on (see config_signature)
+    steps: int
+    fid_samples: int  # 0: no Inception metrics
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Measured rates on this machine (per worker process, with its share of the threads)."""
+
+    steps_per_s: dict[str, float]  # by config signature
+    generate_images_per_s: dict[str, float] = field(default_factory=dict)  # by signature
+    feature_images_per_s: float | None = None  # None: Inception not available
+    feature_note: str = ""  # why it is None, or how it was measured
+    threads: int = 0
+    seconds: float = 0.0  # wall time the calibration itself took
+    machine: str = ""
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Estimate:
+    total_s: float
+    train_s: float  # summed over trials
+    fid_s: float  # summed over trials (generation + features)
+    reference_s: float
+    trials: int
+    workers: int
+    complete: bool  # False: some phase could not be estimated (e.g. no Inception weights)
+    notes: tuple[str, ...] = ()
+    per_trial_s: dict[str, float] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- arithmetic
+def estimate(plans: Sequence[TrialPlan], cal: Calibration, *, workers: int = 1,
+             reference_images: int = 0, reference_cached: bool = False) -> Estimate:
+    """The sweep's wall time from measured rates (pure arithmetic: tested with fake rates)."""
+    if workers < 1:
+        raise ValueError(f"workers: expected >= 1, got {workers}")
+    notes: list[str] = list(cal.notes)
+    complete = True
+    per_trial: dict[str, float] = {}
+    train_s = fid_s = 0.0
+    for p in plans:
+        rate = cal.steps_per_s.get(p.signature)
+        if not rate:
+            raise KeyError(f"no calibration for configuration {p.signature!r} (trial {p.key})")
+        t_train = p.steps / rate
+        t_fid = 0.0
+        if p.fid_samples:
+            gen = cal.generate_images_per_s.get(p.signature)
+            if gen:
+                t_fid += p.fid_samples / gen
+            if cal.feature_images_per_s:
+                t_fid += p.fid_samples / cal.feature_images_per_s
+            else:
+                complete = False
+        train_s += t_train
+        fid_s += t_fid
+        per_trial[p.key] = t_train + t_fid
+    if any(p.fid_samples for p in plans) and not cal.feature_images_per_s:
+        notes.append(f"FID time not included: {cal.feature_note or 'Inception not calibrated'}")
+    reference_s = 0.0
+    if reference_images and any(p.fid_samples for p in plans):
+        if reference_cached:
+            notes.append("reference statistics cached: not counted")
+        elif cal.feature_images_per_s:
+            reference_s = reference_images / cal.feature_images_per_s
+    makespan = _makespan(list(per_trial.values()), workers)
+    return Estimate(total_s=makespan + reference_s, train_s=train_s, fid_s=fid_s,
+                    reference_s=reference_s, trials=len(plans), workers=workers,
+                    complete=complete, notes=tuple(notes), per_trial_s=per_trial)
+
+
+def _makespan(durations: list[float], workers: int) -> float:
+    """Longest-processing-time-first onto ``workers``: when the last worker finishes."""
+    loads = [0.0] * min(workers, max(1, len(durations)))
+    heapq.heapify(loads)
+    for d in sorted(durations, reverse=True):
+        heapq.heappush(loads, heapq.heappop(loads) + d)
+    return max(loads) if durations else 0.0
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def describe(est: Estimate, cal: Calibration) -> str:
+    """The lines a sweep prints at its start (and --dry-run prints)."""
+    rates = ", ".join(f"{v:.2f} steps/s" for v in sorted(set(cal.steps_per_s.values()), reverse=True))
+    feat = (f"{cal.feature_images_per_s:.1f} images/s Inception" if cal.feature_images_per_s
+            else "Inception not measured")
+    head = "estimated time" if est.complete else "estimated time (incomplete)"
+    lines = [
+        f"{head}: {format_duration(est.total_s)} for {est.trials} trials on {est.workers} "
+        f"worker(s): training {format_duration(est.train_s)}, FID {format_duration(est.fid_s)} "
+        f"(summed over trials), reference statistics {format_duration(est.reference_s)}",
+        f"  calibrated in {cal.seconds:.1f} s on {cal.machine or 'this machine'}, "
+        f"{cal.threads} thread(s) per worker: {rates}; {feat}",
+    ]
+    lines += [f"  note: {n}" for n in est.notes]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- measurement
+def config_signature(cfg: Any) -> str:
+    """What a training step's speed depends on: the model, batch, optimizer and precision
+    (not the seed, the learning rates or the length)."""
+    import dataclasses
+
+    t = cfg.train
+    model = ",".join(f"{k}={v}" for k, v in sorted(dataclasses.asdict(cfg.model).items()))
+    return "|".join(str(x) for x in (model, t.batch_size, cfg.optim.name, t.amp,
+                                     t.channels_last, t.loss, t.device))
+
+
+def plan_trials(configs: Iterable[tuple[str, Any]], *, fid_samples: int) -> list[TrialPlan]:
+    """TrialPlans of (key, ExperimentConfig) pairs; ``fid_samples`` 0 when FID is off."""
+    from .train import total_steps
+
+    plans = []
+    for key, cfg in configs:
+        n = cfg.data.num_images or 0
+        plans.append(TrialPlan(key=key, signature=config_signature(cfg),
+                               steps=total_steps(cfg, max(n, cfg.train.batch_size)),
+                               fid_samples=fid_samples))
+    return plans
+
+
+def _time_steps(step, real, z, budget_s: float, min_steps: int = 1) -> float:
+    step(real, z).tolist()  # warm-up: optimizer state, oneDNN primitive caches
+    n, t0 = 0, time.perf_counter()
+    while n < min_steps or time.perf_counter() - t0 < budget_s:
+        step(real, z).tolist()
+        n += 1
+        if n >= 50:
+            break
+    return n / (time.perf_counter() - t0)
+
+
+def _time_generate(G, latent_dim: int, device, batch: int = 64) -> float:
+    import torch
+
+    z = torch.randn(batch, latent_dim, device=device)
+    G.eval()
+    with torch.no_grad():
+        G(z)
+        t0 = time.perf_counter()
+        G(z).sum().item()
+        dt = time.perf_counter() - t0
+    G.train()
+    return batch / max(dt, 1e-9)
+
+
+def _time_features(image_size: int, device, batch: int = 4) -> tuple[float | None, str]:
+    import torch
+
+    from .errors import XrayganError
+    from .metrics.features import InceptionFeatures
+
+    try:
+        extractor = InceptionFeatures(device, allow_download=False)
+    except XrayganError as e:
+        return None, f"Inception weights unavailable ({e})"
+    images = torch.randint(0, 256, (batch, 1, image_size, image_size), dtype=torch.uint8)
+    extractor(images[:1])  # warm-up
+    t0 = time.perf_counter()
+    extractor(images)
+    rate = batch / (time.perf_counter() - t0)
+    return rate, f"{batch} images at {image_size}x{image_size}"
+
+
+def calibrate(configs: Sequence[Any], *, fid: bool, workers: int = 1,
+              budget_s: float = 1.0, max_s: float = 10.0) -> Calibration:
+    """Time each distinct configuration's step (about ``budget_s`` each, at least 3 steps),
+    its generator, and Inception features (when ``fid``, on 4 images), with the intra-op
+    threads each of ``workers`` processes gets; restores the thread count afterwards. About
+    ``budget_s`` per distinct configuration plus one Inception load on a quiet machine; under
+    load it takes longer, and measures the load too, which is the point. Configurations left
+    when ``max_s`` has passed are extrapolated from the measured ones by parameter count
+    (said in ``notes``)."""
+    import torch
+
+    from .fingerprint import describe as describe_machine
+    from .memory.measure import make_batch
+    from .process import cores_available, model_params, threads_for
+    from .train import build_trainer, resolve_amp, resolve_device
+
+    t_start = time.perf_counter()
+    threads_before = torch.get_num_threads()
+    threads = threads_for(cores_available(), workers)
+    torch.set_num_threads(threads)
+    rates: dict[str, float] = {}
+    gen: dict[str, float] = {}
+    device = None
+    extrapolated: list[Any] = []
+    params: dict[str, int] = {}
+    try:
+        for cfg in configs:
+            sig = config_signature(cfg)
+            if sig in rates or sig in params:
+                continue
+            if rates and time.perf_counter() - t_start > max_s:
+                params[sig] = model_params(cfg.model)
+                extrapolated.append(cfg)
+                continue
+            device = resolve_device(cfg.train.device)
+            trainer = build_trainer(
+                cfg.model, cfg.optim, device=device, amp_dtype=resolve_amp(cfg.train.amp, device),
+                channels_last=cfg.train.channels_last, loss=cfg.train.loss, seed=cfg.train.seed,
+            )
+            real, z = make_batch(cfg.model, cfg.train.batch_size, device)
+            rates[sig] = _time_steps(trainer.step, real, z, budget_s)
+            gen[sig] = _time_generate(trainer.G, cfg.model.latent_dim, device)
+            params[sig] = model_params(cfg.model)
+        # the step's cost grows about with the weights (same size, batch and depth family):
+        # rate x measured params / params, averaged over the measured configurations
+        measured = list(rates)
+        for cfg in extrapolated:
+            sig = config_signature(cfg)
+            rates[sig] = sum(rates[m] * params[m] for m in measured) / len(measured) / params[sig]
+            gen[sig] = sum(gen[m] * params[m] for m in measured) / len(measured) / params[sig]
+        feature_rate, note = (None, "FID off")
+        if fid and configs:
+            feature_rate, note = _time_features(configs[0].model.image_size, device or "cpu")
+    finally:
+        torch.set_num_threads(threads_before)
+    notes = ((f"{len(extrapolated)} of {len(rates)} configurations extrapolated from the "
+              "measured ones by parameter count",) if extrapolated else ())
+    return Calibration(steps_per_s=rates, generate_images_per_s=gen,
+                       feature_images_per_s=feature_rate, feature_note=note, threads=threads,
+                       seconds=time.perf_counter() - t_start, machine=describe_machine(),
+                       notes=notes)
+
+
+def reference_cached(cfg: Any) -> bool:
+    """Best effort: True when FID statistics of this many images are in the cache already
+    (the cache key also holds the dataset's fingerprint, which needs the data: not read here)."""
+    from .metrics.features import stats_cache_dir
+
+    n = cfg.data.num_images
+    d = stats_cache_dir()
+    return bool(n) and d.is_dir() and any(d.glob(f"*-n{n}-*.npz"))
+
+
+def sweep_configs(opts: Any) -> list[tuple[str, Any]]:
+    """(key, ExperimentConfig) of every trial of a sweep (ablations.runner.SweepOptions); a
+    search study's trials as its base configuration."""
+    from xraygan.ablations import base_config
+    from xraygan.ablations.runner import get_spec
+
+    spec = get_spec(opts.study)
+    ctx = opts.ctx
+    if spec.is_grid:
+        return [(c.key, c.config) for c in spec.grid(ctx)]
+    base = ctx.base if ctx.base is not None else base_config(ctx.scale, data=ctx.data)
+    return [(f"trial{i}", base) for i in range(ctx.trials or spec.default_trials)]
+
+
+def sweep_estimate(opts: Any, *, budget_s: float = 1.0) -> tuple[Estimate, Calibration]:
+    """Calibrate and estimate an ablations sweep (ablations.runner.SweepOptions)."""
+    scale = opts.ctx.scale
+    pairs = sweep_configs(opts)
+    fid_samples = scale.fid_samples if scale.fid else 0
+    plans = plan_trials(pairs, fid_samples=fid_samples)
+    cal = calibrate([cfg for _, cfg in pairs], fid=bool(fid_samples), workers=opts.workers,
+                    budget_s=budget_s)
+    first = pairs[0][1] if pairs else None
+    n_ref = ((first.data.num_images or 0) + HELDOUT_IMAGES) if first is not None else 0
+    est = estimate(plans, cal, workers=opts.workers, reference_images=n_ref,
+                   reference_cached=first is not None and reference_cached(first))
+    return est, cal

@@ -1,0 +1,431 @@
+"""The resource guard: refuse, with a reason, what would not fit, before allocating any of it.
+
+A memory bomb (``--image-size 4096``, ``--features 1000000``, ``--batch-size 1000000000``) used
+to allocate until the kernel's OOM killer ended the process, or the whole machine. Every
+command that builds models or data first asks :func:`check_training` (or, for one buffer,
+:func:`check_allocation`) whether the bytes fit; the answer comes from shapes alone, so
+asking costs microseconds and allocates nothing, whatever the sizes.
+
+The budget is ``XRAYGAN_MEMORY_CAP`` when set ("8GiB", "512MB", "off" to disable the check),
+else :data:`DEFAULT_FRACTION` of what is available: ``MemAvailable`` from /proc/meminfo,
+bounded by the cgroup's memory limit minus its usage (containers, CI runners, Slurm jobs), or
+for a CUDA device the free memory ``torch.cuda.mem_get_info`` reports.
+
+The training estimate follows xraygan.memory.estimate (parameters, gradients, optimizer state
+from the same OPTIMIZER_STATE registry, the batch, what autograd saves during the D update, the
+widest activation's gradient) but counts saved tensors from the layer plans instead of a
+forward pass, plus the host side: the dataset as uint8 and the phantom generator's working
+arrays, and the sample grid. It is an estimate to catch bombs (10x too big), not a profiler:
+tests keep it within a factor of two of the forward-pass estimate.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import ExperimentConfig, ModelConfig, OptimConfig
+from .errors import ResourceError
+
+if TYPE_CHECKING:
+    import torch
+
+MEMORY_CAP_ENV = "XRAYGAN_MEMORY_CAP"
+DEFAULT_FRACTION = 0.8
+"""Share of the available memory a run may plan to use: the rest is the OS, the page cache
+the data loader relies on, allocator fragmentation and the estimate's error."""
+
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6,
+          "mib": 2**20, "g": 10**9, "gb": 10**9, "gib": 2**30, "t": 10**12, "tb": 10**12,
+          "tib": 2**40}
+
+
+def parse_bytes(text: str) -> int | None:
+    """``"8GiB"`` -> 8589934592; ``"off"``, ``"none"`` or ``"0"`` -> None (no cap)."""
+    s = text.strip().lower().replace(" ", "")
+    if s in ("off", "none", "0", ""):
+        return None
+    m = re.fullmatch(r"(\d+(?:\.\d*)?)([a-z]*)", s)
+    if not m or m.group(2) not in _UNITS:
+        raise ResourceError(
+            f"{MEMORY_CAP_ENV}: expected a size such as 8GiB, 512MB or 2000000000 (bytes), "
+            f"or off, got {text!r}"
+        )
+    return int(float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def format_bytes(n: int | float) -> str:
+    """1536 -> '1.5 KiB'; absurd sizes stay readable ('4.2e+21 bytes')."""
+    n = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            if unit == "bytes":
+                return f"{int(n)} bytes"
+            if abs(n) >= 1024**2:  # beyond 1 EiB: no unit says more than the exponent
+                return f"{n * 1024**5:.2g} bytes"
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError  # unreachable
+
+
+# --------------------------------------------------------------------------- what is available
+def _meminfo_available() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    if not text.isdigit():  # "max": no limit
+        return None
+    return int(text)
+
+
+def _cgroup_headroom() -> int | None:
+    """The cgroup's limit minus its usage (v2 memory.max / v1 memory.limit_in_bytes)."""
+    root = Path("/sys/fs/cgroup")
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        hier, _, rest = line.partition(":")
+        controllers, _, rel = rest.partition(":")
+        rel = rel.lstrip("/")
+        if hier == "0" and controllers == "":  # v2 unified
+            candidates = [(root / rel / "memory.max", root / rel / "memory.current"),
+                          (root / "memory.max", root / "memory.current")]
+        elif "memory" in controllers.split(","):  # v1
+            base = root / "memory"
+            candidates = [(base / rel / "memory.limit_in_bytes", base / rel / "memory.usage_in_bytes"),
+                          (base / "memory.limit_in_bytes", base / "memory.usage_in_bytes")]
+        else:
+            continue
+        for limit_path, usage_path in candidates:
+            limit = _read_int(limit_path)
+            if limit is not None and limit < 2**60:  # v1 writes ~2**63 for "no limit"
+                return max(limit - (_read_int(usage_path) or 0), 0)
+    return None
+
+
+def available_memory(device: Any = "cpu") -> tuple[int | None, str]:
+    """(bytes available, where the figure comes from) for host RAM or a CUDA device."""
+    name = str(device)
+    if name.startswith("cuda"):
+        import torch
+
+        try:
+            free, _total = torch.cuda.mem_get_info(torch.device(name))
+        except (RuntimeError, AssertionError, ValueError):  # no such device: the caller says so
+            return None, f"{name} (not available)"
+        return int(free), f"free memory of {name}"
+    avail, source = _meminfo_available(), "MemAvailable in /proc/meminfo"
+    headroom = _cgroup_headroom()
+    if headroom is not None and (avail is None or headroom < avail):
+        avail, source = headroom, "the cgroup memory limit minus its usage"
+    return avail, source
+
+
+@dataclass(frozen=True)
+class Budget:
+    limit: int  # bytes a command may plan to allocate
+    available: int | None
+    source: str
+    capped: bool  # limit set by XRAYGAN_MEMORY_CAP
+
+    def describe(self) -> str:
+        avail = (f"{format_bytes(self.available)} available ({self.source})"
+                 if self.available is not None else "available memory unknown")
+        if self.capped:
+            return f"the cap {MEMORY_CAP_ENV}={os.environ.get(MEMORY_CAP_ENV)} allows " \
+                   f"{format_bytes(self.limit)}; {avail}"
+        return f"{avail}, of which {DEFAULT_FRACTION:.0%} ({format_bytes(self.limit)}) may be planned"
+
+
+def memory_budget(device: Any = "cpu") -> Budget | None:
+    """The budget for ``device``; None when the check is off or nothing is known."""
+    cap_text = os.environ.get(MEMORY_CAP_ENV)
+    avail, source = available_memory(device)
+    if cap_text is not None:
+        cap = parse_bytes(cap_text)
+        if cap is None:
+            return None
+        return Budget(limit=cap, available=avail, source=source, capped=True)
+    if avail is None:
+        return None
+    return Budget(limit=int(avail * DEFAULT_FRACTION), available=avail, source=source, capped=False)
+
+
+def check_allocation(nbytes: int, what: str, flag: str, device: Any = "cpu") -> None:
+    """Raise ResourceError when ``nbytes`` for ``what`` exceed the budget of ``device``.
+
+    ``what`` reads as a noun phrase ("decoding 20000x20000 x 1 frame at 16 bits"), ``flag``
+    as the way out ("--image-size or --num-images").
+    """
+    budget = memory_budget(device)
+    if budget is None or nbytes <= budget.limit:
+        return
+    raise ResourceError(
+        f"{what} would allocate {format_bytes(nbytes)} on {_where(device)}, but "
+        f"{budget.describe()}; lower {flag}"
+    )
+
+
+def _where(device: Any) -> str:
+    name = str(device)
+    return name if name.startswith("cuda") else "the host (RAM)"
+
+
+# --------------------------------------------------------------------------- estimate from shapes
+@dataclass(frozen=True)
+class _Shape:
+    """A parameter's shape, with the few tensor methods OPTIMIZER_STATE models call.
+
+    Python ints: no overflow and no allocation, even for a 10^20-element weight."""
+
+    shape: tuple[int, ...]
+    itemsize: int = 4
+
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    def element_size(self) -> int:
+        return self.itemsize
+
+    def dim(self) -> int:
+        return len(self.shape)
+
+
+# Activations whose backward needs only their output (the next layer's saved input, counted
+# once); the others (elu, leaky_relu, gelu, silu, ...) save their input as well.
+_SAVES_OUTPUT = frozenset({"relu", "tanh", "sigmoid", "identity"})
+# Phantom rendering (gan_core/data/phantom.py): float32 (n, S, S) for the whole set while the
+# chunks are drawn, up to 64 live float32 S x S arrays per image of a chunk of 32 (measured
+# with tracemalloc: 32-64 at 128-256 px), then uint8 copies.
+_PHANTOM_ARRAYS_PER_IMAGE = 64
+_PHANTOM_CHUNK = 32
+_PHANTOM_DEFAULT_IMAGES = 2048  # xraygan.data.phantom.DEFAULT_NUM_IMAGES (not imported: numpy, scipy)
+
+
+def _net_shapes(plans) -> tuple[list[_Shape], int, list[int], int]:
+    """(trainable parameter shapes, buffer bytes, saved elements per layer for one image,
+    elements of the widest layer output)."""
+    params: list[_Shape] = []
+    buffers = 0
+    saved: list[int] = []
+    for p in plans:
+        if p.kind == "linear":
+            params.append(_Shape((p.out_features, p.in_features)))
+        elif p.kind == "conv":
+            params.append(_Shape((p.out_channels, p.in_channels, p.kernel, p.kernel)))
+        else:  # convT
+            params.append(_Shape((p.in_channels, p.out_channels, p.kernel, p.kernel)))
+        if p.bias:
+            params.append(_Shape((p.out_features if p.kind == "linear" else p.out_channels,)))
+        if p.batchnorm:
+            params += [_Shape((p.out_channels,)), _Shape((p.out_channels,))]
+            buffers += 2 * 4 * p.out_channels + 8  # running mean/var, num_batches_tracked
+        maps = 1 + int(p.batchnorm) + int(p.activation not in _SAVES_OUTPUT)
+        saved.append(maps * p.out_features)
+    return params, buffers, saved, max((p.out_features for p in plans), default=0)
+
+
+@dataclass(frozen=True)
+class TrainingEstimate:
+    """Bytes a training run would hold, by component, with the flag that lowers each."""
+
+    device: str
+    params: int  # parameters and buffers of G and D
+    grads: int
+    optimizer_state: int
+    batch: int  # real batch as float and z
+    activations: int  # saved for backward during the D update
+    workspace: int  # gradient of the widest D activation
+    samples: int  # fixed noise and the sample grid (host)
+    dataset: int  # the training set as uint8 (host)
+    data_working: int  # the loader's temporaries (phantom rendering) (host)
+    batch_size: int = 0
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def on_device(self) -> int:
+        return (self.params + self.grads + self.optimizer_state + self.batch + self.activations
+                + self.workspace)
+
+    @property
+    def on_host(self) -> int:
+        return self.samples + self.dataset + self.data_working
+
+    @property
+    def total(self) -> int:
+        return self.on_device + self.on_host
+
+    def to_dict(self) -> dict[str, int]:
+        keys = ("params", "grads", "optimizer_state", "batch", "activations", "workspace",
+                "samples", "dataset", "data_working")
+        return {k: getattr(self, k) for k in keys} | {"on_device": self.on_device,
+                                                       "on_host": self.on_host, "total": self.total}
+
+
+TRAIN_FLAGS = {
+    "model": "--features (--g-features/--d-features), --g-fc/--d-fc or --image-size",
+    "activations": "--batch-size (or --features, --image-size)",
+    "samples": "--num-samples",
+    "data": "--num-images or --image-size",
+}
+"""Which flags of ``xraygan train`` lower each part; other commands pass their own."""
+
+
+def estimate_model(model: ModelConfig, optim: OptimConfig, batch_size: int) -> dict[str, int]:
+    """Parameters, gradients, optimizer state and step activations of G and D (bytes)."""
+    from .memory.estimate import OPTIMIZER_STATE
+    from .models.geometry import plan_discriminator, plan_generator
+
+    state_model = OPTIMIZER_STATE.get(optim.name, field="optim.name")
+    g_params, g_buf, g_saved, _ = _net_shapes(plan_generator(model))
+    d_params, d_buf, d_saved, d_widest = _net_shapes(plan_discriminator(model))
+    param_bytes = sum(s.numel() * 4 for s in (*g_params, *d_params))
+    # D update: G's graph (kept for the G update), D on the real and on the fake half
+    activations = 4 * batch_size * (sum(g_saved) + 2 * sum(d_saved))
+    return {
+        "params": param_bytes + g_buf + d_buf,
+        "grads": param_bytes,
+        "optimizer_state": int(state_model([*g_params, *d_params], optim)),  # type: ignore[arg-type]
+        "batch": 4 * batch_size * (model.channels * model.image_size**2 + model.latent_dim),
+        "activations": activations,
+        "workspace": 4 * batch_size * d_widest,
+    }
+
+
+def estimate_training(cfg: ExperimentConfig, *, device: str = "cpu",
+                      include_data: bool = True) -> TrainingEstimate:
+    """The shape-only estimate of training ``cfg`` (see the module docstring)."""
+    m, t = cfg.model, cfg.train
+    parts = estimate_model(m, cfg.optim, t.batch_size)
+    pixels = m.channels * m.image_size**2
+    # fixed noise (float32), the grid as uint8 plus the PNG's copy; G runs in batches
+    samples = t.num_samples * (4 * m.latent_dim + 2 * pixels)
+    dataset = working = 0
+    notes: list[str] = []
+    if include_data:
+        kind = cfg.data.source.partition(":")[0]
+        if kind == "phantom":
+            n = cfg.data.num_images or _PHANTOM_DEFAULT_IMAGES
+            dataset = n * pixels
+            side = m.image_size**2
+            working = (n * side * (4 + 1)
+                       + min(n, _PHANTOM_CHUNK) * _PHANTOM_ARRAYS_PER_IMAGE * side * 4)
+            notes.append(f"{n} phantoms of {m.image_size}x{m.image_size}")
+        elif cfg.data.num_images:
+            dataset = cfg.data.num_images * pixels  # the loader checks its own decode buffers
+    return TrainingEstimate(device=device, samples=samples, dataset=dataset,
+                            data_working=working, batch_size=t.batch_size, notes=tuple(notes),
+                            **parts)
+
+
+def _resolve(device: str) -> str:
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def check_training(cfg: ExperimentConfig, *, device: str | None = None, include_data: bool = True,
+                   flags: dict[str, str] | None = None, what: str = "training") -> TrainingEstimate:
+    """Raise ResourceError when training ``cfg`` cannot fit; return the estimate otherwise.
+
+    Call it after ``validate(cfg)`` and before building models or loading data.
+    ``include_data=False`` when the dataset is already loaded (sweeps share one).
+    """
+    flags = {**TRAIN_FLAGS, **(flags or {})}
+    dev = _resolve(device or cfg.train.device)
+    est = estimate_training(cfg, device=dev, include_data=include_data)
+    if dev.startswith("cuda"):
+        _check_parts(est, dev, what, flags, host=False)
+        _check_parts(est, "cpu", what, flags, host=True)
+    else:
+        _check_parts(est, "cpu", what, flags, host=None)
+    return est
+
+
+def _check_parts(est: TrainingEstimate, device: str, what: str, flags: dict[str, str],
+                 host: bool | None) -> None:
+    """host None: everything on one memory; True: the host part; False: the device part."""
+    budget = memory_budget(device)
+    if budget is None:
+        return
+    model = est.params + est.grads + est.optimizer_state
+    step = est.batch + est.activations + est.workspace
+    parts = []
+    if host is not True:
+        parts += [("model", model, "parameters, gradients and optimizer state"),
+                  ("activations", step, f"one step's activations at batch {est.batch_size}")]
+    if host is not False:
+        parts += [("data", est.dataset + est.data_working,
+                   "the dataset" + (f" ({', '.join(est.notes)})" if est.notes else "")),
+                  ("samples", est.samples, "the sample grid")]
+    total = sum(p[1] for p in parts)
+    if total <= budget.limit:
+        return
+    parts.sort(key=lambda p: p[1], reverse=True)
+    shown = "; ".join(f"{desc} {format_bytes(n)}" for _, n, desc in parts if n)
+    raise ResourceError(
+        f"{what} would allocate {format_bytes(total)} on {_where(device)} ({shown}), but "
+        f"{budget.describe()}; lower {flags[parts[0][0]]}"
+    )
+
+
+def check_step(model: ModelConfig, optim: OptimConfig, batch_size: int, *, device: str = "cpu",
+               flags: dict[str, str] | None = None, what: str = "one training step") -> TrainingEstimate:
+    """Guard for commands that build G, D, optimizers and one batch without a dataset
+    (``memory``, benchmarks): the device side of :func:`check_training`."""
+    dev = _resolve(device)
+    parts = estimate_model(model, optim, batch_size)
+    est = TrainingEstimate(device=dev, samples=0, dataset=0, data_working=0,
+                           batch_size=batch_size, **parts)
+    _check_parts(est, dev if dev.startswith("cuda") else "cpu", what,
+                 {**TRAIN_FLAGS, **(flags or {})}, host=False if dev.startswith("cuda") else None)
+    return est
+
+
+def check_models(model: ModelConfig, flag: str, what: str = "building G and D",
+                 device: str = "cpu") -> int:
+    """Guard for commands that only build the networks (``presets``): their parameters."""
+    parts = estimate_model(model, OptimConfig(name="sgd"), 1)
+    check_allocation(parts["params"], what, flag, device=device)
+    return parts["params"]
+
+
+# --------------------------------------------------------------------------- numbers
+FINITE_CHECK_EVERY = 50
+"""The training loop checks every parameter and buffer for NaN/inf at each checkpoint (so a
+checkpoint is always finite) and every this many steps; losses are checked every step. One
+check costs ~5% of a step of a tiny 16 px model on the CPU, so every 50 steps is ~0.1%."""
+
+
+def first_nonfinite(named: Iterable[tuple[str, torch.Tensor]]) -> str | None:
+    """The name of the first floating tensor holding NaN or inf, or None; one device sync."""
+    import torch
+
+    items = [(n, t) for n, t in named if t.is_floating_point()]
+    if not items:
+        return None
+    with torch.no_grad():
+        ok = torch.stack([torch.isfinite(t).all() for _, t in items])
+        if bool(ok.all()):
+            return None
+        return next(n for (n, _), good in zip(items, ok.tolist(), strict=True) if not good)

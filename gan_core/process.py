@@ -1,0 +1,388 @@
+"""Process-level settings, owned by the entry points (the CLI, the sweep worker), never by the
+trainer: intra-op threads, the OpenMP wait policy, glibc's allocator thresholds, and the
+SIGINT/SIGTERM handlers that let a run checkpoint before it stops.
+
+This module must not import torch at import time: ``set_wait_policy`` has to run before the
+first import of torch (libgomp reads ``OMP_WAIT_POLICY`` once, when it loads).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+
+# --------------------------------------------------------------------------- stop on signals
+class StopFlag:
+    """SIGINT/SIGTERM set a flag; ``flag()`` returns the signal's name (or None), so a loop that
+    polls it checkpoints after the current step and returns. A second signal raises
+    KeyboardInterrupt at once."""
+
+    def __init__(self) -> None:
+        self.raised: str | None = None
+
+    def __call__(self) -> str | None:
+        return self.raised
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[StopFlag]:
+        def handler(signum: int, frame: object) -> None:
+            if self.raised:  # second signal: stop now
+                raise KeyboardInterrupt
+            self.raised = signal.Signals(signum).name
+
+        try:
+            old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        except ValueError:  # not the main thread (e.g. an Optuna worker thread): no handlers
+            yield self
+            return
+        try:
+            yield self
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+
+def stop_on_signals() -> contextlib.AbstractContextManager[StopFlag]:
+    """``with stop_on_signals() as stop: train(cfg, should_stop=stop)``."""
+    return StopFlag().installed()
+
+
+# --------------------------------------------------------------------------- allocator
+# A DCGAN step at 64x64, batch 64 allocates activation maps of tens of MB. glibc serves blocks
+# above M_MMAP_THRESHOLD (dynamic, capped at 32 MiB) with a fresh mmap and returns them with
+# munmap on free, and trims the heap top above M_TRIM_THRESHOLD: every step then faults its
+# temporaries in page by page again. Raising both keeps the pages mapped between steps. The
+# environment variables MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ do the same but are read
+# only at process start; mallopt sets them at run time. Numerics are untouched; the cost is that
+# the process keeps its peak heap. XRAYGAN_MALLOC_TUNE=0 turns it off.
+M_TRIM_THRESHOLD = -1  # glibc malloc.h
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_BYTES = 1 << 30  # blocks up to 1 GiB come from the heap, not a fresh mmap
+TRIM_THRESHOLD_BYTES = 1 << 31  # keep up to 2 GiB of free heap top mapped
+MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+
+_malloc: str | None = None  # "mallopt" | "environment" | "off" | "unavailable"; None: not yet
+
+
+def _libc():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    except (OSError, AttributeError):  # musl and others have no mallopt
+        return None
+    return libc
+
+
+def tune_malloc(enabled: bool | None = None) -> bool:
+    """Raise glibc's mmap and trim thresholds once per process; True when they are in effect.
+
+    ``enabled=None`` reads ``XRAYGAN_MALLOC_TUNE`` (default on). Leaves thresholds the user set
+    through the environment at process start alone; a no-op off Linux/glibc.
+    """
+    global _malloc
+    if enabled is None:
+        enabled = os.environ.get("XRAYGAN_MALLOC_TUNE", "1").lower() not in ("0", "false", "no", "off")
+    if _malloc in ("mallopt", "environment"):
+        return True
+    if not enabled:
+        _malloc = _malloc or "off"
+        return False
+    if any(k in os.environ for k in MALLOC_ENV):
+        _malloc = "environment"  # the user chose at process start: leave their values
+        return True
+    libc = _libc()
+    if libc is None:
+        _malloc = "unavailable"
+        return False
+    ok = bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(
+        libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+    )
+    _malloc = "mallopt" if ok else "unavailable"
+    return ok
+
+
+# --------------------------------------------------------------------------- cores
+def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup"),
+                      proc_cgroup: Path = Path("/proc/self/cgroup")) -> float | None:
+    """CPUs allowed by the cgroup's CFS quota (v2 cpu.max, v1 cfs_quota_us), None if unlimited.
+
+    A container limited to 2 CPUs on a 64-core host sees 64 in its affinity mask; sizing the
+    thread pool from that oversubscribes the quota and the step stalls at every period end.
+    """
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.count(":") < 2:
+            continue
+        _, controllers, rel = line.split(":", 2)
+        rel = rel.lstrip("/")
+        try:
+            if controllers == "":  # v2 unified hierarchy
+                path = root / rel / "cpu.max"
+                if path.exists():
+                    quota, period = path.read_text().split()[:2]
+                    if quota != "max":
+                        return int(quota) / int(period)
+            elif "cpu" in controllers.split(","):
+                for name in ("cpu", "cpu,cpuacct", "cpuacct,cpu"):
+                    base = root / name / rel
+                    if (base / "cpu.cfs_quota_us").exists():
+                        quota = int((base / "cpu.cfs_quota_us").read_text())
+                        period = int((base / "cpu.cfs_period_us").read_text())
+                        if quota > 0 and period > 0:
+                            return quota / period
+                        break
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _cgroup_quota() -> float | None:
+    return cgroup_cpu_quota()
+
+
+def cores_available() -> int:
+    """Whole CPUs this process may run on: its affinity mask, capped by the cgroup quota
+    (a quota of 1.5 CPUs runs two busy threads at 75 %: count whole CPUs, never below one)."""
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        affinity = os.cpu_count() or 1
+    quota = _cgroup_quota()
+    return min(affinity, max(1, int(quota))) if quota else affinity
+
+
+# --------------------------------------------------------------------------- wait policy
+WAIT_ENV = "OMP_WAIT_POLICY"
+SPIN_ENV = "GOMP_SPINCOUNT"
+SPIN_COUNT = "10000"  # iterations a waiting OpenMP thread spins before it sleeps
+_wait: dict[str, str | None] = {}
+
+
+def set_wait_policy(value: str | None = None) -> str | None:
+    """Choose libgomp's wait policy; call before torch is imported (libgomp reads it once, at
+    load). An explicit user setting always wins. ``value=None`` keeps libgomp's default
+    (spin about 300,000 iterations, then sleep): 9 % faster than PASSIVE at 2 threads on quiet
+    cores (issue 10); under load PASSIVE held up better in benchmarks/test_bench_load.py, where
+    the governor's drop to 1 thread is the remedy. Returns the value in effect."""
+    if _wait:
+        return _wait["value"]
+    user = os.environ.get(WAIT_ENV)
+    if user:
+        _wait.update(value=user, source="user")
+    elif value:
+        os.environ[WAIT_ENV] = value
+        _wait.update(value=value, source="xraygan")
+    else:
+        _wait.update(value=None, source="libgomp default")
+        # libgomp spins 300,000 iterations before a waiting thread sleeps: next to two busy
+        # processes on 2 cores that spin eats the time slices and a 2-thread step took ~2 s
+        # (0.04-0.06x of quiet, benchmarks/test_bench_load.py); 10,000 kept 0.38-0.52x there,
+        # with the governor 0.71x next to one neighbour. A user's GOMP_SPINCOUNT wins.
+        if SPIN_ENV not in os.environ:
+            os.environ[SPIN_ENV] = SPIN_COUNT
+            _wait.update(spincount=SPIN_COUNT, spincount_source="xraygan")
+        else:
+            _wait.update(spincount=os.environ[SPIN_ENV], spincount_source="user")
+    _wait["before_torch"] = "torch" not in sys.modules  # else libgomp already read it
+    return _wait["value"]
+
+
+# --------------------------------------------------------------------------- the policy
+_settings: dict[str, object] = {}
+_governor: ThreadGovernor | None = None
+
+
+def threads_for(cores: int, workers: int = 1, model_size_hint: int | None = None) -> int:
+    """Intra-op threads per process: the cores shared among the workers (workers x threads =
+    cores), one thread for models too small to split (``model_size_hint``: parameters of G+D)."""
+    per_worker = max(1, cores // max(1, workers))
+    if model_size_hint is not None and model_size_hint < SMALL_MODEL_PARAMS:
+        return 1
+    return per_worker
+
+
+SMALL_MODEL_PARAMS = 50_000  # below: a step is dominated by per-op overhead, not by FLOPs
+
+
+def apply_process_policy(
+    role: str = "cli",
+    model_size_hint: int | None = None,
+    workers: int = 1,
+    *,
+    threads: int | None = None,
+    adaptive: bool | None = None,
+) -> dict[str, object]:
+    """Apply the process-level settings once for an entry point and return what was applied.
+
+    role: "train" (a training process), "sweep-worker" (one of ``workers`` processes sharing the
+    cores), "cli" (any other command). Threads: ``threads``, else ``XRAYGAN_THREADS``, else the
+    user's ``OMP_NUM_THREADS``, else :func:`threads_for`. ``adaptive`` (default: on for train
+    and sweep workers when the threads were not fixed by the user and exceed one) lets
+    :func:`governor_tick` move between thread counts when a neighbour takes a core.
+    """
+    global _governor
+    if role not in ("train", "sweep-worker", "cli"):
+        raise ValueError(f"role: expected train, sweep-worker or cli, got {role!r}")
+    set_wait_policy()
+    import torch
+
+    cores = cores_available()
+    source = "argument"
+    if threads is None:
+        env = os.environ.get("XRAYGAN_THREADS") or os.environ.get("OMP_NUM_THREADS")
+        if env and env.strip().isdigit() and int(env) > 0:
+            threads, source = int(env), "XRAYGAN_THREADS" if os.environ.get("XRAYGAN_THREADS") else "OMP_NUM_THREADS"
+        else:
+            threads, source = threads_for(cores, workers, model_size_hint), "policy"
+    threads = max(1, min(int(threads), cores))  # never more threads than cores
+    torch.set_num_threads(threads)
+    if adaptive is None:
+        adaptive = role in ("train", "sweep-worker") and source == "policy" and threads > 1
+    _governor = ThreadGovernor(threads) if adaptive and threads > 1 else None
+    _settings.clear()
+    _settings.update(
+        role=role, workers=workers, cores_available=cores, threads=threads,
+        threads_source=source, adaptive=bool(_governor),
+        OMP_WAIT_POLICY=_wait.get("value"), wait_policy_source=_wait.get("source"),
+        GOMP_SPINCOUNT=_wait.get("spincount"),
+        wait_policy_before_torch=_wait.get("before_torch"),
+    )
+    tune_malloc()
+    _settings["malloc"] = _malloc
+    return applied_settings()
+
+
+def applied_settings() -> dict[str, object]:
+    """What :func:`apply_process_policy` applied (empty before), with the thread count now in
+    effect and the adaptive governor's switches; the fingerprint records it."""
+    out = dict(_settings)
+    if "torch" in sys.modules:
+        out["threads_now"] = sys.modules["torch"].get_num_threads()
+    if _governor is not None:
+        out["governor"] = _governor.state()
+    return out
+
+
+def governor_tick(step: int | None = None) -> None:
+    """Call after every training step (after its device sync); a no-op without an adaptive
+    policy."""
+    if _governor is not None:
+        _governor.tick()
+
+
+# --------------------------------------------------------------------------- adaptive threads
+class ThreadGovernor:
+    """Pick the intra-op thread count by measured step time, again whenever it changes.
+
+    Why: with N threads on N cores, one busy neighbour process leaves a parallel region waiting
+    at its barrier for the thread the scheduler parked, and throughput collapses (2 threads next
+    to one busy process: a third of their quiet speed; 1 thread: about 0.9x, issue 10). Which
+    count wins depends on the load, and the load changes, so the governor measures: it times
+    windows of steps (at least ``window_s`` seconds and 2 steps); on the first window, when the
+    median step time drifts by more than ``drift`` from the one measured when the count was
+    chosen, or every ``interval`` seconds (doubling up to ``max_interval`` while the choice
+    stands) it times ``probe_steps`` steps at each other candidate count (the first step after a
+    switch discarded) and keeps the fastest; it switches only for a gain of 5 % or more.
+    """
+
+    def __init__(self, max_threads: int, *, window_s: float = 1.0, probe_steps: int = 2,
+                 drift: float = 0.25, interval: float = 10.0, max_interval: float = 160.0,
+                 clock=None, set_threads=None) -> None:
+        import time
+
+        self.clock = clock or time.perf_counter
+        self._set_threads = set_threads
+        self.candidates = sorted({max_threads, max(1, max_threads // 2), 1}, reverse=True)
+        self.current = max_threads
+        self.window_s, self.probe_steps, self.drift = window_s, probe_steps, drift
+        self.min_interval, self.max_interval = interval, max_interval
+        self.interval = interval
+        self.reference: float | None = None  # median step time when `current` was chosen
+        self.window: list[float] = []
+        self.probing: list[int] = []  # counts still to time in this probe
+        self.probe_med: dict[int, float] = {}
+        self.probe_times: list[float] = []
+        # None until the first step ends: the time before it (model building, data loading,
+        # oneDNN's first-call setup) is no step time and once made 1 thread look 13x faster
+        self.last: float | None = None
+        self.last_probe: float | None = None
+        self.switches = 0
+        self.probes = 0
+
+    def state(self) -> dict[str, object]:
+        return {"threads": self.current, "switches": self.switches, "probes": self.probes}
+
+    def _set(self, n: int) -> None:
+        if self._set_threads is not None:
+            self._set_threads(n)
+            return
+        import torch
+
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+
+    def tick(self) -> None:
+        now = self.clock()
+        if self.last is None:
+            self.last = now
+            return
+        dt, self.last = now - self.last, now
+        if self.probing:
+            self.probe_times.append(dt)
+            if len(self.probe_times) > self.probe_steps:  # the first one after a switch: dropped
+                times = sorted(self.probe_times[1:])
+                self.probe_med[self.probing.pop(0)] = times[len(times) // 2]
+                self.probe_times = []
+                if self.probing:
+                    self._set(self.probing[0])
+                else:
+                    self._decide(now)
+            return
+        self.window.append(dt)
+        if sum(self.window) < self.window_s or len(self.window) < 3:
+            return
+        median = sorted(self.window)[len(self.window) // 2]
+        self.window = []
+        since = None if self.last_probe is None else now - self.last_probe
+        drifted = self.reference is not None and abs(median / self.reference - 1) > self.drift
+        if since is None or (drifted and since >= self.min_interval) or since >= self.interval:
+            self.probes += 1
+            self.probe_med = {self.current: median}
+            self.probing = [n for n in self.candidates if n != self.current]
+            self._set(self.probing[0])
+
+    def _decide(self, now: float) -> None:
+        med = self.probe_med
+        best = min(med, key=med.get)
+        if best != self.current and med[best] < 0.95 * med[self.current]:
+            self.current, self.switches, self.interval = best, self.switches + 1, self.min_interval
+        else:
+            self.interval = min(self.max_interval, self.interval * 2)
+        self._set(self.current)
+        self.reference = med[self.current]
+        self.last_probe, self.last = now, self.clock()
+        self.window = []
+
+
+def model_params(model_cfg) -> int:
+    """Parameters of G + D for a ModelConfig, counted on the meta device (no weights made):
+    the ``model_size_hint`` of :func:`apply_process_policy`."""
+    import torch
+
+    from .models import build_models, count_parameters
+
+    with torch.device("meta"):
+        G, D = build_models(model_cfg)
+    return count_parameters(G) + count_parameters(D)
