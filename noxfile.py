@@ -35,7 +35,7 @@ def tests_slow(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """Check style and common bugs with ruff."""
     session.install("ruff>=0.5")
-    session.run("ruff", "check", "xraygan", "ablations", "reports", "benchmarks", "tests", "noxfile.py")
+    session.run("ruff", "check", "gan_core", "ablations", "reports", "benchmarks", "tests", "noxfile.py")
 
 
 # The quick reproduction's seeds and workers: ablations/scale.py (QUICK_SEEDS, QUICK_WORKERS)

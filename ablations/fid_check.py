@@ -27,22 +27,41 @@ PAIR = ("adas-elu", "adam-elu")
 
 
 def rescore(run_dir: str | Path, fid_samples: int, device: str = "cpu") -> dict[str, Any]:
-    """FID (and FID_inf, KID) of a finished run at ``fid_samples`` generated images."""
+    """FID (and FID_inf, KID) of a finished run at ``fid_samples`` generated images.
+
+    Each result is appended to the run's evaluations.jsonl (kind "fid_check") and read back
+    from there on the next call: a check killed after 40 of its 45 minutes resumes at the trial
+    it was on, not at the first."""
+    import time
+
+    from xraygan import runs
     from xraygan.metrics import METRICS, RunContext
 
+    for ev in reversed(runs.read_evaluations(run_dir)):
+        if ev.get("kind") == "fid_check" and ev.get("fid_samples") == fid_samples:
+            return {k: v for k, v in ev.items() if k not in ("kind", "time", "fid_samples")}
     ctx = RunContext(Path(run_dir), device=device, fid_samples=fid_samples, kid=True)
-    return dict(METRICS.get("fid")(ctx))
+    result = dict(METRICS.get("fid")(ctx))
+    runs.append_evaluation(run_dir, {"kind": "fid_check", "time": time.time(),
+                                     "fid_samples": fid_samples, **result})
+    return result
 
 
 def check(trials: Sequence[Mapping[str, Any]], fid_samples: int = 2048,
           device: str = "cpu") -> list[dict[str, Any]]:
     """One row per completed trial (its user attrs): cell group, seed, small-N and large-N."""
+    import time
+
     rows = []
-    for t in trials:
-        if t.get("status") != "completed" or not t.get("run_dir"):
-            continue
+    todo = [t for t in trials if t.get("status") == "completed" and t.get("run_dir")]
+    start = time.monotonic()
+    for i, t in enumerate(todo, 1):
         m = t.get("metrics") or {}
         big = rescore(t["run_dir"], fid_samples, device)
+        # a line per trial, so a log redirected to a file shows progress (~3.5 min apart on CPU)
+        print(f"fid_check: {i}/{len(todo)} {t.get('cell')}: FID@{fid_samples} "
+              f"{_num(big.get('fid')):.1f} ({time.monotonic() - start:.0f} s)", file=sys.stderr,
+              flush=True)
         params = t.get("cell_params") or {}
         group = str(t.get("cell", "")).rsplit("-s", 1)[0] if "seed" in params else t.get("cell")
         rows.append({"cell": group, "seed": t.get("seed"), "n_small": m.get("fid_n1"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -172,7 +173,11 @@ def runs_frame(paths: Iterable[str | Path], compute_missing: bool = True) -> pd.
         if compute_missing and "d_loss_mean" not in attrs["metrics"]:
             from xraygan.metrics import run_metrics
 
-            attrs["metrics"].update(run_metrics(run))
+            try:
+                attrs["metrics"].update(run_metrics(run))
+            except XrayganError as e:  # a damaged run stays in the table, marked, not fatal
+                warnings.warn(f"{run}: left without metrics: {e}", stacklevel=2)
+                attrs["metrics"]["notes"] = f"damaged: {e}"
         rows.append(record(attrs, trial=i, state="COMPLETE" if attrs["status"] == "completed"
                            else (attrs["status"] or "UNKNOWN").upper(), value=math.nan))
     return _frame(rows)

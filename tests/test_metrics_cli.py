@@ -76,6 +76,32 @@ def test_cli_metrics_table_correlations_and_evaluations(tmp_path, capsys):
     assert main(["metrics", str(tmp_path / "nothing")]) == 2  # not a run folder: one-line error
 
 
+@pytest.mark.parametrize("damage", ["metrics.csv", "grid"])
+def test_cli_metrics_of_a_damaged_run_exits_2_naming_the_file(tmp_path, capsys, damage):
+    good = make_run(tmp_path / "runs", "good", 0.4)
+    bad = make_run(tmp_path / "runs", "bad", 0.8)
+    target = bad / "metrics.csv" if damage == "metrics.csv" else runs.sample_paths(bad)[-1]
+    target.write_bytes(b"\x89PNG garbage \xff\xfe" * 50 if damage == "grid" else b"\x00\xff" * 300)
+    assert main(["metrics", str(tmp_path / "runs")]) == 2
+    out, err = capsys.readouterr()
+    assert good.name in out  # the readable run's table is still printed
+    line = err.strip().splitlines()[-1]
+    assert target.name in line and "1 of 2 runs could not be evaluated" in line
+    assert "Traceback" not in err
+    assert not runs.read_evaluations(bad)  # nothing recorded for the damaged run
+    with pytest.raises(XrayganError, match=target.name):
+        run_metrics(bad)
+
+
+def test_a_run_without_grid_or_checkpoint_is_not_applicable_not_damaged(tmp_path):
+    run = make_run(tmp_path, "nogrid", 0.5)
+    for p in runs.sample_paths(run):
+        p.unlink()
+    m = run_metrics(run)
+    assert "d_loss_mean" in m
+    assert "samples: not applicable (no checkpoint and no sample grid" in m["notes"]
+
+
 @pytest.fixture(scope="module")
 def weights():
     from xraygan.metrics.weights import ensure_weights

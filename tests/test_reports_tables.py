@@ -153,3 +153,13 @@ def test_runs_frame_reads_run_folders(tmp_path):
     assert df.loc["b", "d_loss_mean"] == pytest.approx(pd.read_csv(
         tmp_path / "0002-b" / "metrics.csv")["loss_d"].mean())
     assert df.loc["b", "t0"] == 100.0  # the fixture's low phase spans 20 points of 5 steps
+
+
+def test_runs_frame_keeps_a_damaged_run_marked(tmp_path):
+    make_run(tmp_path, "a", metrics={"d_loss_mean": 0.5, "fid": 90.0})
+    make_run(tmp_path, "b")
+    (tmp_path / "0002-b" / "metrics.csv").write_bytes(b"\x00\xff" * 100)
+    with pytest.warns(UserWarning, match="0002-b.*metrics.csv"):
+        df = runs_frame([tmp_path]).set_index("cell")
+    assert df.loc["a", "fid"] == 90.0
+    assert df.loc["b", "notes"].startswith("damaged: ") and "metrics.csv" in df.loc["b", "notes"]

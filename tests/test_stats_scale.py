@@ -39,6 +39,18 @@ def test_noxfile_copies_of_the_scale_constants_agree():
     assert QUICK_SEEDS >= 3  # issue 13: at least 3 seeds per configuration by default
 
 
+def test_lint_session_checks_folders_that_exist():
+    # the lint session named the import root `xraygan` after the rename, a folder that is not in
+    # the tree: ruff then fails with E902 before it checks anything
+    tree = ast.parse((ROOT / "noxfile.py").read_text())
+    lint = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "lint")
+    call = next(n for n in ast.walk(lint) if isinstance(n, ast.Call)
+                and [ast.literal_eval(a) for a in n.args[:2] if isinstance(a, ast.Constant)] == ["ruff", "check"])
+    paths = [ast.literal_eval(a) for a in call.args[2:]]
+    assert "gan_core" in paths and "tests" in paths
+    assert [p for p in paths if not (ROOT / p).exists()] == []
+
+
 def test_quick_reproduction_is_table1_times_seeds():
     cells = STUDIES.get("table1").grid(StudyContext(QUICK, seeds=QUICK_SEEDS))
     assert len(cells) == len(paper.TABLE1) * QUICK_SEEDS == 12
@@ -139,6 +151,32 @@ def test_fid_check_table_shows_both_sample_sizes_and_the_effects():
     assert "| adas-elu | 0 | 140.0 | 105.0 | 0.0100 | 108.0 | 100.0 | 0.0100 |" in md
     assert "- FID@2048: AdaS − Adam = -150.0 [" in md
     assert markdown_table([]) == "No completed trials to re-score.\n"
+
+
+def test_fid_check_resumes_from_the_runs_evaluations(tmp_path, monkeypatch, capsys):
+    from xraygan import metrics, runs
+    from xraygan.ablations.fid_check import check
+
+    calls = []
+
+    def fake_fid(ctx):
+        calls.append((ctx.run.name, ctx.fid_samples))
+        return {"fid": 50.0 + len(calls), "fid_n1": ctx.fid_samples, "kid": 0.01}
+
+    monkeypatch.setattr(metrics.METRICS, "get", lambda name, field=None: fake_fid)
+    trials = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        trials.append({"status": "completed", "run_dir": str(tmp_path / name), "cell": f"adas-elu-s{len(trials)}",
+                       "seed": len(trials), "cell_params": {"seed": 0}, "metrics": {"fid": 1.0, "fid_n1": 256}})
+    first = check(trials, fid_samples=64)
+    assert [c[0] for c in calls] == ["a", "b"] and [r["fid_large"] for r in first] == [51.0, 52.0]
+    assert "fid_check: 2/2 adas-elu-s1: FID@64 52.0" in capsys.readouterr().err
+    again = check(trials, fid_samples=64)  # read back: no second Inception pass
+    assert len(calls) == 2 and [r["fid_large"] for r in again] == [51.0, 52.0]
+    check(trials[:1], fid_samples=128)  # another sample count is another measurement
+    assert calls[-1] == ("a", 128)
+    assert [e["fid_samples"] for e in runs.read_evaluations(tmp_path / "a")] == [64, 128]
 
 
 def test_compress_search_page_states_the_finding():

@@ -16,6 +16,7 @@ import time
 import pandas as pd
 
 from .. import runs
+from ..errors import RunFolderError
 
 TABLE_COLUMNS = ("run", "d_loss_mean", "d_loss_var", "d_loss_std", "t0", "d_loss_after_t0_mean",
                  "collapse_onset", "blockiness", "diversity_ratio", "fid")  # fmt: skip
@@ -56,13 +57,20 @@ def run(args: argparse.Namespace) -> int:
     from ..metrics import run_metrics
     from ..metrics.correlation import correlation_matrices
 
-    rows = []
+    rows, damaged = [], []
     for run_dir in runs.find_runs(args.runs):
-        result = run_metrics(run_dir, fid=args.fid, kid=args.kid, fid_samples=args.fid_samples,
-                             device=args.device, k=args.k,
-                             heldout_samples=args.heldout_samples)  # fmt: skip
+        try:
+            result = run_metrics(run_dir, fid=args.fid, kid=args.kid, fid_samples=args.fid_samples,
+                                 device=args.device, k=args.k,
+                                 heldout_samples=args.heldout_samples)  # fmt: skip
+        except RunFolderError as e:  # a damaged run: go on with the others, fail at the end
+            damaged.append(str(e))
+            continue
         runs.append_evaluation(run_dir, {"kind": "metrics", "time": time.time(), **result})
         rows.append({"run": run_dir.name, **result})
+    if damaged and not rows:
+        raise RunFolderError(damaged[0] if len(damaged) == 1 else
+                             f"{len(damaged)} runs could not be evaluated: {'; '.join(damaged)}")
     table = pd.DataFrame(rows)
     shown = [c for c in TABLE_COLUMNS if c in table.columns]
     quality = [c for c in QUALITY_COLUMNS if c in table.columns]
@@ -82,4 +90,7 @@ def run(args: argparse.Namespace) -> int:
         runs.atomic_write_json(args.json, rows)
     if args.csv:
         runs.atomic_write_text(args.csv, table.to_csv(index=False))
+    if damaged:  # the table above has the readable runs; the exit status says some were not
+        raise RunFolderError(f"{len(damaged)} of {len(damaged) + len(rows)} runs could not be "
+                             f"evaluated: {'; '.join(damaged)}")
     return 0

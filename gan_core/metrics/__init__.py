@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .. import runs
-from ..errors import XrayganError
+from ..errors import RunFolderError, XrayganError
 from ..registry import Registry
 from .artifacts import blockiness, split_grid
 from .collapse import diversity, loss_explosion, pixel_features
@@ -131,11 +131,16 @@ class RunContext:
         if self.generator is not None:
             return self.generate(self.diversity_samples), "generated"
         grids = runs.sample_paths(self.run)
-        if not grids:
-            raise XrayganError(f"{self.run}: no checkpoint and no sample grid to evaluate")
-        from PIL import Image
+        if not grids:  # nothing to evaluate is a fact of the run, not a broken file
+            raise ValueError("no checkpoint and no sample grid to evaluate")
+        from PIL import Image, UnidentifiedImageError
 
-        grid = np.asarray(Image.open(grids[-1]))
+        try:
+            with Image.open(grids[-1]) as im:
+                grid = np.asarray(im)
+        except (OSError, UnidentifiedImageError, ValueError) as e:
+            raise RunFolderError(f"{grids[-1]}: not a readable sample grid "
+                                 f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
         tiles = split_grid(grid, self.config.model.image_size)
         return torch.from_numpy(tiles), grids[-1].name
 
@@ -259,9 +264,12 @@ def run_metrics(
     """Flat dict of the cheap metrics of a finished run, plus the Inception metrics (FID,
     precision/recall/density/coverage, memorization) when ``fid`` is true.
 
-    A metric that cannot be computed (e.g. no checkpoint and no sample grid, one training
-    image) is skipped with its reason in ``notes``; the D-loss metrics need only metrics.csv.
-    Without a checkpoint, asking for FID is an error.
+    A metric that does not apply (no checkpoint and no sample grid, one training image) is
+    skipped with its reason in ``notes``; the D-loss metrics need only metrics.csv. A run file
+    that is there but unreadable (a corrupt metrics.csv, config.json or sample grid) is a
+    RunFolderError naming every such file, after the other metrics were tried: a table of what
+    could be read would hide that the run is damaged. Without a checkpoint, asking for FID is
+    an error.
     """
     ctx = RunContext(Path(run_dir), device=device, fid_samples=fid_samples, kid=kid,
                      batch_size=batch_size, progress=progress, k=k,
@@ -270,6 +278,7 @@ def run_metrics(
     if fid:
         names += [m for m in FEATURE_METRICS if m not in names]
     out: dict[str, Any] = {}
+    errors: list[str] = []
     for name in names:
         fn = METRICS.get(name, field="metric")
         try:
@@ -277,9 +286,12 @@ def run_metrics(
         except XrayganError as e:
             if name == "fid":  # asked for explicitly: the caller must hear about it
                 raise
-            ctx.notes.append(f"{name}: {e}")
+            if str(e) not in errors:  # several metrics read the same broken file
+                errors.append(str(e))
         except ValueError as e:  # a metric's own precondition (e.g. too few images)
             ctx.notes.append(f"{name}: not applicable ({e})")
+    if errors:
+        raise RunFolderError("; ".join(errors))
     if ctx.notes:
         out["notes"] = "; ".join(ctx.notes)
     return out
