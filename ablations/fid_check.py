@@ -8,6 +8,7 @@ its own FID_inf), then, for AdaS vs Adam, the effect under each metric (reports.
 so a reader sees whether the reduced metric changes any conclusion.
 
     python -m ablations.fid_check table1-quick [--storage URL] [--fid-samples 2048] [--md FILE]
+        [--cells adas-elu adam-elu]
 
 (``nox -s fid_check``). It costs one Inception pass of 2,048 images per trial (about 210 s per
 trial on two quiet AVX2 EPYC cores), so it is not part of the quick start.
@@ -47,13 +48,21 @@ def rescore(run_dir: str | Path, fid_samples: int, device: str = "cpu") -> dict[
     return result
 
 
-def check(trials: Sequence[Mapping[str, Any]], fid_samples: int = 2048,
-          device: str = "cpu") -> list[dict[str, Any]]:
-    """One row per completed trial (its user attrs): cell group, seed, small-N and large-N."""
+def _group(t: Mapping[str, Any]) -> str:
+    """A trial's cell without its seed suffix (adas-elu-s2 -> adas-elu)."""
+    params = t.get("cell_params") or {}
+    return str(t.get("cell", "")).rsplit("-s", 1)[0] if "seed" in params else str(t.get("cell"))
+
+
+def check(trials: Sequence[Mapping[str, Any]], fid_samples: int = 2048, device: str = "cpu",
+          cells: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """One row per completed trial (its user attrs): cell group, seed, small-N and large-N;
+    ``cells`` keeps only those cell groups (e.g. the two a claim compares)."""
     import time
 
     rows = []
-    todo = [t for t in trials if t.get("status") == "completed" and t.get("run_dir")]
+    todo = [t for t in trials if t.get("status") == "completed" and t.get("run_dir")
+            and (not cells or _group(t) in cells)]
     start = time.monotonic()
     for i, t in enumerate(todo, 1):
         m = t.get("metrics") or {}
@@ -62,9 +71,7 @@ def check(trials: Sequence[Mapping[str, Any]], fid_samples: int = 2048,
         print(f"fid_check: {i}/{len(todo)} {t.get('cell')}: FID@{fid_samples} "
               f"{_num(big.get('fid')):.1f} ({time.monotonic() - start:.0f} s)", file=sys.stderr,
               flush=True)
-        params = t.get("cell_params") or {}
-        group = str(t.get("cell", "")).rsplit("-s", 1)[0] if "seed" in params else t.get("cell")
-        rows.append({"cell": group, "seed": t.get("seed"), "n_small": m.get("fid_n1"),
+        rows.append({"cell": _group(t), "seed": t.get("seed"), "n_small": m.get("fid_n1"),
                      **{f"{k}_small": m.get(k) for k in SMALL},
                      "n_large": big.get("fid_n1"), "fid_large": big.get("fid"),
                      "fid_infinity_large": big.get("fid_infinity"), "kid_large": big.get("kid")})
@@ -107,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite:///studies/STUDY.db)")
     p.add_argument("--fid-samples", type=int, default=2048, help="generated images per trial (default 2048)")
     p.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
+    p.add_argument("--cells", nargs="+", metavar="CELL", default=None,
+                   help="only these cell groups, e.g. --cells adas-elu adam-elu (default: all); "
+                   "results already computed are read back from each run's evaluations.jsonl")
     p.add_argument("--md", type=Path, default=Path("reports/out/fid_check.md"),
                    help="markdown output (default reports/out/fid_check.md)")
     args = p.parse_args(argv)
@@ -116,7 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         study = load_study(args.study, args.storage)
-        rows = check([t.user_attrs for t in study.trials], args.fid_samples, args.device)
+        rows = check([t.user_attrs for t in study.trials], args.fid_samples, args.device,
+                     args.cells)
     except XrayganError as e:
         print(f"fid_check: error: {e}", file=sys.stderr)
         return 2

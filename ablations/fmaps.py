@@ -38,6 +38,6 @@ STUDIES.add("fmaps", StudySpec(
     description="feature-map width 32..320 at 64 and 128 px (quick: 8..64 at 16 and 32)",
     cells=cells,
     score=first_metric("fid", "d_loss_mean"),
-    sections=("protocol", "trials", "memory", "memory_figure", "throughput", "dynamics",
-              "samples", "collapse", "claims"),
+    sections=("protocol", "trials", "memory", "memory_figure", "quality_trend", "throughput",
+              "dynamics", "samples", "collapse", "claims"),
 ))

@@ -21,7 +21,7 @@ import pandas as pd
 
 from xraygan.runs import atomic_write_text
 
-from . import figures, metric_figures, paper, tables
+from . import figures, metric_figures, paper, tables, trends
 from .claims import Claim, claims_for_study, claims_markdown, evaluate_claims
 from .load import (
     completed,
@@ -224,6 +224,16 @@ def _memory_figure(p: Page) -> str:
         return ""
     return _figure(figures.memory_vs_width, "fig7_8_memory_vs_width.png", p.fig_dir, p.made,
                    "Fig. 7/8: memory vs width", memory_of(p.d))
+
+
+@section("quality_trend")
+def _quality_trend(p: Page) -> str:
+    s = ["\n## Quality against width\n\n", trends.trend_markdown(p.d.frame)]
+    if p.draw:
+        s.append(_figure(trends.quality_vs_width, "quality_vs_width.png", p.fig_dir, p.made,
+                         "Quality metrics against feature-map width (mean, 95 % interval over "
+                         "seeds)", p.d.frame))
+    return "".join(s)
 
 
 @section("throughput")

@@ -79,7 +79,7 @@ def _draw_losses(ax: plt.Axes, data: pd.DataFrame, *, log: bool = False,
     ax.set_ylabel("loss")
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
+def save_figure(fig: plt.Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
@@ -136,7 +136,7 @@ def loss_curves(runs: Mapping[str, str | Path], path: str | Path,
         data.attrs["xlim"] = {label: ax.get_xlim() for ax, label in zip(axes.flat, runs, strict=False)}
         axes.flat[0].legend(fontsize=7, loc="best")
         fig.tight_layout()
-        _save(fig, path)
+        save_figure(fig, path)
     data.attrs["t0"] = marks
     return data
 
@@ -164,7 +164,7 @@ def correlation_figure(table: pd.DataFrame, path: str | Path,
         sns.heatmap(pearson, vmin=-1, vmax=1, cmap="vlag", annot=True, fmt=".2f", square=True,
                     ax=ax)
         ax.set_title(f"Pearson correlation over {with_fid} runs")
-        _save(fig, path)
+        save_figure(fig, path)
     return pearson
 
 
@@ -197,7 +197,7 @@ def sample_grids(runs: Mapping[str, str | Path], path: str | Path,
             img = np.asarray(Image.open(r["path"]))
             ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255)
             ax.set_title(f"{r['label']}\nstep {r['step']:,}", fontsize=9)
-        _save(fig, path)
+        save_figure(fig, path)
     return data
 
 
@@ -219,7 +219,7 @@ def memory_vs_width(memory: pd.DataFrame, path: str | Path) -> pd.DataFrame:
                            facet_kws={"sharey": False})
         grid.set_axis_labels("feature-map width", "memory of one step (MiB)")
         grid.set_titles("{col_name} px")
-        _save(grid.figure, path)
+        save_figure(grid.figure, path)
     return data
 
 
@@ -248,6 +248,6 @@ def collapse_curves(run: str | Path, path: str | Path, onset: float | None = Non
         ax.text(onset, ax.get_ylim()[1], " collapse onset", va="top", fontsize=8, color="r")
         ax.legend(fontsize=7)
         ax.set_title(f"{Path(run).name}: losses around the collapse")
-        _save(fig, path)
+        save_figure(fig, path)
     data.attrs["onset"] = float(onset)
     return data

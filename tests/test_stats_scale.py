@@ -174,6 +174,8 @@ def test_fid_check_resumes_from_the_runs_evaluations(tmp_path, monkeypatch, caps
     assert "fid_check: 2/2 adas-elu-s1: FID@64 52.0" in capsys.readouterr().err
     again = check(trials, fid_samples=64)  # read back: no second Inception pass
     assert len(calls) == 2 and [r["fid_large"] for r in again] == [51.0, 52.0]
+    assert check(trials, fid_samples=64, cells=["adam-elu"]) == []  # only the groups asked for
+    assert len(check(trials, fid_samples=64, cells=["adas-elu"])) == 2
     check(trials[:1], fid_samples=128)  # another sample count is another measurement
     assert calls[-1] == ("a", 128)
     assert [e["fid_samples"] for e in runs.read_evaluations(tmp_path / "a")] == [64, 128]
