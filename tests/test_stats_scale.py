@@ -39,6 +39,14 @@ def test_noxfile_copies_of_the_scale_constants_agree():
     assert QUICK_SEEDS >= 3  # issue 13: at least 3 seeds per configuration by default
 
 
+def test_trials_record_kid_beside_fid():
+    from xraygan.ablations.trial import metric_options
+
+    assert metric_options(QUICK) == {"fid": True, "kid": True, "fid_samples": 256}
+    assert metric_options(FULL)["kid"] is True
+    assert metric_options(QUICK.with_overrides(fid=False))["kid"] is False  # no features, no KID
+
+
 def test_lint_session_checks_folders_that_exist():
     # the lint session named the import root `xraygan` after the rename, a folder that is not in
     # the tree: ruff then fails with E902 before it checks anything
