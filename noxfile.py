@@ -74,7 +74,7 @@ def quickstart(session: nox.Session) -> None:
 
 @nox.session
 def fid_check(session: nox.Session) -> None:
-    """Re-score the quickstart's runs with FID at 2,048 samples beside the quick FID, FID_inf and KID (about 45 min on 2 CPU cores)."""
+    """Re-score the quickstart's runs with FID at 2,048 samples beside the quick FID, FID_inf and KID (about an hour on 2 CPU cores; resumable; `-- --cells adas-elu adam-elu` for one pair)."""
     install(session)
     session.run("python", "-m", "xraygan.ablations.fid_check", "table1-quick", *session.posargs)
 

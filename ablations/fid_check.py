@@ -10,7 +10,7 @@ so a reader sees whether the reduced metric changes any conclusion.
     python -m ablations.fid_check table1-quick [--storage URL] [--fid-samples 2048] [--md FILE]
         [--cells adas-elu adam-elu]
 
-(``nox -s fid_check``). It costs one Inception pass of 2,048 images per trial (about 210 s per
+(``nox -s fid_check``). It costs one Inception pass of 2,048 images per trial (about 300 s per
 trial on two quiet AVX2 EPYC cores), so it is not part of the quick start.
 """
 
@@ -31,7 +31,7 @@ def rescore(run_dir: str | Path, fid_samples: int, device: str = "cpu") -> dict[
     """FID (and FID_inf, KID) of a finished run at ``fid_samples`` generated images.
 
     Each result is appended to the run's evaluations.jsonl (kind "fid_check") and read back
-    from there on the next call: a check killed after 40 of its 45 minutes resumes at the trial
+    from there on the next call: a check killed after 50 of its 60 minutes resumes at the trial
     it was on, not at the first."""
     import time
 
