@@ -66,8 +66,8 @@ def quickstart(session: nox.Session) -> None:
     # 12 trials (4 configurations x 3 seeds) on 2 workers of one thread each; the sweep prints
     # its time estimate at the start and a progress line per trial every 30 s (also into a file:
     # `nox -s quickstart > log 2>&1`). posargs go to the sweep (--device cuda, --data dicom:PATH).
-    # the FID reference statistics once on both cores, before 2 workers would each extract them
-    session.run("python", "-m", "xraygan.ablations.reference", "--quick", *session.posargs)
+    # the sweep computes the FID reference statistics once on both cores before its 2 workers
+    # start (xraygan.cli.sweep.warm_reference)
     session.run("xraygan", "sweep", *quick_args(session.posargs))
     session.run("xraygan", "report", "table1-quick")
 
@@ -76,7 +76,7 @@ def quickstart(session: nox.Session) -> None:
 def fid_check(session: nox.Session) -> None:
     """Re-score the quickstart's runs with FID at 2,048 samples beside the quick FID, FID_inf and KID (about an hour on 2 CPU cores; resumable; `-- --cells adas-elu adam-elu` for one pair)."""
     install(session)
-    session.run("python", "-m", "xraygan.ablations.fid_check", "table1-quick", *session.posargs)
+    session.run("xraygan", "fid-check", "table1-quick", *session.posargs)
 
 
 @nox.session
@@ -86,7 +86,6 @@ def full(session: nox.Session) -> None:
     # first every study's cells and calibrated time estimate (--dry-run), then the sweeps
     for study in FULL_STUDIES:
         session.run("xraygan", "sweep", *full_args(study, session.posargs), "--dry-run")
-    session.run("python", "-m", "xraygan.ablations.reference", "--full", *session.posargs)
     for study in FULL_STUDIES:
         session.run("xraygan", "sweep", *full_args(study, session.posargs))
     session.run("xraygan", "report", *[f"{s}-full" for s in FULL_STUDIES])

@@ -11,8 +11,8 @@ Studies (``xraygan sweep --list``), one module each:
     compress-search  TPE with pruning: the smallest G without blurry squares near the deep FID
     seeds            one configuration over N seeds (mean and confidence interval)
 
-Helpers (not studies): ``python -m ablations.reference`` fills the FID statistics cache once
-before a sweep (``nox -s quickstart`` / ``full`` run it); ``python -m ablations.fid_check STUDY``
+Helpers (not studies): ``ablations.reference`` fills the FID statistics cache once before a
+sweep (``xraygan sweep`` calls it when it has more than one worker); ``python -m ablations.fid_check STUDY``
 re-scores a finished sweep's runs at 2,048 FID samples beside its reduced FID (``nox -s
 fid_check``). Scales, seeds and workers of the quick reproduction: ablations/scale.py.
 

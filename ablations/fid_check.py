@@ -7,7 +7,7 @@ same finished runs (same checkpoints, same evaluation noise seed) at ``--fid-sam
 its own FID_inf), then, for AdaS vs Adam, the effect under each metric (reports.stats.effect),
 so a reader sees whether the reduced metric changes any conclusion.
 
-    python -m ablations.fid_check table1-quick [--storage URL] [--fid-samples 2048] [--md FILE]
+    xraygan fid-check table1-quick [--storage URL] [--fid-samples 2048] [--md FILE]
         [--cells adas-elu adam-elu]
 
 (``nox -s fid_check``). It costs one Inception pass of 2,048 images per trial (about 300 s per
@@ -108,33 +108,24 @@ def _num(v: Any) -> float:
         return math.nan
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ablations.fid_check", description=__doc__.split("\n\n")[0])
-    p.add_argument("study", help="study name, e.g. table1-quick")
-    p.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite:///studies/STUDY.db)")
-    p.add_argument("--fid-samples", type=int, default=2048, help="generated images per trial (default 2048)")
-    p.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
-    p.add_argument("--cells", nargs="+", metavar="CELL", default=None,
-                   help="only these cell groups, e.g. --cells adas-elu adam-elu (default: all); "
-                   "results already computed are read back from each run's evaluations.jsonl")
-    p.add_argument("--md", type=Path, default=Path("reports/out/fid_check.md"),
-                   help="markdown output (default reports/out/fid_check.md)")
-    args = p.parse_args(argv)
-    from xraygan.errors import XrayganError
+def run(args: argparse.Namespace) -> int:
+    """Re-score, write the markdown, print it; XrayganError (no such study) propagates."""
     from xraygan.reports.load import load_study
     from xraygan.runs import atomic_write_text
 
-    try:
-        study = load_study(args.study, args.storage)
-        rows = check([t.user_attrs for t in study.trials], args.fid_samples, args.device,
-                     args.cells)
-    except XrayganError as e:
-        print(f"fid_check: error: {e}", file=sys.stderr)
-        return 2
+    study = load_study(args.study, args.storage)
+    rows = check([t.user_attrs for t in study.trials], args.fid_samples, args.device, args.cells)
     text = f"# {args.study}: reduced FID against FID at {args.fid_samples}\n\n" + markdown_table(rows)
     atomic_write_text(args.md, text)
     print(text)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m xraygan.ablations.fid_check``: the same as ``xraygan fid-check``."""
+    from xraygan.cli import main as cli_main
+
+    return cli_main(["fid-check", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

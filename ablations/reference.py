@@ -6,8 +6,9 @@ statistics are cached on disk (xraygan.metrics.features.dataset_stats), but a co
 filled by whichever trial gets there first, and with K workers finishing their first trials
 together, K workers extract the same 2,560 images at once, each on 1/K of the cores: on two
 AVX2 EPYC cores that costs about 260 s of duplicated work in the quick reproduction's 25-min
-budget. Run before the sweep (``nox -s quickstart`` does), it fills the cache once with all
-cores; afterwards it is a cache hit that takes a second.
+budget. ``xraygan sweep`` with more than one worker calls it before the workers start, on all
+cores (so do ``nox -s quickstart`` and ``full``, through the sweep); afterwards it is a cache
+hit that takes a second. ``python -m xraygan.ablations.reference`` runs it alone.
 
     python -m ablations.reference [--quick | --full] [--data SPEC] [--device DEV]
 
@@ -26,15 +27,22 @@ def warm(scale_name: str = "quick", data: str = "phantom", device: str = "cpu",
          image_size: int | None = None, num_images: int | None = None) -> dict[str, float]:
     """Fill the statistics cache for the training and held-out sets of ``scale_name``'s runs;
     returns seconds per set (near zero on a cache hit)."""
+    from .scale import SCALES
+
+    scale = SCALES.get(scale_name, field="scale").with_overrides(
+        image_size=image_size, num_images=num_images)
+    return warm_scale(scale, data, device)
+
+
+def warm_scale(scale, data: str = "phantom", device: str = "cpu") -> dict[str, float]:
+    """:func:`warm` for a Scale object (a sweep's, its overrides applied)."""
     from xraygan.data import load_dataset
     from xraygan.data.holdout import heldout_set
     from xraygan.metrics import RunContext
     from xraygan.metrics.compare import SampleSet
 
-    from .scale import SCALES, base_config
+    from .scale import base_config
 
-    scale = SCALES.get(scale_name, field="scale").with_overrides(
-        image_size=image_size, num_images=num_images)
     if not scale.fid:
         return {}
     cfg = base_config(scale, data=data)

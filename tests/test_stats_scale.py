@@ -205,3 +205,47 @@ def test_compress_search_page_states_the_finding():
     text = SECTIONS["compression"](Page())
     assert "## Did the search find a compressed generator?" in text
     assert "small-ok" in text and "/runs/small-ok" in text
+
+
+def test_sweep_warms_the_reference_statistics_on_every_core_before_its_workers(monkeypatch, capsys):
+    import types
+
+    import torch
+
+    from xraygan.ablations import reference
+    from xraygan.cli.sweep import warm_reference
+
+    calls = []
+
+    def fake_warm(scale, data, device):
+        calls.append((scale.name, data, device, torch.get_num_threads()))
+        return {"training": 12.0, "held-out": 3.0}
+
+    monkeypatch.setattr(reference, "warm_scale", fake_warm)
+    monkeypatch.setattr("xraygan.process.cores_available", lambda: 2)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    opts = types.SimpleNamespace(ctx=StudyContext(QUICK.with_overrides(device="cpu"), data="phantom"),
+                                 workers=2)
+    try:
+        assert warm_reference(opts) == {"training": 12.0, "held-out": 3.0}
+        assert calls == [("quick", "phantom", "cpu", 2)]  # all cores while warming
+        assert torch.get_num_threads() == 1  # the worker share restored afterwards
+        assert "reference statistics: training 12 s, held-out 3 s" in capsys.readouterr().out
+        opts.workers = 1  # one worker fills the cache in its first trial with every core
+        assert warm_reference(opts) == {} and len(calls) == 1
+        opts.workers, opts.ctx = 2, StudyContext(QUICK.with_overrides(fid=False))
+        assert warm_reference(opts) == {} and len(calls) == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_fid_check_is_a_cli_subcommand_with_one_line_errors(tmp_path, capsys):
+    from xraygan.ablations import fid_check
+    from xraygan.cli import main
+
+    assert main(["fid-check", "nosuch", "--storage", f"sqlite:///{tmp_path}/none.db"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("xraygan fid-check: error: ") and "none.db" in err and "\n" not in err
+    assert main(["fid-check", "table1-quick", "--fid-samples", "0"]) == 2  # bounded flag
+    assert fid_check.main(["nosuch", "--storage", f"sqlite:///{tmp_path}/none.db"]) == 2  # python -m

@@ -22,7 +22,8 @@ import typing
 from .. import __version__
 from ..errors import XrayganError, from_os_error
 
-COMMANDS = ("train", "presets", "data", "fid", "metrics", "sweep", "memory", "report", "sample")
+COMMANDS = ("train", "presets", "data", "fid", "metrics", "sweep", "memory", "report", "sample",
+            "fid_check")
 
 
 class Parser(argparse.ArgumentParser):

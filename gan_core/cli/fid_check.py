@@ -1,0 +1,42 @@
+"""``xraygan fid-check STUDY``: re-score a finished sweep's runs with FID at 2,048 samples beside
+the reduced FID, FID_inf and KID it recorded (xraygan.ablations.fid_check). A subcommand, not
+only a module, so that it runs under the CLI's process policy: the OpenMP wait policy is set
+before torch loads, which a ``python -m`` module inside the torch-importing ablations package
+cannot do."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .argtypes import int_type, output_file
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "fid-check",
+        help="re-score a sweep's runs with FID at 2,048 samples beside its reduced FID",
+        description="Per trial: the sweep's FID, FID_inf and KID at its sample count next to "
+        "FID, FID_inf and KID at --fid-samples; then the AdaS-vs-Adam effect under each. "
+        "Resumable: results are kept in each run's evaluations.jsonl.",
+    )
+    # the flags here, not in xraygan.ablations.fid_check: building the parser must not import
+    # torch (every `xraygan` command builds all parsers)
+    p.add_argument("study", help="study name, e.g. table1-quick")
+    p.add_argument("--storage", default=None,
+                   help="Optuna storage URL (default sqlite:///studies/STUDY.db)")
+    p.add_argument("--fid-samples", type=int_type(min=2, max=10**6), default=2048, metavar="N",
+                   help="generated images per trial (default 2048)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
+    p.add_argument("--cells", nargs="+", metavar="CELL", default=None,
+                   help="only these cell groups, e.g. --cells adas-elu adam-elu (default: all); "
+                   "results already computed are read back from each run's evaluations.jsonl")
+    p.add_argument("--md", type=output_file, default=Path("reports/out/fid_check.md"),
+                   metavar="FILE", help="markdown output (default reports/out/fid_check.md)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from xraygan.ablations.fid_check import run as fid_check
+
+    return fid_check(args)
