@@ -53,6 +53,24 @@ class Calibration:
     seconds: float = 0.0  # wall time the calibration itself took
     machine: str = ""
     notes: tuple[str, ...] = ()
+    cores: int = 0  # cores available to the sweep (0: unknown, no contention correction)
+    others: float = 0.0  # runnable tasks of other processes seen just before calibrating
+
+
+def contention(cal: Calibration, workers: int) -> float:
+    """How much slower each worker runs than the calibration did, from CPU sharing alone.
+
+    The calibration times one process of ``threads`` threads next to ``others`` runnable tasks
+    of other processes; the sweep runs ``workers`` of them next to the same others. With more
+    runnable tasks than cores the scheduler shares the cores evenly, so a task gets
+    cores / runnable of one: the ratio of the two shares. Quiet (others 0, workers x threads =
+    cores): 1. Next to one busy process on 2 cores, 2 workers x 1 thread: 1.5 (measured in the
+    quick start: trials 1.6-1.8x their quiet time, issue 13)."""
+    if cal.cores <= 0 or cal.threads <= 0:
+        return 1.0
+    sweep = max(1.0, (workers * cal.threads + cal.others) / cal.cores)
+    alone = max(1.0, (cal.threads + cal.others) / cal.cores)
+    return sweep / alone
 
 
 @dataclass(frozen=True)
@@ -78,18 +96,23 @@ def estimate(plans: Sequence[TrialPlan], cal: Calibration, *, workers: int = 1,
     complete = True
     per_trial: dict[str, float] = {}
     train_s = fid_s = 0.0
+    share = contention(cal, workers)
+    if share > 1.0:
+        notes.append(f"{cal.others:.0f} runnable task(s) of other processes on {cal.cores} "
+                     f"cores: trials counted {share:.2f}x slower than calibrated, for sharing")
     for p in plans:
         rate = cal.steps_per_s.get(p.signature)
         if not rate:
             raise KeyError(f"no calibration for configuration {p.signature!r} (trial {p.key})")
+        rate /= share
         t_train = p.steps / rate
         t_fid = 0.0
         if p.fid_samples:
             gen = cal.generate_images_per_s.get(p.signature)
             if gen:
-                t_fid += p.fid_samples / gen
+                t_fid += p.fid_samples / gen * share
             if cal.feature_images_per_s:
-                t_fid += p.fid_samples / cal.feature_images_per_s
+                t_fid += p.fid_samples / cal.feature_images_per_s * share
             else:
                 complete = False
         train_s += t_train
@@ -226,6 +249,7 @@ def calibrate(configs: Sequence[Any], *, fid: bool, workers: int = 1,
     from .process import cores_available, model_params, threads_for
     from .train import build_trainer, resolve_amp, resolve_device
 
+    others = other_runnable()  # before our own steps run: they would count themselves
     t_start = time.perf_counter()
     threads_before = torch.get_num_threads()
     threads = threads_for(cores_available(), workers)
@@ -270,7 +294,34 @@ def calibrate(configs: Sequence[Any], *, fid: bool, workers: int = 1,
     return Calibration(steps_per_s=rates, generate_images_per_s=gen,
                        feature_images_per_s=feature_rate, feature_note=note, threads=threads,
                        seconds=time.perf_counter() - t_start, machine=describe_machine(),
-                       notes=notes)
+                       notes=notes, cores=cores_available(), others=others)
+
+
+def parse_procs_running(stat_text: str) -> int | None:
+    """``procs_running`` of /proc/stat: runnable tasks system-wide, this reader included."""
+    for line in stat_text.splitlines():
+        if line.startswith("procs_running "):
+            return int(line.split()[1])
+    return None
+
+
+def other_runnable(samples: int = 5, interval_s: float = 0.05) -> float:
+    """Runnable tasks of other processes now: the median of a few /proc/stat readings, less
+    this process's reading thread. 0 where /proc/stat is missing (not Linux)."""
+    got = []
+    for i in range(samples):
+        try:
+            with open("/proc/stat") as f:
+                n = parse_procs_running(f.read())
+        except OSError:
+            return 0.0
+        if n is None:
+            return 0.0
+        got.append(n - 1)
+        if i + 1 < samples:
+            time.sleep(interval_s)
+    got.sort()
+    return float(max(0, got[len(got) // 2]))
 
 
 def reference_cached(cfg: Any) -> bool:

@@ -119,3 +119,33 @@ def test_sweep_dry_run_prints_the_estimate(capsys, tmp_path):
     line = next(x for x in out.splitlines() if x.startswith("estimated time"))
     assert "for 4 trials on 1 worker(s)" in line and "reference statistics 0:00" in line
     assert "steps/s" in out and not any(tmp_path.iterdir())  # a dry run writes nothing
+
+
+def test_busy_neighbours_slow_the_workers_by_their_share_of_the_cores():
+    import dataclasses
+
+    from xraygan.calibrate import contention
+
+    one_thread = dataclasses.replace(CAL, threads=1, cores=2)
+    plans = [TrialPlan(f"t{i}", "a", steps=1000, fid_samples=0) for i in range(2)]
+    quiet = estimate(plans, one_thread, workers=2)
+    assert contention(one_thread, 2) == 1.0 and quiet.total_s == pytest.approx(100.0)
+    # one busy process on 2 cores: calibrated alone (2 runnable: a core each), the sweep runs
+    # 2 workers + the neighbour = 3 runnable on 2 cores, so each worker gets 2/3 of a core
+    busy = dataclasses.replace(one_thread, others=1.0)
+    assert contention(busy, 2) == pytest.approx(1.5)
+    est = estimate(plans, busy, workers=2)
+    assert est.total_s == pytest.approx(150.0)
+    assert any("1 runnable task(s) of other processes on 2 cores" in n for n in est.notes)
+    assert contention(busy, 1) == 1.0  # one worker: the calibration already saw that sharing
+    assert contention(dataclasses.replace(busy, others=2.0), 2) == pytest.approx(4 / 3)
+    assert contention(CAL, 2) == 1.0  # cores unknown: no correction
+
+
+def test_procs_running_parse():
+    from xraygan.calibrate import other_runnable, parse_procs_running
+
+    text = "cpu  1 2 3\nctxt 55\nprocs_running 4\nprocs_blocked 0\n"
+    assert parse_procs_running(text) == 4
+    assert parse_procs_running("cpu 1 2 3\n") is None
+    assert other_runnable(samples=1) >= 0.0
