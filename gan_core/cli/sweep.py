@@ -234,9 +234,9 @@ def warm_reference(opts) -> dict[str, float]:
     from xraygan.ablations.reference import warm_scale
 
     from ..process import cores_available
+    from ..train import resolve_device
 
-    device = "cpu" if scale.device == "auto" and not torch.cuda.is_available() else scale.device
-    device = "cuda" if device == "auto" else device
+    device = str(resolve_device(scale.device))  # what the trials will use ("auto" included)
     threads = torch.get_num_threads()
     torch.set_num_threads(cores_available())  # this process's share is 1/K: lend it all
     try:
