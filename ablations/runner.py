@@ -23,7 +23,7 @@ import multiprocessing
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ from .storage import (
 )
 from .trial import TrialEnv, execute
 
+CLAIMS_ATTR = "claims_protocol"  # = reports.claim_protocol.REGISTRATION_ATTR (reports is downstream)
 TAKEN = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -64,6 +65,9 @@ class SweepOptions:
     wait: bool = True  # keep polling while other workers' trials run, to take over dead ones
     progress: bool = True  # per-trial progress (a bar for one worker on a TTY, else plain lines)
     tensorboard: bool = False  # each trial's run folder gets RUN/tb/ event files
+    # the claims' protocols (reports.claim_protocol.registration), stored in the study before
+    # its first trial and never replaced: the report decides with what was registered
+    claims: Mapping[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -98,6 +102,11 @@ def open_study(opts: SweepOptions) -> tuple[optuna.Study, optuna.storages.RDBSto
     sampler = spec.sampler(opts.ctx) if spec.sampler else None
     study, created = create_or_load(opts.name, storage, direction=spec.direction, sampler=sampler)
     want = study_attrs(opts)
+    if opts.claims is not None and CLAIMS_ATTR not in study.user_attrs:
+        # first, before any trial can exist; a study that has trials but no registration
+        # (made by an older version) is not registered after the fact
+        if created or not study.get_trials(deepcopy=False):
+            study.set_user_attr(CLAIMS_ATTR, dict(opts.claims))
     if created:
         for k, v in want.items():
             study.set_user_attr(k, v)

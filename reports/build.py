@@ -11,6 +11,7 @@ index page linking them, from Optuna studies and run folders only.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,17 +20,22 @@ from typing import Any
 
 import pandas as pd
 
+from xraygan.errors import XrayganError
 from xraygan.runs import atomic_write_text
 
 from . import figures, metric_figures, paper, tables, trends
-from .claims import Claim, claims_for_study, claims_markdown, evaluate_claims
+from .claim_protocol import ClaimProtocol, registered_protocols
+from .claims import Claim, claim_keys, claims_for_study, claims_markdown, evaluate_claims
 from .load import (
+    by_population,
     completed,
     fill_sample_metrics,
     load_study,
     memory_json_rows,
+    population_label,
     runs_frame,
     trials_frame,
+    with_fid_n,
 )
 from .protocol import protocol_markdown
 from .quality import quality_markdown
@@ -72,10 +78,11 @@ def load_inputs(studies: Sequence[str], storage: str | None = None,
         kind = study.user_attrs.get("study") or (df["study"].dropna().iloc[0] if len(df) else name)
         if kind == "table3":  # a number in every cell: score failed runs' last samples
             df = fill_sample_metrics(df)
+        df = with_fid_n(df, study.user_attrs.get("scale"))
         out.append(StudyData(name, str(kind), df, dict(study.user_attrs),
                              [dict(t.user_attrs) for t in study.trials]))
     if run_paths:
-        out.append(StudyData("runs", "runs", runs_frame(run_paths)))
+        out.append(StudyData("runs", "runs", with_fid_n(runs_frame(run_paths))))
     for path in memory_files:
         mf = tables.memory_rows_frame(memory_json_rows(path))
         mf["source"] = str(path)
@@ -93,13 +100,60 @@ def memory_of(d: StudyData) -> pd.DataFrame:
     return mf
 
 
-def _frames_by_kind(data: Sequence[StudyData]) -> dict[str, pd.DataFrame]:
-    by: dict[str, list[pd.DataFrame]] = {}
+@dataclass
+class Population:
+    """Comparable runs (reports/load.py POPULATION_COLUMNS): the frames of each study kind in
+    it, the studies they came from and the protocols those studies registered."""
+
+    key: tuple[str, ...]
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+    studies: list[str] = field(default_factory=list)
+    registered: dict[str, ClaimProtocol] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return population_label(self.key)
+
+
+def populations(data: Sequence[StudyData]) -> list[Population]:
+    """Every population of the inputs, studies of one kind joined only within one."""
+    pops: dict[tuple[str, ...], Population] = {}
     for d in data:
         if d.kind == "memory":
             continue
-        by.setdefault(d.kind, []).append(d.frame)
-    return {k: pd.concat(v, ignore_index=True) for k, v in by.items()}
+        try:
+            reg = registered_protocols(d.attrs)
+        except ValueError as e:
+            raise XrayganError(f"study {d.name}: {e}") from None
+        for key, part in by_population(d.frame).items():
+            pop = pops.setdefault(key, Population(key))
+            old = pop.frames.get(d.kind)
+            pop.frames[d.kind] = part if old is None else pd.concat([old, part], ignore_index=True)
+            pop.studies.append(d.name)
+            if reg is None:
+                continue
+            if pop.registered is None:
+                pop.registered = dict(reg)
+            for k, proto in reg.items():  # two studies registering one claim differently
+                if k in pop.registered and pop.registered[k] != proto:
+                    pop.notes.append(f"{d.name} registered {k} differently from "
+                                     f"{pop.studies[0]}; the first registration decides")
+                pop.registered.setdefault(k, proto)
+    return list(pops.values())
+
+
+def decide_claims(data: Sequence[StudyData], memory: pd.DataFrame | None) -> list[Claim]:
+    """Trials claims per population (never pooled across scale, data, image size or FID
+    sample size), memory claims once."""
+    out: list[Claim] = []
+    for pop in populations(data):
+        out += [dataclasses.replace(c, population=pop.label) for c in
+                evaluate_claims(pop.frames, None, pop.registered, keys=claim_keys("trials"))]
+    out += evaluate_claims({}, memory, keys=claim_keys("memory"))
+    if not any(c.population for c in out):  # no trials at all: the trials claims, without data
+        out = evaluate_claims({}, None, keys=claim_keys("trials")) + out
+    return out
 
 
 def _representatives(df: pd.DataFrame) -> dict[str, str]:
@@ -309,8 +363,34 @@ def _compression(p: Page) -> str:
 
 @section("claims")
 def _claims(p: Page) -> str:
-    mine = [c for c in p.claims if c.key in p.claim_keys]
-    return "\n## Claims\n\n" + claims_markdown(mine) if mine else ""
+    mine = [c for c in p.claims if c.key in p.claim_keys
+            and (not c.population or c.population in _labels(p.d.frame))]
+    return "\n## Claims\n\n" + claims_by_population(mine) if mine else ""
+
+
+def _labels(df: pd.DataFrame) -> set[str]:
+    return {population_label(k) for k in by_population(df)}
+
+
+def claims_by_population(claims: Sequence[Claim]) -> str:
+    """One claims section per population; with several, a side-by-side verdict table first
+    (rows: claims, columns: populations) so that no verdict is read without its scope."""
+    pops = list(dict.fromkeys(c.population for c in claims))
+    s = []
+    if len([q for q in pops if q]) > 1:
+        keys = list(dict.fromkeys(c.key for c in claims))
+        cell = {(c.key, c.population): f"{c.verdict}" for c in claims}
+        s += ["Populations are never pooled (scale, data, image size and FID sample size "
+              "differ); verdicts side by side:\n\n",
+              tables.markdown(["Claim", *[q or "memory measurements" for q in pops]],
+                              [[k, *[cell.get((k, q), "—") for q in pops]] for k in keys]),
+              "\n"]
+    for q in pops:
+        part = [c for c in claims if c.population == q]
+        if len(pops) > 1:
+            s.append(f"\n### Decided on: {q or 'memory measurements'}\n\n")
+        s.append(claims_markdown(part))
+    return "".join(s)
 
 
 def study_page(d: StudyData, out_dir: Path, claims: Sequence[Claim], *,
@@ -365,11 +445,12 @@ def index_page(data: Sequence[StudyData], pages: Mapping[str, Path], claims: Seq
     for d in data:
         done = completed(d.frame) if d.kind != "memory" else d.frame
         scale = (d.attrs.get("scale") or {}).get("name", "") if d.kind != "memory" else ""
-        rows.append([f"[{d.name}]({pages[d.name].name})", d.kind, scale or "—", len(d.frame),
-                     len(done)])
+        pops = "; ".join(sorted(_labels(d.frame))) if d.kind != "memory" else "—"
+        rows.append([f"[{d.name}]({pages[d.name].name})", d.kind, scale or "—", pops,
+                     len(d.frame), len(done)])
     s = ["# xraygan report\n\n", f"Reproduction of {paper.CITATION}.\n\n", "## Studies\n\n",
-         tables.markdown(["Study", "Kind", "Scale", "Trials", "Completed"], rows),
-         "\n## Claims of the paper\n\n", claims_markdown(list(claims))]
+         tables.markdown(["Study", "Kind", "Scale", "Population", "Trials", "Completed"], rows),
+         "\n## Claims of the paper\n\n", claims_by_population(list(claims))]
     return "".join(s)
 
 
@@ -383,16 +464,13 @@ def build_report(studies: Sequence[str], out_dir: str | Path = DEFAULT_OUT,
     ``studies`` are Optuna study names (``table1-quick``) in ``storage`` (default: each in
     studies/NAME.db, where ``xraygan sweep`` puts it).
     """
-    from xraygan.errors import XrayganError
-
     if not studies and not runs and not memory:
         raise XrayganError("nothing to report: name a study (e.g. table1-quick), or pass --runs "
                            "or --memory")
     out_dir = Path(out_dir)
     data = load_inputs(studies, storage, runs, memory)
     mems = [m for d in data if d.kind in MEMORY_KINDS and not (m := memory_of(d)).empty]
-    claims = evaluate_claims(_frames_by_kind(data),
-                             pd.concat(mems, ignore_index=True) if mems else None)
+    claims = decide_claims(data, pd.concat(mems, ignore_index=True) if mems else None)
     pages: dict[str, Path] = {}
     made: dict[str, list[Path]] = {}
     for d in data:

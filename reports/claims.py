@@ -1,26 +1,25 @@
-"""The paper's claims, each tested on our runs with a stated decision rule and a verdict:
-"holds", "does not hold", or "inconclusive" (at this sample size, or without the data).
+"""The paper's claims, each decided on our runs by a protocol registered before the data.
 
-Rules are deliberately simple and explicit, so a reader can redo them from the tables:
-  * comparisons of configurations use 95 % t intervals over seeds (reports.stats.mean_ci):
-    disjoint intervals decide, overlapping ones or single runs do not;
-  * correlations need p < 0.05 (scipy's test of Pearson r) at the stated n;
-  * the growth law compares a power law and an exponential of xraygan.memory.fit (R^2, and
-    the error extrapolating to the largest width);
-  * thresholds taken from the paper (BN saving 1.2-7 %) or from the project
-    (blockiness margin of ablations.compress_search) are named where used.
+A claim is one declaration: a :class:`~.claim_protocol.ClaimProtocol` (hypothesis, direction,
+metric, cells, test, family, alpha, smallest effect of interest, equivalence margin,
+preconditions, version) and the function that computes its test from the data::
 
-The registry: a claim is a function returning a :class:`Finding`, decorated with
-``@register_claim(KEY, studies=(...), reads=...)``. The key is written once, there; ``studies``
-names the study pages that show the claim (a study's StudySpec may list more), ``reads`` picks
-its data from :class:`ClaimInputs`. :func:`evaluate_claims` runs every registered claim in
-registration order; claim modules beyond this one are listed in :data:`CLAIM_MODULES` (a new
-claim is one such module). Numbers in a claim's statement and its evidence go through one
-formatter (:func:`num`), so the paper's "104.6" reads the same in both.
+    @register_claim(ClaimProtocol(key="my_claim", ...), reads=lambda i: i.first("table1"))
+    def my_claim(trials, protocol) -> Finding: ...
+
+A study lists the claims its page shows in its StudySpec (``claims=``) or the protocol names
+the study (``studies=``); ``xraygan sweep`` registers those protocols in the study before its
+first trial. :func:`evaluate_claims` then decides every claim: a failed precondition makes it
+"untestable" (named); otherwise the claim's p-values are Holm-adjusted within its family and
+reports/decide.py turns them into a verdict (reports/verdicts.py). Rules on deterministic
+measurements (memory, blockiness) return their verdict directly. Claim modules beyond this
+one are listed in :data:`CLAIM_MODULES`. Numbers in a claim's statement and its evidence go
+through one formatter (:func:`num`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import math
@@ -32,63 +31,64 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sstats
 
-from . import paper
+from . import decide, paper
+from .claim_protocol import ClaimProtocol, Precondition
 from .load import completed
-from .stats import (
-    EFFECT_RULE,
-    MeanCI,
-    effect,
-    fmt,
-    fmt_ci,
-    fmt_effect,
-    intervals_overlap,
-    mean_ci,
-)
-from .tables import MIN_WIDTHS, bn_savings_frame, growth_frame, markdown, table3_frame
+from .stats import fmt, fmt_ci, mean_ci
+from .tables import markdown
+from .verdicts import FAILS, HOLDS, INCONCLUSIVE, UNTESTABLE, Verdict
 
-HOLDS = "holds"
-FAILS = "does not hold"
-INCONCLUSIVE = "inconclusive"
+__all__ = ["FAILS", "HOLDS", "INCONCLUSIVE", "UNTESTABLE", "Claim", "ClaimInputs",
+           "ClaimProtocol", "Finding", "Precondition", "Verdict", "evaluate_claims",
+           "register_claim"]
+
 ALPHA = 0.05
-BLOCKY_SHARE = 0.75  # the paper: all 12 compressed cells failed; >= 3/4 blocky confirms it
-CLEAN_SHARE = 0.25  # <= 1/4 blocky contradicts it
-IN_RANGE_SHARE = 0.75  # BN saving: share of pairs inside the paper's range to confirm it
-
-
-def _blockiness_margin() -> float:
-    # The margin compress-search uses to call a generator free of blurry squares: one threshold
-    # for the whole project.
-    from xraygan.ablations.compress_search import BLOCKINESS_MARGIN
-
-    return BLOCKINESS_MARGIN
-
-
-@dataclass(frozen=True)
-class Claim:
-    key: str
-    statement: str  # the paper's claim, in our words
-    verdict: str  # HOLDS | FAILS | INCONCLUSIVE
-    evidence: str  # markdown: our numbers (and the paper's), short
-    rule: str  # the decision rule applied
-    data: str  # what it was tested on: study, scale, n
-    details: str = ""  # every number behind the evidence (long lists)
-
-
-@dataclass(frozen=True)
-class Finding:
-    """What a claim function returns: a :class:`Claim` without its key (the registry adds it)."""
-
-    statement: str
-    verdict: str
-    evidence: str
-    rule: str
-    data: str
-    details: str = ""
+PAST_T0_SHARE = 0.5  # a cell is past T0 when more than this share of its seeds left T0
+FID_SESOI = math.log(1 / 0.8)  # 20 % lower FID, on the log scale the tests use
+FID_MARGIN = math.log(1.1)  # within 10 %: no difference the claims are about
 
 
 def num(value: float, digits: int = 1) -> str:
     """The one formatter of numbers quoted in claims (statement and evidence alike)."""
     return fmt(float(value), digits)
+
+
+# --------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class Finding:
+    """What a claim function returns: the evidence and either its test (p-values, decided
+    after Holm within the family), a direct verdict (rules on deterministic measurements), or
+    the precondition that failed."""
+
+    evidence: str
+    data: str = "no data"
+    details: str = ""
+    test: decide.TestResult | None = None
+    verdict: Verdict | None = None
+    untestable: str = ""  # "precondition key: what failed"
+    reason: str = ""  # why a direct verdict came out as it did
+    frame: pd.DataFrame | None = field(default=None, repr=False, compare=False)  # for the scope
+
+
+@dataclass(frozen=True)
+class Claim:
+    key: str
+    statement: str
+    verdict: Verdict
+    evidence: str
+    rule: str
+    data: str
+    details: str = ""
+    family: str = ""
+    p: float = math.nan  # the claim's own p (the test of H1)
+    p_adjusted: float = math.nan  # Holm within the family
+    reason: str = ""  # why this verdict (failed precondition, TOST, opposite effect)
+    scope: str = ""  # where the verdict was decided and what it does not transfer to
+    version: int = 0
+    sha256: str = ""
+    registration: str = ""  # registered before the data, or how it differs from the code's
+    power: str = ""  # seeds needed a priori at the declared smallest effect
+    population: str = ""  # the comparable runs it was decided on (reports/load.py)
 
 
 # --------------------------------------------------------------------------- the registry
@@ -113,160 +113,337 @@ class ClaimInputs:
         return pd.concat(parts, ignore_index=True) if parts else None
 
 
+ClaimFn = Callable[[Any, ClaimProtocol], Finding]
+
+
 @dataclass(frozen=True)
 class ClaimSpec:
-    key: str
-    evaluate: Callable[[ClaimInputs], Claim]
-    studies: tuple[str, ...]  # study kinds whose report pages show this claim
+    protocol: ClaimProtocol
+    evaluate: ClaimFn
+    reads: Callable[[ClaimInputs], Any]
+    source: str = "trials"  # "trials": decided per population of comparable runs; "memory"
+
+    @property
+    def key(self) -> str:
+        return self.protocol.key
+
+    @property
+    def studies(self) -> tuple[str, ...]:
+        return self.protocol.studies
 
 
 CLAIMS: dict[str, ClaimSpec] = {}  # in registration order: the order of the report
-CLAIM_MODULES = ("xraygan.reports.claims_quality",)  # modules that register more claims
+CLAIM_MODULES = ("xraygan.reports.claims_memory", "xraygan.reports.claims_quality")
 
 
-def register_claim(key: str, *, studies: Sequence[str] = (),
-                   reads: Callable[[ClaimInputs], Any]) -> Callable[[Callable[..., Finding]], Callable[..., Claim]]:  # fmt: skip
-    """Register a claim under ``key``: the decorated function takes what ``reads`` picks from
-    the inputs and returns a :class:`Finding`; called directly it returns the :class:`Claim`."""
+SOURCES = ("trials", "memory")
 
-    def decorator(fn: Callable[..., Finding]) -> Callable[..., Claim]:
-        if key in CLAIMS:
-            raise KeyError(f"claim {key!r} is registered twice")
+
+def register_claim(protocol: ClaimProtocol, *, reads: Callable[[ClaimInputs], Any],
+                   source: str = "trials") -> Callable[[ClaimFn], Callable[..., Claim]]:
+    """Register a claim: its protocol and the function computing its test from what ``reads``
+    picks (``source`` "trials": trials frames, decided per population of comparable runs;
+    "memory": the memory frame). The decorated function, called with the data (and
+    optionally another protocol), returns the decided :class:`Claim` (a family of one)."""
+    if source not in SOURCES:
+        raise ValueError(f"claim {protocol.key}: source {source!r}; expected one of {SOURCES}")
+
+    def decorator(fn: ClaimFn) -> Callable[..., Claim]:
+        if protocol.key in CLAIMS:
+            raise KeyError(f"claim {protocol.key!r} is registered twice")
 
         @functools.wraps(fn)
-        def claim(*args: Any, **kwargs: Any) -> Claim:
-            f = fn(*args, **kwargs)
-            return Claim(key, f.statement, f.verdict, f.evidence, f.rule, f.data, f.details)
+        def claim(data: Any, proto: ClaimProtocol | None = None) -> Claim:
+            p = proto or protocol
+            return decide_family([(p, fn(data, p))])[0]
 
-        claim.key = key  # type: ignore[attr-defined]
-        CLAIMS[key] = ClaimSpec(key, lambda inputs: claim(reads(inputs)), tuple(studies))
+        claim.key = protocol.key  # type: ignore[attr-defined]
+        claim.protocol = protocol  # type: ignore[attr-defined]
+        CLAIMS[protocol.key] = ClaimSpec(protocol, fn, reads, source)
         return claim
 
     return decorator
 
 
-def _load_claim_modules() -> None:
+def load_claim_modules() -> None:
     for name in CLAIM_MODULES:
         importlib.import_module(name)
 
 
+def claim_keys(source: str) -> tuple[str, ...]:
+    """Keys of the registered claims reading ``source`` ("trials" or "memory")."""
+    load_claim_modules()
+    return tuple(k for k, s in CLAIMS.items() if s.source == source)
+
+
+def protocols() -> dict[str, ClaimProtocol]:
+    """Every registered claim's protocol, in report order."""
+    load_claim_modules()
+    return {k: s.protocol for k, s in CLAIMS.items()}
+
+
 def claims_for_study(kind: str, declared: Sequence[str] = ()) -> tuple[str, ...]:
-    """Keys of the claims a study's page shows: its StudySpec's list plus the claims that name
-    the study, in registration order."""
-    _load_claim_modules()
+    """Keys of the claims a study bears on: its StudySpec's list plus the claims whose
+    protocol names the study, in registration order."""
+    load_claim_modules()
     want = set(declared)
+    unknown = sorted(want - set(CLAIMS))
+    if unknown:
+        raise KeyError(f"study {kind!r} declares unknown claim(s) {', '.join(unknown)}; "
+                       f"registered: {', '.join(CLAIMS)}")
     return tuple(k for k, c in CLAIMS.items() if k in want or kind in c.studies)
 
 
-def describe(df: pd.DataFrame) -> str:
+def study_protocols(kind: str) -> list[ClaimProtocol]:
+    """The protocols ``xraygan sweep`` registers for a study of ``kind``."""
+    from xraygan.ablations import STUDIES, load_studies
+
+    load_studies()
+    declared = STUDIES.get(kind).claims if kind in STUDIES else ()
+    return [CLAIMS[k].protocol for k in claims_for_study(kind, declared)]
+
+
+# --------------------------------------------------------------------------- deciding
+def decide_family(items: Sequence[tuple[ClaimProtocol, Finding]]) -> list[Claim]:
+    """Verdicts of claims decided together: Holm within each family, per kind of p-value."""
+    adjusted: dict[int, tuple[float, float, float]] = {}
+    families: dict[str, list[int]] = {}
+    for i, (p, f) in enumerate(items):
+        if f.test is not None and not f.untestable and f.verdict is None:
+            families.setdefault(p.family, []).append(i)
+    for idx in families.values():
+        cols = [decide.holm([getattr(items[i][1].test, k) for i in idx])
+                for k in ("p_holds", "p_opposite", "p_equivalent")]
+        for j, i in enumerate(idx):
+            adjusted[i] = (cols[0][j], cols[1][j], cols[2][j])
+    out = []
+    for i, (p, f) in enumerate(items):
+        raw = f.test.p_holds if f.test is not None else math.nan
+        adj = math.nan
+        if f.untestable:
+            v, why = UNTESTABLE, f.untestable
+        elif f.verdict is not None:
+            v, why = f.verdict, f.reason
+        elif i in adjusted:
+            adj = adjusted[i][0]
+            v, why = decide.verdict(*adjusted[i], p.alpha)
+            if f.test is not None and f.test.note:
+                why = f"{why}; {f.test.note}"
+        else:  # nothing to test: the claim's data are missing
+            v, why = UNTESTABLE, f"data: {f.evidence}"
+        out.append(Claim(p.key, p.statement, v, f.evidence, p.rule_text(), f.data, f.details,
+                         p.family, raw, adj, why, scope(f.frame, p), p.version, p.sha256(),
+                         power=power_line(f.frame, p)))
+    return out
+
+
+def evaluate_claims(frames: Mapping[str, pd.DataFrame], memory: pd.DataFrame | None = None,
+                    registered: Mapping[str, ClaimProtocol] | None = None, *,
+                    keys: Sequence[str] | None = None) -> list[Claim]:
+    """Every registered claim (or ``keys``), from trials frames keyed by study kind (one
+    population: never pool studies of different scale, data or FID N; see build.py) and a
+    memory frame. ``registered``: the protocols the studies registered before their first
+    trial; they decide, and where the code's differ both are shown. None: the studies
+    registered none (made before registration existed), the code's protocols decide, said
+    in each claim."""
+    load_claim_modules()
+    inputs = ClaimInputs(frames, memory)
+    specs = [CLAIMS[k] for k in (keys if keys is not None else CLAIMS)]
+    data = [s.reads(inputs) for s in specs]
+    code = [(s.protocol, s.evaluate(d, s.protocol)) for s, d in zip(specs, data, strict=True)]
+    code_claims = decide_family(code)
+    if registered is None:
+        return [dataclasses.replace(c, registration="not registered before the data (the "
+                                    f"study predates registration): decided by the code's "
+                                    f"rule, version {c.version}") for c in code_claims]
+    used = []
+    for s, d, (_, found) in zip(specs, data, code, strict=True):
+        p = registered.get(s.key, s.protocol)
+        used.append((p, found if p == s.protocol else s.evaluate(d, p)))
+    out = []
+    for c, mine in zip(code_claims, decide_family(used), strict=True):
+        if c.key not in registered:
+            note = (f"not in the study's registration (added later): decided by the code's "
+                    f"rule, version {c.version}")
+        elif mine.sha256 == c.sha256:
+            note = f"registered before the first trial: version {mine.version}, sha256 {mine.sha256[:12]}"
+        else:
+            note = (f"registered version {mine.version} (sha256 {mine.sha256[:12]}) differs from "
+                    f"the code's version {c.version} (sha256 {c.sha256[:12]}): the registered "
+                    f"one decided. The code's rule would say **{c.verdict}**: {c.rule}")
+        out.append(dataclasses.replace(mine, registration=note))
+    return out
+
+
+# --------------------------------------------------------------------------- scope, power
+PAPER_SETUP = {"image_size": 64, "data": "VinBigData chest X-rays (DICOM)",
+               "length": "150 epochs", "fid_n": 10000}
+
+
+def _vals(df: pd.DataFrame, col: str) -> str:
+    from .protocol import natural_values
+
+    if df is None or col not in df.columns:
+        return "?"
+    return "/".join(natural_values(df[col])) or "?"
+
+
+def scope(df: pd.DataFrame | None, p: ClaimProtocol) -> str:
+    """Where a verdict was decided (scale, data, image size, length, FID sample size) and
+    what it does not transfer to."""
+    if df is None or df.empty:
+        return "no data"
+    size, n_fid, data = _vals(df, "image_size"), _vals(df, "fid_n1"), _vals(df, "data_source")
+    where = (f"{_vals(df, 'scale') or '?'} scale: {data} data ({_vals(df, 'num_images')} "
+             f"images), {size} px, {_vals(df, 'steps')} steps of batch {_vals(df, 'batch_size')}, "
+             f"FID on {n_fid} generated samples")
+    differs = []
+    if size != str(PAPER_SETUP["image_size"]):
+        differs.append(f"{PAPER_SETUP['image_size']} px")
+    if "dicom" not in data:
+        differs.append(PAPER_SETUP["data"])
+    if _vals(df, "scale") != "full":
+        differs.append(f"the paper's {PAPER_SETUP['length']}")
+    if n_fid != str(PAPER_SETUP["fid_n"]):
+        differs.append("FID at another sample size (FID is biased by N)")
+    extra = [p.transfer] if p.transfer else []
+    nope = "; ".join(differs + extra)
+    return f"{where}. Does not transfer to: {nope or 'settings other than these'}"
+
+
+def power_line(df: pd.DataFrame | None, p: ClaimProtocol) -> str:
+    """A priori seeds per cell for the protocol's power at its declared smallest effect, from
+    this study's per-seed spread of the metric as a pilot (FID comparisons only)."""
+    if df is None or df.empty or not math.isfinite(p.sesoi) or "fid" not in p.metric.lower() \
+            or "fid" not in df.columns or p.key == "dloss_inverse_fid":
+        return ""
+    done = completed(df)
+    groups = [np.log(g["fid"].astype(float).clip(lower=1e-9)).to_numpy()
+              for _, g in done.groupby("group") if len(g) >= 2]
+    sd, dof = decide.pooled_sd(groups)
+    n = decide.seeds_for_power(p.sesoi, sd, alpha=p.alpha, power=p.power)
+    if n is None:
+        return ""
+    return (f"{n} seeds per cell for power {p.power:g} at the declared smallest effect "
+            f"({p.sesoi:.3f} in log FID, i.e. {100 * (1 - math.exp(-p.sesoi)):.0f} % lower "
+            f"FID), one-sided alpha {p.alpha:g}, from this study's pooled per-seed sd "
+            f"{sd:.3f} ({dof} df) as the pilot")
+
+
+# --------------------------------------------------------------------------- helpers
+def describe(df: pd.DataFrame | None) -> str:
     """Data and scale of a trials frame, in one line."""
     if df is None or df.empty:
         return "no data"
     done = completed(df)
-
-    from .protocol import natural_values
-
-    def vals(col: str) -> str:
-        if col not in df.columns:
-            return "?"
-        return "/".join(natural_values(df[col])) or "?"
-
-    return (f"study {vals('study')} (scale {vals('scale')}), data {vals('data_source')}, "
-            f"{vals('image_size')} px, {vals('steps')} steps, batch {vals('batch_size')}; "
-            f"{len(done)} completed of {len(df)} trials")
+    return (f"study {_vals(df, 'study')} (scale {_vals(df, 'scale')}), data "
+            f"{_vals(df, 'data_source')}, {_vals(df, 'image_size')} px, {_vals(df, 'steps')} "
+            f"steps, batch {_vals(df, 'batch_size')}; {len(done)} completed of {len(df)} trials")
 
 
-def lower_is_better(a: MeanCI, b: MeanCI) -> str:
-    """HOLDS when a's interval lies wholly below b's, FAILS when wholly above, INCONCLUSIVE
-    when they overlap or either side has fewer than two runs (one run has no interval)."""
-    if a.n < 2 or b.n < 2 or not (math.isfinite(a.half) and math.isfinite(b.half)):
-        return INCONCLUSIVE
-    if intervals_overlap(a, b):
-        return INCONCLUSIVE
-    return HOLDS if a.high < b.low else FAILS
-
-
-def effect_verdict(eff) -> str:
-    """Lower is better: HOLDS when the 95 % interval of mean(a) - mean(b) over seeds lies wholly
-    below 0, FAILS when wholly above, INCONCLUSIVE when it contains 0 or has no interval (n < 2).
-    This is the two-sample (Welch) test the seeds-needed figure is computed for; two disjoint
-    per-group intervals, the rule before, is a much stricter test (about p < 0.005)."""
-    if not eff.resolved:
-        return INCONCLUSIVE
-    return HOLDS if eff.diff < 0 else FAILS
-
-
-def _group_ci(df: pd.DataFrame, group: str, column: str) -> MeanCI:
-    done = completed(df)
-    if column not in done.columns:
-        return MeanCI(math.nan, math.nan, 0)
-    return mean_ci(done.loc[done["group"] == group, column].to_numpy(dtype=float))
-
-
-def _group_values(df: pd.DataFrame, group: str, column: str) -> np.ndarray:
-    # per-seed values of one cell, for reports.stats.effect (H8)
+def cell_values(df: pd.DataFrame, group: str, column: str) -> np.ndarray:
     done = completed(df)
     if column not in done.columns:
         return np.zeros(0)
     return done.loc[done["group"] == group, column].to_numpy(dtype=float)
 
 
+def log_values(df: pd.DataFrame, group: str, column: str = "fid") -> np.ndarray:
+    v = cell_values(df, group, column)
+    v = v[np.isfinite(v)]
+    return np.log(np.clip(v, 1e-9, None))
+
+
+def past_t0(df: pd.DataFrame, cells: Sequence[str], p: ClaimProtocol) -> str:
+    """'' when every cell left T0 in more than the protocol's share of its seeds; else the
+    failed precondition, named, with each failing cell's count."""
+    pre = p.precondition("past_t0")
+    bad = []
+    for g in cells:
+        t0 = cell_values(df, g, "t0")
+        n = len(cell_values(df, g, "fid")) if not len(t0) else len(t0)
+        left = int(np.isfinite(t0).sum())
+        if n == 0 or left <= pre.threshold * n:
+            bad.append(f"{g} left T0 in {left} of {n} seeds")
+    return f"past_t0 ({pre.text}): " + "; ".join(bad) if bad else ""
+
+
+PAST_T0 = Precondition("past_t0", f"each compared configuration leaves T0 (finite t0) in more "
+                       f"than {PAST_T0_SHARE:.0%} of its seeds: a D loss near 0 means G has not "
+                       "started learning, and its FID measures the start of training",
+                       PAST_T0_SHARE)
+
+
+def _log_fid_rule(groups: Sequence[str]) -> str:
+    return ("log FID per seed; effect = mean log FID difference (log(0.8) = 20 % lower)"
+            if groups else "log FID")
+
+
 # --------------------------------------------------------------------------- Table I claims
-@register_claim("adas_beats_adam", studies=("table1",), reads=lambda i: i.first("table1"))
-def adas_beats_adam(table1: pd.DataFrame | None) -> Finding:
-    pa, pb = paper.TABLE1["adas-elu"].fid, paper.TABLE1["adam-elu"].fid
-    statement = f"AdaS beats Adam (Table I: FID {num(pa)} vs {num(pb)} with ELU, about half)"
-    rule = ("FID of adas-elu vs adam-elu over seeds: holds if the 95 % interval of the "
-            "difference of means (AdaS - Adam; Welch t, see Intervals) lies wholly below 0, does "
-            "not hold if wholly above, inconclusive if it contains 0 or n < 2 per cell")
-    if table1 is None or table1.empty:
-        return Finding(statement, INCONCLUSIVE, "no table1 study", rule, "no data")
-    a, b = _group_ci(table1, "adas-elu", "fid"), _group_ci(table1, "adam-elu", "fid")
-    if a.n == 0 or b.n == 0:
-        ev = "no FID for adas-elu and adam-elu (not computed or not completed)"
-        return Finding(statement, INCONCLUSIVE, ev, rule, describe(table1))
-    eff = effect(_group_values(table1, "adas-elu", "fid"), _group_values(table1, "adam-elu", "fid"))
-    verdict = effect_verdict(eff)
-    ev = (f"FID AdaS {fmt_ci(a, 1)} (n={a.n}) vs Adam {fmt_ci(b, 1)} (n={b.n}); paper "
-          f"{num(pa)} vs {num(pb)} (n=1 each)")
-    if verdict == INCONCLUSIVE and a.n >= 1 and b.n >= 1:
-        ev += f"; direction: {'AdaS lower' if a.mean < b.mean else 'Adam lower'}"
-    details = f"Effect (FID): {fmt_effect(eff, names=('AdaS', 'Adam'))}. Intervals: {EFFECT_RULE}"
-    return Finding(statement, verdict, ev, rule, describe(table1), details)
+TABLE1 = "table1"
 
 
-@register_claim("elu_ttur_adas_best", studies=("table1",), reads=lambda i: i.first("table1"))
-def elu_ttur_adas_best(table1: pd.DataFrame | None) -> Finding:
-    statement = "ELU + TTUR + AdaS is the best configuration (lowest FID in Table I)"
-    rule = ("FID of adas-elu-ttur against every other Table I cell over seeds: holds if the 95 % "
-            "interval of the difference of means (adas-elu-ttur - other; Welch t) lies wholly "
-            "below 0 for every other cell, does not hold if it lies wholly above 0 for some "
-            "cell, inconclusive otherwise (an interval containing 0, or n < 2)")
+@register_claim(ClaimProtocol(
+    key="adas_beats_adam", version=2,
+    statement=(f"AdaS beats Adam (Table I: FID {num(paper.TABLE1['adas-elu'].fid)} vs "
+               f"{num(paper.TABLE1['adam-elu'].fid)} with ELU, about half)"),
+    hypothesis="mean log FID of adas-elu is below adam-elu's.", direction="less",
+    metric=_log_fid_rule(["adas-elu"]), cells=("adas-elu", "adam-elu"),
+    test=("one-sided Welch t on log FID over seeds (adas-elu - adam-elu < 0); does not hold on "
+          "a significant opposite effect or TOST equivalence within the margin."),
+    family=TABLE1, alpha=ALPHA, sesoi=FID_SESOI, margin=FID_MARGIN, preconditions=(PAST_T0,),
+    studies=("table1",), transfer="other learning rates (one default per optimizer; Lucic et "
+    "al. 2018: equal tuning budgets are needed for an optimizer ranking)"),
+    reads=lambda i: i.first("table1"))
+def adas_beats_adam(table1: pd.DataFrame | None, p: ClaimProtocol) -> Finding:
     if table1 is None or table1.empty:
-        return Finding(statement, INCONCLUSIVE, "no table1 study", rule,
-                     "no data")
-    best = _group_ci(table1, paper.BEST_CELL, "fid")
-    others = {g: _group_ci(table1, g, "fid") for g in paper.TABLE1 if g != paper.BEST_CELL}
-    others = {g: c for g, c in others.items() if c.n}
-    if best.n == 0 or not others:
-        return Finding(statement, INCONCLUSIVE,
-                     "no FID for adas-elu-ttur or the other cells", rule, describe(table1))
-    best_values = _group_values(table1, paper.BEST_CELL, "fid")
-    effects = {g: effect(best_values, _group_values(table1, g, "fid")) for g in others}
-    results = {g: effect_verdict(e) for g, e in effects.items()}
-    if all(r == HOLDS for r in results.values()):
-        verdict = HOLDS
-    elif any(r == FAILS for r in results.values()):
-        verdict = FAILS
-    else:
-        verdict = INCONCLUSIVE
-    ranked = sorted([(paper.BEST_CELL, best), *others.items()], key=lambda kv: kv[1].mean)
-    ev = ("FID (ours, low to high): " + ", ".join(f"{g} {fmt_ci(c, 1)} (n={c.n})" for g, c in ranked)
-          + f"; lowest mean: {ranked[0][0]}; paper: {paper.BEST_CELL} "
-          f"{num(paper.TABLE1[paper.BEST_CELL].fid)}")
-    details = "Effects (FID): " + "; ".join(
-        fmt_effect(effects[g], names=(paper.BEST_CELL, g)) for g in others)
-    return Finding(statement, verdict, ev, rule, describe(table1), details)
+        return Finding("no table1 study")
+    a, b = p.cells
+    ca, cb = mean_ci(cell_values(table1, a, "fid")), mean_ci(cell_values(table1, b, "fid"))
+    if ca.n == 0 or cb.n == 0:
+        return Finding(f"no FID for {a} and {b} (not computed or not completed)",
+                       describe(table1), frame=table1)
+    test = decide.welch(log_values(table1, a), log_values(table1, b), p.direction, p.margin)
+    ev = (f"ours: FID {a} {fmt_ci(ca, 1)} (n={ca.n}) vs {b} {fmt_ci(cb, 1)} (n={cb.n}); "
+          f"log-FID difference {num(test.estimate, 3)} [{num(test.low, 3)}, {num(test.high, 3)}] "
+          f"(ratio {num(math.exp(test.estimate), 2) if math.isfinite(test.estimate) else '—'}). "
+          f"Paper (64 px, full length, n=1 each): {num(paper.TABLE1[a].fid)} vs "
+          f"{num(paper.TABLE1[b].fid)}")
+    return Finding(ev, describe(table1), test=test, untestable=past_t0(table1, p.cells, p),
+                   frame=table1)
+
+
+@register_claim(ClaimProtocol(
+    key="elu_ttur_adas_best", version=2,
+    statement="ELU + TTUR + AdaS is the best configuration (lowest FID in Table I)",
+    hypothesis="mean log FID of adas-elu-ttur is below each other Table I cell's.",
+    direction="less", metric=_log_fid_rule(["x"]),
+    cells=(paper.BEST_CELL, *[g for g in paper.TABLE1 if g != paper.BEST_CELL]),
+    test=("intersection-union: one-sided Welch t on log FID of adas-elu-ttur against each other "
+          "cell, holds when all reject (p = the largest); does not hold when some cell is "
+          "significantly lower or equivalent within the margin (Bonferroni over the cells)."),
+    family=TABLE1, alpha=ALPHA, sesoi=FID_SESOI, margin=FID_MARGIN, preconditions=(PAST_T0,),
+    studies=("table1",), transfer="other learning rates and TTUR ratios"),
+    reads=lambda i: i.first("table1"))
+def elu_ttur_adas_best(table1: pd.DataFrame | None, p: ClaimProtocol) -> Finding:
+    if table1 is None or table1.empty:
+        return Finding("no table1 study")
+    best, others = p.cells[0], [g for g in p.cells[1:] if len(cell_values(table1, g, "fid"))]
+    if not len(cell_values(table1, best, "fid")) or not others:
+        return Finding(f"no FID for {best} or the other cells", describe(table1), frame=table1)
+    parts = {g: decide.welch(log_values(table1, best), log_values(table1, g), p.direction,
+                             p.margin) for g in others}
+    test = decide.intersection_union(list(parts.values()))
+    cis = {g: mean_ci(cell_values(table1, g, "fid")) for g in (best, *others)}
+    ranked = sorted(cis, key=lambda g: cis[g].mean)
+    ev = ("ours, low to high: " + ", ".join(f"{g} {fmt_ci(cis[g], 1)} (n={cis[g].n})"
+                                             for g in ranked)
+          + f". Paper (64 px, n=1): {best} {num(paper.TABLE1[best].fid)}")
+    details = "; ".join(f"{best} vs {g}: log-FID difference {num(t.estimate, 3)} "
+                        f"[{num(t.low, 3)}, {num(t.high, 3)}], one-sided p {t.p_holds:.3g}"
+                        for g, t in parts.items())
+    return Finding(ev, describe(table1), details, test=test,
+                   untestable=past_t0(table1, (best, *others), p), frame=table1)
 
 
 def paper_dloss_correlation() -> tuple[float, float, int]:
@@ -277,181 +454,79 @@ def paper_dloss_correlation() -> tuple[float, float, int]:
     return float(r), float(p), len(mean)
 
 
-@register_claim("dloss_inverse_fid", studies=("table1", "runs"),
-                reads=lambda i: i.first("table1", "runs"))
-def dloss_inverse_fid(runs: pd.DataFrame | None) -> Finding:
-    statement = ("The mean D loss correlates inversely with FID, so D's loss can serve as an "
-                 "assessment metric (Fig. 5)")
-    rule = (f"Pearson r of d_loss_mean against FID over completed runs: holds if r < 0 with "
-            f"p < {ALPHA}, does not hold if r >= 0 with p < {ALPHA}, inconclusive if "
-            f"p >= {ALPHA} or n < 3")
+def configuration_means(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """One row per configuration: the means over its seeds of ``x`` and ``y`` (runs of one
+    configuration share its effect: they are not independent units)."""
+    done = completed(df)
+    if not {x, y} <= set(done.columns):
+        return pd.DataFrame(columns=["group", x, y, "n"])
+    pair = done[["group", x, y]].dropna()
+    g = pair.groupby("group", sort=False)
+    return pd.DataFrame({x: g[x].mean().astype(float), y: g[y].mean().astype(float),
+                         "n": g.size()}).reset_index()
+
+
+@register_claim(ClaimProtocol(
+    key="dloss_inverse_fid", version=2,
+    statement=("The mean D loss correlates inversely with FID, so D's loss can serve as an "
+               "assessment metric (Fig. 5)"),
+    hypothesis="over configurations, Pearson r of mean D loss and mean FID is below 0.",
+    direction="less", metric="configuration means of d_loss_mean and FID (n = configurations)",
+    cells=("*",),
+    test=("one-sided test of Pearson r over configuration means (t, n - 2 df); 95 % interval "
+          "by Fisher z at n = configurations, and a cluster bootstrap of the runs' r over "
+          "configurations beside it; does not hold on a significant positive r or TOST "
+          "(Fisher z) within the margin."),
+    family=TABLE1, alpha=ALPHA, sesoi=0.5, margin=0.3,
+    preconditions=(PAST_T0, Precondition("configurations", "at least 3 configurations with "
+                                         "FID and D loss", 3)),
+    studies=("table1", "runs"), transfer="configurations outside the study's grid"),
+    reads=lambda i: i.first("table1", "runs"))
+def dloss_inverse_fid(runs: pd.DataFrame | None, p: ClaimProtocol) -> Finding:
     pr, pp, pn = paper_dloss_correlation()
-    paper_ev = f"paper's own Table I: r = {pr:.3f}, p = {pp:.3f}, n = {pn}"
+    paper_ev = f"paper's own Table I: r = {pr:.3f}, p = {pp:.3f}, n = {pn} configurations"
     if runs is None or runs.empty:
-        return Finding(statement, INCONCLUSIVE, f"no runs; {paper_ev}", rule,
-                     "no data")
+        return Finding(f"no runs; {paper_ev}")
+    means = configuration_means(runs, "d_loss_mean", "fid")
+    k = len(means)
+    if k < p.precondition("configurations").threshold:
+        return Finding(f"{k} configurations with FID and D loss; {paper_ev}", describe(runs),
+                       untestable=f"configurations: {k} configurations with FID and D loss "
+                       f"(need {p.precondition('configurations').threshold:g})", frame=runs)
+    test = decide.pearson(means["d_loss_mean"], means["fid"], p.direction, p.margin)
     done = completed(runs)
-    pair = (done[["fid", "d_loss_mean"]].astype(float).dropna()
-            if {"fid", "d_loss_mean"} <= set(done.columns) else pd.DataFrame())
-    n = len(pair)
-    if n < 3 or np.ptp(pair["fid"]) == 0 or np.ptp(pair["d_loss_mean"]) == 0:
-        return Finding(statement, INCONCLUSIVE,
-                     f"{n} runs with FID and D loss (need 3 with spread); {paper_ev}", rule,
-                     describe(runs))
-    r, p = sstats.pearsonr(pair["d_loss_mean"], pair["fid"])
-    rho, _ = sstats.spearmanr(pair["d_loss_mean"], pair["fid"])
-    if p < ALPHA:
-        verdict = HOLDS if r < 0 else FAILS
-    else:
-        verdict = INCONCLUSIVE
-    ev = f"ours: r = {r:.3f}, p = {p:.3f}, Spearman ρ = {rho:.3f}, n = {n}; {paper_ev}"
-    return Finding(statement, verdict, ev, rule, describe(runs))
+    pair = done[["group", "d_loss_mean", "fid"]].dropna()
+    lo, hi = decide.cluster_bootstrap_r(pair["d_loss_mean"], pair["fid"], pair["group"])
+    pooled = (np.corrcoef(pair["d_loss_mean"], pair["fid"])[0, 1] if len(pair) >= 3
+              and np.ptp(pair["fid"]) > 0 and np.ptp(pair["d_loss_mean"]) > 0 else math.nan)
+    ev = (f"ours: r = {num(test.estimate, 3)} over {k} configuration means, 95 % interval "
+          f"[{num(test.low, 3)}, {num(test.high, 3)}] (Fisher z); runs pooled r = "
+          f"{num(pooled, 3)} (n = {len(pair)} runs, not independent), cluster bootstrap over "
+          f"configurations [{num(lo, 3)}, {num(hi, 3)}]; {paper_ev}")
+    details = "; ".join(f"{r['group']}: D loss {num(r['d_loss_mean'], 3)}, FID "
+                        f"{num(r['fid'], 1)} (n={r['n']})" for _, r in means.iterrows())
+    return Finding(ev, describe(runs), details, test=test,
+                   untestable=past_t0(runs, list(means["group"]), p), frame=runs)
 
 
-# --------------------------------------------------------------------------- memory claims
-def _describe_memory(mf: pd.DataFrame | None) -> str:
-    if mf is None or mf.empty:
-        return "no data"
-    from .protocol import natural_values
-
-    def v(c: str) -> str:
-        return "/".join(natural_values(mf[c]))
-
-    return (f"{len(mf)} memory measurements: image {v('image_size')} px, widths "
-            f"{v('features')}, BN {v('batchnorm')}, batch {v('batch_size')}, "
-            f"optimizer {v('optimizer')}, device {v('device')}")
-
-
-@register_claim("bn_saving", studies=("batchnorm", "memory"), reads=lambda i: i.memory)
-def bn_saving(memory: pd.DataFrame | None) -> Finding:
-    """``memory``: a memory frame (reports.tables.memory_frame / memory_rows_frame)."""
-    lo, hi = paper.BN_SAVING_PCT
-    statement = f"Removing batch norm from G saves {lo} to {hi} % of memory"
-    rule = (f"measured peak of a step with BN in G vs the same config without, saving in % per "
-            f"pair: holds if the median saving is within [{lo}, {hi}] % and at least "
-            f"{IN_RANGE_SHARE:.0%} of the pairs are, does not hold if the median is outside, "
-            f"inconclusive otherwise or without a pair")
-    bf = bn_savings_frame(memory) if memory is not None and not memory.empty else pd.DataFrame()
-    if not bf.empty:
-        bf = bf[bf["saving_measured_pct"].notna()]
-    if bf.empty:
-        return Finding(statement, INCONCLUSIVE, "no measured pair of configurations "
-                     "differing only in BN in G (run the batchnorm study or xraygan memory "
-                     "--batchnorm-compare)", rule, _describe_memory(memory))
-    s = bf["saving_measured_pct"].to_numpy(dtype=float)
-    inside = (s >= lo) & (s <= hi)
-    median = float(np.median(s))
-    if not lo <= median <= hi:
-        verdict = FAILS
-    elif inside.mean() >= IN_RANGE_SHARE:
-        verdict = HOLDS
-    else:
-        verdict = INCONCLUSIVE
-    ev = (f"median measured saving {median:.2f} % ({fmt(s.min(), 2)} to {fmt(s.max(), 2)} %); "
-          f"{int(inside.sum())} of {len(s)} pairs within the paper's {lo}-{hi} %")
-    details = "; ".join(
-        f"{w} → {o}: {fmt(m, 2)} % measured, {fmt(e, 2)} % estimated"
-        for w, o, m, e in zip(bf["with"], bf["without"], bf["saving_measured_pct"],
-                              bf["saving_estimate_pct"], strict=True))
-    return Finding(statement, verdict, ev, rule, _describe_memory(memory), details)
-
-
-@register_claim("memory_exponential", studies=("fmaps", "memory"), reads=lambda i: i.memory)
-def memory_exponential(memory: pd.DataFrame | None) -> Finding:
-    """``memory``: a memory frame (reports.tables.memory_frame / memory_rows_frame)."""
-    statement = "Memory grows exponentially with feature-map width (Fig. 7, 8)"
-    rule = (f"per image size and BN placement with >= {MIN_WIDTHS} widths, fit the measured "
-            f"peak by m = a w^k + c and m = a e^(bw) + c (xraygan.memory.fit): with >= 5 "
-            f"widths a size favours the law that, fitted without the largest width, predicts "
-            f"it with the smaller error (R² of both is ~1 on smooth data and does not decide); "
-            f"with 4 widths, the higher R²; holds if every size favours the exponential, does "
-            f"not hold if every size favours the power law, inconclusive otherwise")
-    gf = growth_frame(memory) if memory is not None and not memory.empty else pd.DataFrame()
-    if not gf.empty:
-        gf = gf[gf["quantity"] == "measured"]
-    if gf.empty:
-        return Finding(statement, INCONCLUSIVE,
-                     f"fewer than {MIN_WIDTHS} widths measured at any image size (run the fmaps "
-                     "study or xraygan memory --features ...)", rule, _describe_memory(memory))
-    def vote(r: pd.Series) -> str:
-        e, p = r["extrap_err_exponential"], r["extrap_err_power"]
-        if math.isfinite(e) and math.isfinite(p):
-            return "exponential" if abs(e) < abs(p) else "power"
-        return "exponential" if r["r2_exponential"] > r["r2_power"] else "power"
-
-    votes = gf.apply(vote, axis=1).tolist()
-    verdict = (HOLDS if all(b == "exponential" for b in votes)
-               else FAILS if all(b == "power" for b in votes) else INCONCLUSIVE)
-    ev = (f"{votes.count('power')} of {len(votes)} (size, BN) series favour the power law, "
-          f"{votes.count('exponential')} the exponential; power exponents k "
-          f"{gf['power_exponent'].min():.2f} to {gf['power_exponent'].max():.2f}")
-    details = "; ".join(f"{r['image_size']} px (BN {r['batchnorm']}): power k = "
-                   f"{r['power_exponent']:.2f}, R² {r['r2_power']:.4f} vs exponential "
-                   f"{r['r2_exponential']:.4f}; extrapolation error power "
-                   f"{fmt(r['extrap_err_power'])}, exp. {fmt(r['extrap_err_exponential'])} → "
-                   f"{v}" for v, (_, r) in zip(votes, gf.iterrows(), strict=True))
-    return Finding(statement, verdict, ev, rule, _describe_memory(memory),
-                 details)
-
-
-# --------------------------------------------------------------------------- Table III
-@register_claim("blurry_squares", studies=("table3",), reads=lambda i: i.first("table3"))
-def blurry_squares(table3: pd.DataFrame | None) -> Finding:
-    statement = ("Compressed GANs (fewer, larger-stride layers, FC layers, smaller latent or "
-                 "widths) produce blurry squares (Table III: all 12 failed, by eye)")
-    margin = _blockiness_margin()
-    rule = (f"a compressed cell is blocky if its blockiness exceeds the baseline's by more than "
-            f"{margin} (compress-search's margin; with >= 2 seeds also with disjoint 95 % CIs); "
-            f"holds if >= {BLOCKY_SHARE:.0%} of the cells with a number are blocky, does not "
-            f"hold if <= {CLEAN_SHARE:.0%}, inconclusive between or with fewer than 6 cells")
-    if table3 is None or table3.empty:
-        return Finding(statement, INCONCLUSIVE, "no table3 study", rule, "no data")
-    tf = table3_frame(table3)
-    base = tf[tf["factor"] == "none"]
-    cells = tf[(tf["factor"] != "none") & tf["blockiness"].map(lambda c: c.n > 0)]
-    if base.empty or base.iloc[0]["blockiness"].n == 0 or len(cells) < 6:
-        return Finding(statement, INCONCLUSIVE,
-                     f"baseline blockiness missing or only {len(cells)} compressed cells with a "
-                     "number", rule, describe(table3))
-    b = base.iloc[0]["blockiness"]
-
-    def blocky(c: MeanCI) -> bool:
-        if c.mean - b.mean <= margin:
-            return False
-        if c.n >= 2 and b.n >= 2:
-            return not intervals_overlap(c, b)
-        return True
-
-    flags = cells["blockiness"].map(blocky)
-    share = float(flags.mean())
-    verdict = HOLDS if share >= BLOCKY_SHARE else FAILS if share <= CLEAN_SHARE else INCONCLUSIVE
-    ev = (f"{int(flags.sum())} of {len(cells)} compressed cells blocky (baseline blockiness "
-          f"{fmt_ci(b)})")
-    details = ", ".join(f"{g} {fmt_ci(c)}{' (blocky)' if f else ''}" for g, c, f in
-                        zip(cells["group"], cells["blockiness"], flags, strict=True))
-    return Finding(statement, verdict, ev, rule, describe(table3), details)
-
-
-# --------------------------------------------------------------------------- all of them
-def evaluate_claims(frames: Mapping[str, pd.DataFrame],
-                    memory: pd.DataFrame | None = None) -> list[Claim]:
-    """Every registered claim, from the trials frames keyed by study registry name (table1,
-    table3, batchnorm, fmaps, seeds, runs) and a memory frame (the memory of the batchnorm and
-    fmaps studies and of ``xraygan memory`` JSON files). A claim without its data is
-    inconclusive."""
-    _load_claim_modules()
-    inputs = ClaimInputs(frames, memory)
-    return [spec.evaluate(inputs) for spec in CLAIMS.values()]
-
-
-def claims_markdown(claims: list[Claim]) -> str:
-    """A summary table (claim, verdict) and, per claim, its evidence, rule and data."""
-    out = [markdown(["Claim (paper)", "Verdict", "Evidence"],
-                    [[c.statement, f"**{c.verdict}**", c.evidence] for c in claims],
-                    ["l", "l", "l"])]
+# --------------------------------------------------------------------------- the page
+def claims_markdown(claims: Sequence[Claim]) -> str:
+    """A summary table (claim, verdict, family-adjusted p, scope) and, per claim, its
+    evidence, reason, rule, registration, scope and data."""
+    rows = [[c.statement, f"**{c.verdict}**",
+             f"{c.p_adjusted:.3g} ({c.family})" if math.isfinite(c.p_adjusted) else f"— ({c.family})",
+             c.scope.split(". Does not transfer")[0]] for c in claims]
+    out = [markdown(["Claim (paper)", "Verdict", "Holm-adjusted p (family)", "Decided at"],
+                    rows, ["l", "l", "l", "l"])]
     for c in claims:
-        out.append(f"\n### {c.key}: {c.verdict}\n\n- Claim: {c.statement}\n- Evidence: "
-                   f"{c.evidence}\n- Rule: {c.rule}\n- Data: {c.data}\n")
+        p = (f"p = {c.p:.3g}, Holm-adjusted {c.p_adjusted:.3g} within family {c.family!r}"
+             if math.isfinite(c.p_adjusted) else f"family {c.family!r}, no p-value")
+        out.append(f"\n### {c.key}: {c.verdict}\n\n- Claim: {c.statement}\n- Verdict: "
+                   f"**{c.verdict}** ({c.reason}); {p}\n- Evidence: {c.evidence}\n"
+                   f"- Scope: {c.scope}\n- Rule: {c.rule}\n- Registration: {c.registration}\n"
+                   f"- Data: {c.data}\n")
+        if c.power:
+            out.append(f"- Seeds needed (a priori): {c.power}\n")
         if c.details:
             out.append(f"- Details: {c.details}\n")
     return "".join(out)

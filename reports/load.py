@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -241,3 +241,51 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 def completed(df: pd.DataFrame) -> pd.DataFrame:
     """Trials whose run finished and was scored."""
     return df[df["status"] == "completed"]
+
+
+# --------------------------------------------------------------------------- populations
+POPULATION_COLUMNS = ("scale", "data_source", "num_images", "image_size", "fid_n")
+"""What makes runs comparable: trials that differ in any of these never enter one test
+(32 px FIDs on 256 samples and 64 px FIDs on 10,000 are different quantities)."""
+
+
+def with_fid_n(df: pd.DataFrame, scale: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """A copy with column ``fid_n``: the generated-sample count of FID the study declared
+    (its scale), else what each run recorded (fid_n1), else 0 (no FID)."""
+    out = df.copy()
+    declared = math.nan
+    if scale:
+        declared = float(scale.get("fid_samples") or 0) if scale.get("fid", True) else 0.0
+    rec = out["fid_n1"].astype(float) if "fid_n1" in out.columns else pd.Series(math.nan, out.index)
+    out["fid_n"] = rec.where(rec.notna(), declared).fillna(0.0) if math.isfinite(declared) \
+        else rec.fillna(0.0)
+    return out
+
+
+def _key_part(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "?"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v) or "?"
+
+
+def population_key(row: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(_key_part(row.get(c)) for c in POPULATION_COLUMNS)
+
+
+def population_label(key: Sequence[str]) -> str:
+    scale, data, n, size, fid_n = key
+    return (f"scale {scale}, {data} data ({n} images), {size} px, "
+            f"FID on {fid_n if fid_n not in ('0', '?') else 'no'} samples")
+
+
+def by_population(df: pd.DataFrame) -> dict[tuple[str, ...], pd.DataFrame]:
+    """The trials frame split by :data:`POPULATION_COLUMNS` (in order of first appearance)."""
+    if df is None or df.empty:
+        return {}
+    keys = [population_key(r) for r in df.to_dict("records")]
+    out: dict[tuple[str, ...], list[int]] = {}
+    for i, k in enumerate(keys):
+        out.setdefault(k, []).append(i)
+    return {k: df.iloc[idx] for k, idx in out.items()}

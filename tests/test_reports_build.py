@@ -108,7 +108,7 @@ def test_report_of_a_tiny_real_table1_sweep(tmp_path):
 def test_runs_page_shows_the_metrics_beyond_fid_and_their_figures(tmp_path):
     from xraygan.metrics import SPECTRUM_FILE
 
-    quality = {"precision": 0.8, "recall": 0.05, "density": 1.1, "coverage": 0.3,
+    quality = {"precision": 0.8, "recall": 0.05, "density": 1.1, "coverage": 0.3, "fid_n1": 256,
                "mem_ct": -0.5, "mem_px_ct": 0.1, "mem_copying": 0.0, "mem_copy_fraction": 0.04,
                "spectral_distance": 0.4, "hf_deficit": 0.7, "lf_deficit": 0.05}
     a = make_run(tmp_path / "runs", "a", metrics={"d_loss_mean": 0.7, "t0": 100.0, **quality})

@@ -1,55 +1,70 @@
-"""Claim verdicts on constructed data: each rule's holds / does not hold / inconclusive case."""
+"""Claim verdicts on constructed data: each rule's holds / does not hold / inconclusive /
+untestable case, Holm within a family, and the registered protocol deciding."""
 
 from __future__ import annotations
+
+import dataclasses
+import math
 
 import pandas as pd
 import pytest
 from report_fixtures import memory_rows
 
 from xraygan.reports import claims, tables
-from xraygan.reports.claims import FAILS, HOLDS, INCONCLUSIVE
-from xraygan.reports.stats import MeanCI
+from xraygan.reports.claim_protocol import registered_protocols, registration
+from xraygan.reports.verdicts import FAILS, HOLDS, INCONCLUSIVE, UNTESTABLE, Verdict
+
+NAN = float("nan")
 
 
-def t1(fids: dict[str, list[float]], means: dict[str, list[float]] | None = None) -> pd.DataFrame:
+def t1(fids: dict[str, list[float]], means: dict[str, list[float]] | None = None,
+       t0: dict[str, list[float]] | None = None) -> pd.DataFrame:
     rows = []
     for g, values in fids.items():
         for i, f in enumerate(values):
             rows.append({"group": g, "cell": f"{g}-s{i}", "status": "completed", "fid": f,
                          "d_loss_mean": (means or {}).get(g, [1.0] * len(values))[i],
-                         "study": "table1", "seed": i})
+                         "t0": (t0 or {}).get(g, [100.0] * len(values))[i],
+                         "study": "table1", "seed": i, "scale": "quick", "image_size": 32,
+                         "data_source": "phantom", "num_images": 2048, "fid_n1": 256})
     return pd.DataFrame(rows)
 
 
-def test_lower_is_better_needs_disjoint_intervals():
-    a, b = MeanCI(100, 5, 3), MeanCI(200, 5, 3)
-    assert claims.lower_is_better(a, b) == HOLDS
-    assert claims.lower_is_better(b, a) == FAILS
-    assert claims.lower_is_better(MeanCI(100, 99, 3), b) == INCONCLUSIVE  # overlap
-    assert claims.lower_is_better(MeanCI(100, float("nan"), 1), b) == INCONCLUSIVE  # one run
+def test_verdicts_are_one_enum_of_four():
+    assert [v.value for v in Verdict] == ["holds", "does not hold", "inconclusive", "untestable"]
+    assert f"{FAILS}" == "does not hold" and FAILS == "does not hold"
 
 
 @pytest.mark.parametrize("adas,adam,verdict", [
     ([100, 104, 98], [230, 240, 236], HOLDS),
-    ([230, 240, 236], [100, 104, 98], FAILS),
+    ([230, 240, 236], [100, 104, 98], FAILS),  # significant in the opposite direction
     ([100, 200, 150], [140, 180, 160], INCONCLUSIVE),
-    ([100], [240], INCONCLUSIVE),  # one run each: no interval, however large the gap
-    # the quick reproduction's 3 seeds (AVX2 EPYC): the per-group 95 % CIs overlap
-    # (234.9 +- 111.6 vs 390.5 +- 66.2), the Welch interval of the difference does not
-    ([184.8, 248.4, 271.6], [396.5, 361.3, 413.6], HOLDS),
+    ([100], [240], INCONCLUSIVE),  # one run each: no test, however large the gap
+    ([100.0, 100.5, 99.5, 100.2], [100.3, 99.8, 100.1, 100.0], FAILS),  # equivalent (TOST)
+    ([184.8, 248.4, 271.6], [396.5, 361.3, 413.6], HOLDS),  # the quick scale's 3 seeds
 ])
 def test_adas_beats_adam(adas, adam, verdict):
     c = claims.adas_beats_adam(t1({"adas-elu": adas, "adam-elu": adam}))
-    assert c.verdict == verdict
-    # the paper's number beside ours, quoted as in the statement (one formatter)
+    assert c.verdict == verdict, c.reason
+    # the paper's number beside ours, quoted as in the statement (one formatter), with its scope
     assert "104.6 vs 238.3" in c.evidence and "104.6 vs 238.3" in c.statement
-    assert c.key == "adas_beats_adam"
+    assert "Paper (64 px" in c.evidence and "Does not transfer to: 64 px" in c.scope
+    assert c.key == "adas_beats_adam" and c.version == 2 and len(c.sha256) == 64
 
 
-def test_adas_beats_adam_without_fid_is_inconclusive():
-    df = t1({"adas-elu": [1.0], "adam-elu": [2.0]}).assign(fid=float("nan"))
-    assert claims.adas_beats_adam(df).verdict == INCONCLUSIVE
-    assert claims.adas_beats_adam(None).verdict == INCONCLUSIVE
+def test_adas_beats_adam_is_untestable_before_t0():
+    df = t1({"adas-elu": [100, 104, 98], "adam-elu": [390, 400, 410]},
+            t0={"adam-elu": [NAN, NAN, 300.0]})  # Adam's D wins in 2 of 3 seeds
+    c = claims.adas_beats_adam(df)
+    assert c.verdict == UNTESTABLE
+    assert c.reason.startswith("past_t0") and "adam-elu left T0 in 1 of 3 seeds" in c.reason
+
+
+def test_missing_data_is_untestable_and_named():
+    df = t1({"adas-elu": [1.0], "adam-elu": [2.0]}).assign(fid=NAN)
+    assert claims.adas_beats_adam(df).verdict == UNTESTABLE
+    c = claims.adas_beats_adam(None)
+    assert c.verdict == UNTESTABLE and c.reason == "data: no table1 study"
 
 
 def test_elu_ttur_adas_best():
@@ -60,21 +75,48 @@ def test_elu_ttur_adas_best():
         t1({**base, "adas-elu-ttur": [105, 115, 110]})).verdict == INCONCLUSIVE
 
 
-def test_dloss_inverse_fid():
-    fid = [100.0, 120.0, 140.0, 160.0, 180.0, 200.0]
-    inverse = t1({"x": fid}, {"x": [2.0, 1.8, 1.5, 1.4, 1.1, 0.9]})
+def _configs(fid_means, d_means, seeds=3, within=0.0):
+    fids, ds = {}, {}
+    for i, (f, d) in enumerate(zip(fid_means, d_means, strict=True)):
+        fids[f"c{i}"] = [f + within * (s - 1) for s in range(seeds)]
+        ds[f"c{i}"] = [d - within / 100 * (s - 1) for s in range(seeds)]
+    return t1(fids, ds)
+
+
+def test_dloss_inverse_fid_counts_configurations_not_runs():
+    inverse = _configs([100, 120, 140, 160, 180, 200], [2.0, 1.8, 1.5, 1.4, 1.1, 0.9])
     c = claims.dloss_inverse_fid(inverse)
-    assert c.verdict == HOLDS and "n = 6" in c.evidence
-    assert "paper's own Table I: r = -0.90" in c.evidence
-    assert claims.dloss_inverse_fid(t1({"x": fid}, {"x": [0.9, 1.1, 1.4, 1.5, 1.8, 2.0]})).verdict == FAILS
-    noisy = t1({"x": fid}, {"x": [1.0, 2.0, 1.1, 1.9, 1.2, 1.5]})
-    assert claims.dloss_inverse_fid(noisy).verdict == INCONCLUSIVE
-    assert claims.dloss_inverse_fid(t1({"x": fid[:2]})).verdict == INCONCLUSIVE  # n < 3
+    assert c.verdict == HOLDS and "over 6 configuration means" in c.evidence
+    assert "paper's own Table I: r = -0.902" in c.evidence
+    assert claims.dloss_inverse_fid(
+        _configs([100, 120, 140, 160, 180, 200], [0.9, 1.1, 1.4, 1.5, 1.8, 2.0])).verdict == FAILS
+    # 4 configurations, 3 seeds each, a within-configuration link only: the runs' pooled r
+    # is strong, the configuration means' is not significant at n = 4
+    noisy = _configs([100, 140, 120, 160], [1.0, 1.1, 1.2, 0.9], within=30)
+    c = claims.dloss_inverse_fid(noisy)
+    assert c.verdict == INCONCLUSIVE and "n = 12 runs, not independent" in c.evidence
+    c = claims.dloss_inverse_fid(t1({"a": [1.0, 2.0], "b": [3.0, 4.0]}))
+    assert c.verdict == UNTESTABLE and c.reason.startswith("configurations")
 
 
 def test_paper_dloss_correlation_from_table1():
     r, p, n = claims.paper_dloss_correlation()
     assert n == 4 and r == pytest.approx(-0.902, abs=1e-3) and p > 0.05  # not significant at n=4
+
+
+def test_holm_within_family_adjusts_each_claims_p():
+    df = t1({"adas-elu": [100, 104, 98], "adam-elu": [230, 240, 236],
+             "adas-elu-ttur": [95, 99, 97], "adas-dcgan": [120, 121, 119]},
+            {"adas-elu": [1.2] * 3, "adam-elu": [0.4] * 3, "adas-elu-ttur": [1.3] * 3,
+             "adas-dcgan": [1.1] * 3})
+    out = {c.key: c for c in claims.evaluate_claims({"table1": df})}
+    fam = [out[k] for k in ("adas_beats_adam", "elu_ttur_adas_best", "dloss_inverse_fid")]
+    assert {c.family for c in fam} == {"table1"}
+    raws = sorted(c.p for c in fam)
+    adj = sorted(c.p_adjusted for c in fam)
+    assert adj[0] == pytest.approx(min(1.0, 3 * raws[0]))  # Holm: m * smallest
+    assert all(a >= r for a, r in zip(adj, raws, strict=True))
+    assert "Holm-adjusted" in claims.claims_markdown(fam)
 
 
 def _memory(scale_with_bn: float) -> pd.DataFrame:
@@ -86,23 +128,26 @@ def _memory(scale_with_bn: float) -> pd.DataFrame:
 
 
 def test_bn_saving():
-    assert claims.bn_saving(_memory(1.03)).verdict == HOLDS  # 2.9 % saved
-    c = claims.bn_saving(_memory(1.20))  # 16.7 % saved: outside 1.2-7 %
+    from xraygan.reports.claims_memory import bn_saving
+
+    assert bn_saving(_memory(1.03)).verdict == HOLDS  # 2.9 % saved
+    c = bn_saving(_memory(1.20))  # 16.7 % saved: outside 1.2-7 %
     assert c.verdict == FAILS and "median measured saving 16.67 %" in c.evidence
     mixed = _memory(1.03)
     mixed.loc[(mixed["batchnorm"] == "both") & (mixed["features"] >= 64), "measured_mib"] *= 1.2
-    assert claims.bn_saving(mixed).verdict == INCONCLUSIVE  # median in range, 4 of 10 pairs out
-    assert claims.bn_saving(mixed[mixed["batchnorm"] == "d"]).verdict == INCONCLUSIVE  # no pair
+    assert bn_saving(mixed).verdict == INCONCLUSIVE  # median in range, 4 of 10 pairs out
+    assert bn_saving(mixed[mixed["batchnorm"] == "d"]).verdict == UNTESTABLE  # no pair
 
 
 def test_memory_exponential():
+    from xraygan.reports.claims_memory import memory_exponential
+
     power = tables.memory_rows_frame(memory_rows())  # m = 0.2 + 0.001 w^1.5
-    assert claims.memory_exponential(power).verdict == FAILS
+    assert memory_exponential(power).verdict == FAILS
     expo = power.copy()
     expo["measured_mib"] = 0.5 * 2.0 ** (expo["features"] / 16.0)
-    assert claims.memory_exponential(expo).verdict == HOLDS
-    few = power[power["features"] <= 16]  # three widths
-    assert claims.memory_exponential(few).verdict == INCONCLUSIVE
+    assert memory_exponential(expo).verdict == HOLDS
+    assert memory_exponential(power[power["features"] <= 16]).verdict == UNTESTABLE  # 3 widths
 
 
 def t3(blockiness: list[float], base: float = 0.08) -> pd.DataFrame:
@@ -117,79 +162,145 @@ def t3(blockiness: list[float], base: float = 0.08) -> pd.DataFrame:
 
 
 def test_blurry_squares():
-    assert claims.blurry_squares(t3([0.4] * 12)).verdict == HOLDS
-    assert claims.blurry_squares(t3([0.1] * 12)).verdict == FAILS  # within the 0.05 margin
-    assert claims.blurry_squares(t3([0.4] * 6 + [0.09] * 6)).verdict == INCONCLUSIVE
-    assert claims.blurry_squares(t3([0.4] * 4)).verdict == INCONCLUSIVE  # too few cells
-    c = claims.blurry_squares(t3([0.4] * 10 + [0.1] * 2))
+    from xraygan.reports.claims_memory import blurry_squares
+
+    assert blurry_squares(t3([0.4] * 12)).verdict == HOLDS
+    assert blurry_squares(t3([0.1] * 12)).verdict == FAILS  # within the 0.05 margin
+    assert blurry_squares(t3([0.4] * 6 + [0.09] * 6)).verdict == INCONCLUSIVE
+    assert blurry_squares(t3([0.4] * 4)).verdict == UNTESTABLE  # too few cells
+    c = blurry_squares(t3([0.4] * 10 + [0.1] * 2))
     assert c.verdict == HOLDS and c.evidence.startswith("10 of 12 compressed cells blocky")
 
 
-def test_evaluate_claims_without_data_is_all_inconclusive():
+def test_evaluate_claims_without_data_is_all_untestable():
     out = claims.evaluate_claims({})
     assert [c.key for c in out] == ["adas_beats_adam", "elu_ttur_adas_best", "dloss_inverse_fid",
                                     "bn_saving", "memory_exponential", "blurry_squares",
                                     "no_data_copying", "hf_bias", "best_fid_best_recall"]
-    assert {c.verdict for c in out} == {INCONCLUSIVE}
+    assert {c.verdict for c in out} == {UNTESTABLE}
     text = claims.claims_markdown(out)
-    assert text.count("**inconclusive**") == 9 and "- Rule:" in text
+    assert text.count("**untestable**") == 2 * 9 and "- Rule:" in text
 
 
-# --------------------------------------------------------------------------- registry, new claims
-def _quality(groups):
-    """Trials frame with per-run quality metrics: {group: [dict of metrics per seed]}."""
-    rows = []
-    for g, runs in groups.items():
-        for seed, m in enumerate(runs):
-            rows.append({"group": g, "cell": f"{g}-s{seed}", "status": "completed", "seed": seed,
-                         "study": "table1", **m})
-    return pd.DataFrame(rows)
-
-
+# --------------------------------------------------------------------------- registry
 def test_registry_keys_once_and_study_pages():
-    from xraygan.reports.claims import CLAIMS, claims_for_study, register_claim
+    from xraygan.reports.claims import CLAIMS, ClaimProtocol, claims_for_study, register_claim
 
     assert claims_for_study("table3") == ("blurry_squares", "hf_bias")
     assert "bn_saving" in claims_for_study("memory")
     assert claims_for_study("fmaps", declared=("blurry_squares",)) == ("memory_exponential",
                                                                        "blurry_squares")
     with pytest.raises(KeyError, match="registered twice"):
-        register_claim("bn_saving", reads=lambda i: None)(lambda x: None)
+        register_claim(CLAIMS["bn_saving"].protocol, reads=lambda i: None)(lambda x, p: None)
+    with pytest.raises(KeyError, match="unknown claim"):
+        claims_for_study("table1", declared=("no_such_claim",))
+    with pytest.raises(ValueError, match="direction"):
+        ClaimProtocol(key="x", version=1, statement="", hypothesis="", direction="up",
+                      metric="", cells=(), test="", family="f")
     assert all(spec.key == key for key, spec in CLAIMS.items())
+
+
+def test_registration_round_trip_and_hash():
+    protos = list(claims.protocols().values())
+    reg = registration(protos)
+    back = registered_protocols({"claims_protocol": reg})
+    assert back == {p.key: p for p in protos}
+    assert registration(protos) == reg  # canonical: the same bytes every time
+    tampered = {**reg, "claims": {**reg["claims"], "hf_bias": {**reg["claims"]["hf_bias"],
+                                                               "alpha": 0.2}}}
+    with pytest.raises(ValueError, match="do not match"):
+        registered_protocols({"claims_protocol": tampered})
+    assert registered_protocols({}) is None
+    from xraygan.ablations.runner import CLAIMS_ATTR
+    from xraygan.reports.claim_protocol import REGISTRATION_ATTR
+
+    assert CLAIMS_ATTR == REGISTRATION_ATTR
+
+
+def test_registered_protocol_decides_and_both_are_shown():
+    df = t1({"adas-elu": [215, 240, 200], "adam-elu": [230, 245, 236]})  # one-sided p 0.12
+    code = claims.CLAIMS["adas_beats_adam"].protocol
+    loose = dataclasses.replace(code, version=1, alpha=0.2)  # registered before a later change
+    out = claims.evaluate_claims({"table1": df}, registered={"adas_beats_adam": loose},
+                                 keys=["adas_beats_adam"])[0]
+    mine = claims.evaluate_claims({"table1": df}, registered={"adas_beats_adam": code},
+                                  keys=["adas_beats_adam"])[0]
+    assert math.isfinite(out.p) and 0.05 < out.p_adjusted < 0.2
+    assert out.verdict == HOLDS and out.version == 1  # the registered alpha 0.2 decided
+    assert "the registered one decided" in out.registration
+    assert "The code's rule would say **inconclusive**" in out.registration
+    assert mine.verdict == INCONCLUSIVE and mine.registration.startswith("registered before")
+    none = claims.evaluate_claims({"table1": df}, keys=["adas_beats_adam"])[0]
+    assert "not registered before the data" in none.registration
+
+
+# --------------------------------------------------------------------------- beyond FID
+def _quality(groups):
+    """Trials frame with per-run quality metrics: {group: [dict of metrics per seed]}."""
+    rows = []
+    for g, runs in groups.items():
+        for seed, m in enumerate(runs):
+            rows.append({"group": g, "cell": f"{g}-s{seed}", "status": "completed", "seed": seed,
+                         "study": "table1", "fid_n1": 256, **m})
+    return pd.DataFrame(rows)
+
+
+NEAR = {"precision": 0.6, "density": 0.8, "mem_ct": -0.4, "mem_px_ct": 0.2}
 
 
 def test_no_data_copying_verdicts():
     from xraygan.reports.claims_quality import no_data_copying
 
-    clean = {"mem_copying": 0.0, "mem_ct": -0.4, "mem_px_ct": 0.2, "mem_copy_fraction": 0.04}
-    copy = {"mem_copying": 1.0, "mem_ct": -9.0, "mem_px_ct": -12.0, "mem_copy_fraction": 1.0}
+    clean = {**NEAR, "mem_copy_fraction": 0.04, "mem_px_copy_fraction": 0.05}
+    copy = {**NEAR, "mem_ct": -9.0, "mem_px_ct": -12.0, "mem_copy_fraction": 1.0,
+            "mem_px_copy_fraction": 1.0, "precision": 1.0}
     assert no_data_copying(_quality({"a": [clean], "b": [clean]})).verdict == HOLDS
     c = no_data_copying(_quality({"a": [clean], "b": [copy]}))
-    assert c.verdict == FAILS and "1 of 2 runs flagged" in c.evidence and "-9.00" in c.details
-    assert no_data_copying(_quality({"a": [{"fid": 3.0}]})).verdict == INCONCLUSIVE
+    assert c.verdict == FAILS and "1 of 2 runs show copying" in c.evidence and "-9.00" in c.details
+    # noise: far from the data (C_T >> 0), no copies: untestable, not "no copying"
+    noise = {"precision": 0.0, "density": 0.0, "mem_ct": 7.0, "mem_px_ct": 6.5,
+             "mem_copy_fraction": 0.0, "mem_px_copy_fraction": 0.0}
+    c = no_data_copying(_quality({"a": [noise], "b": [noise]}))
+    assert c.verdict == UNTESTABLE and c.reason.startswith("near_data")
+    # a quarter exact copies mixed with noise: C_T stays positive, the copy fraction fails it
+    quarter = {**noise, "mem_ct": 4.0, "mem_copy_fraction": 0.25, "mem_px_copy_fraction": 0.25}
+    assert no_data_copying(_quality({"a": [quarter], "b": [noise]})).verdict == FAILS
+    assert no_data_copying(_quality({"a": [{"fid": 3.0}]})).verdict == UNTESTABLE
 
 
 def test_hf_bias_verdicts():
     from xraygan.reports.claims_quality import hf_bias
 
-    def runs(hf, lf=0.0):
-        return [{"hf_deficit": hf, "lf_deficit": lf}]
+    def runs(hf, lf=0.0, n=1):
+        return [{"hf_deficit": hf + 0.01 * i, "lf_deficit": lf, **NEAR} for i in range(n)]
 
-    assert hf_bias(_quality({g: runs(0.6) for g in "abcd"})).verdict == HOLDS
-    assert hf_bias(_quality({g: runs(0.02) for g in "abcd"})).verdict == FAILS
-    # a uniform loss of power at all frequencies is no high-frequency bias
-    assert hf_bias(_quality({g: runs(0.5, 0.5) for g in "abcd"})).verdict == FAILS
-    assert hf_bias(_quality({"a": runs(0.6)})).verdict == INCONCLUSIVE
+    assert hf_bias(_quality({g: runs(0.5 + 0.02 * i) for i, g in enumerate("abcd")})).verdict == HOLDS
+    # high frequencies reproduced as well as low ones (within 10 %): equivalent, does not hold
+    assert hf_bias(_quality({g: runs(0.01 * i) for i, g in enumerate("abcd")})).verdict == FAILS
+    # a generator that has not learned the low frequencies cannot test the claim
+    c = hf_bias(_quality({g: runs(0.9, 0.8) for g in "abcd"}))
+    assert c.verdict == UNTESTABLE and c.reason.startswith("low_frequencies")
+    assert hf_bias(_quality({"a": runs(0.6)})).verdict == UNTESTABLE
 
 
 def test_best_fid_best_recall_verdicts():
     from xraygan.reports.claims_quality import best_fid_best_recall
 
-    df = _quality({"adas-elu": [{"fid": 94.0, "recall": 0.05}],
-                   "adam-elu": [{"fid": 120.0, "recall": 0.40}]})
-    c = best_fid_best_recall(df)
-    assert c.verdict == FAILS and "lowest FID: adas-elu" in c.evidence and "adam-elu" in c.evidence
-    df = _quality({"adas-elu": [{"fid": 94.0, "recall": 0.42}],
-                   "adam-elu": [{"fid": 120.0, "recall": 0.40}]})
-    assert best_fid_best_recall(df).verdict == HOLDS
-    assert best_fid_best_recall(None).verdict == INCONCLUSIVE
+    eq = {"prdc_n_real": 256, "prdc_n_fake": 256, "precision": 0.5}
+
+    def cells(best_recall, other_recall):
+        return _quality({"adas-elu": [{"fid": 94.0 + s, "recall": best_recall + 0.01 * s, **eq}
+                                     for s in range(3)],
+                         "adam-elu": [{"fid": 120.0 + s, "recall": other_recall + 0.01 * s, **eq}
+                                      for s in range(3)]})
+
+    c = best_fid_best_recall(cells(0.05, 0.40))
+    assert c.verdict == FAILS and "lowest FID: adas-elu" in c.evidence
+    assert best_fid_best_recall(cells(0.42, 0.40)).verdict == HOLDS
+    # precision 0: recall measures spread, not diversity
+    zero = cells(0.42, 0.40).assign(precision=0.0, density=0.0)
+    c = best_fid_best_recall(zero)
+    assert c.verdict == UNTESTABLE and c.reason.startswith("precision_floor")
+    unequal = cells(0.42, 0.40).assign(prdc_n_real=2048)
+    assert best_fid_best_recall(unequal).reason.startswith("equal_sets")
+    assert best_fid_best_recall(None).verdict == UNTESTABLE

@@ -148,6 +148,9 @@ def build_options(args: argparse.Namespace):
 
         ctx = dataclasses.replace(ctx, base=read_config_file(args.config))
     heartbeat = args.heartbeat or HEARTBEAT_S
+    from xraygan.reports.claim_protocol import registration
+    from xraygan.reports.claims import study_protocols
+
     return SweepOptions(
         study=spec.name, ctx=ctx, out=args.out, storage=args.storage, study_name=args.study_name,
         workers=args.workers, heartbeat=heartbeat,
@@ -155,6 +158,7 @@ def build_options(args: argparse.Namespace):
         max_retry=MAX_RETRY if args.max_retry is None else args.max_retry, wait=not args.no_wait,
         progress=not getattr(args, "no_progress", False),
         tensorboard=tensorboard_wanted(getattr(args, "tensorboard", None)),
+        claims=registration(study_protocols(spec.name)),  # registered before the first trial
     )
 
 

@@ -1,0 +1,145 @@
+"""Measure what the quick scale must be long enough for: the iteration at which each Table I
+configuration leaves T0 (D's initial winning phase), and what that length costs on the slower
+CPU class.
+
+    python -m xraygan.ablations.scale_probe --batch-size 32 --steps 2000 --seeds 0 1 2 \
+        --cells adam-elu --out probe/
+
+Each (cell, seed) trains once for ``--steps`` iterations with ``xraygan.train`` (the table1
+cell's config at the quick scale's image size and width, FID off, one intra-op thread). T0 is
+then found (xraygan.metrics.dynamics.find_t0, the report's definition) on every prefix of the
+D-loss log that a shorter run would have logged: training is deterministic and nothing in a
+step depends on the run's total length, so one long run gives the T0 of every shorter one.
+
+Time on the reference CPU class: the machine is shared, so a run's wall time means little by
+itself. Right before and after each run the probe times a *known reference workload*, the
+quick scale's AdaS step (paper-elu, 32 px, width 32, batch 64, one thread), whose quiet rate on
+the slower CPU class (AVX2 EPYC, 2.45 GHz) is :data:`REFERENCE_QUIET_IMAGES_PER_S` (measured
+there, README "Quick reproduction: time budget"). A run's time on that CPU, quiet, is then
+
+    wall_s * reference_rate_measured_here_now / REFERENCE_QUIET_IMAGES_PER_S
+
+(the ratio is taken in the same process under the same load as the run). Results are one JSON
+line per run in OUT/probe.jsonl; runs already there are skipped (resumable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REFERENCE_QUIET_IMAGES_PER_S = 438.0  # quick AdaS step, 1 thread, quiet AVX2 EPYC
+REFERENCE_BATCH = 64
+REFERENCE_S = 4.0  # seconds of reference steps before and after each run
+
+
+def reference_rate(seconds: float = REFERENCE_S) -> float:
+    """Images per second of the reference workload, here and now (one thread)."""
+    import torch
+
+    from xraygan.ablations.scale import QUICK, base_config
+    from xraygan.memory.measure import make_batch
+    from xraygan.train import build_trainer
+
+    cfg = base_config(QUICK)
+    device = torch.device("cpu")
+    trainer = build_trainer(cfg.model, cfg.optim, device=device, seed=0)
+    real, z = make_batch(cfg.model, REFERENCE_BATCH, device)
+    trainer.step(real, z)  # warm-up
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds or n < 3:
+        trainer.step(real, z)
+        n += 1
+    return n * REFERENCE_BATCH / (time.perf_counter() - t0)
+
+
+def t0_by_length(steps: Sequence[int], loss_d: Sequence[float],
+                 lengths: Sequence[int]) -> dict[int, float]:
+    """T0 a run of each length in ``lengths`` would report (NaN: never left T0)."""
+    import numpy as np
+
+    from xraygan.metrics.dynamics import find_t0
+
+    s = np.asarray(steps)
+    x = np.asarray(loss_d, dtype=float)
+    return {n: find_t0(s[s < n], x[s < n]) for n in lengths if (s < n).sum() >= 10}
+
+
+def probe_run(cell: str, seed: int, *, steps: int, batch_size: int, out: Path,
+              lengths: Sequence[int]) -> dict[str, Any]:
+    import torch
+
+    from xraygan import runs
+    from xraygan.ablations.scale import QUICK
+    from xraygan.ablations.spec import StudyContext
+    from xraygan.ablations.table1 import cells
+    from xraygan.config import replace_path
+    from xraygan.train import train
+
+    scale = QUICK.with_overrides(steps=steps, batch_size=batch_size, fid=False,
+                                 sample_every=steps, checkpoint_every=steps)
+    cfg = {c.key: c.config for c in cells(StudyContext(scale))}[cell]
+    cfg = replace_path(cfg, "train.seed", seed)
+    torch.set_num_threads(1)
+    before = reference_rate()
+    load_before = os.getloadavg()[0]
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    result = train(cfg, runs_root=out / "runs", progress=False, evaluate=False)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    after = reference_rate()
+    m = runs.read_metrics(result.run_dir)
+    t0s = t0_by_length(m["step"].to_numpy(), m["loss_d"].to_numpy(), lengths)
+    ref = (before + after) / 2
+    return {
+        "cell": cell, "seed": seed, "steps": steps, "batch_size": batch_size,
+        "image_size": scale.image_size, "features": scale.features,
+        "wall_s": wall, "cpu_s": cpu, "reference_images_per_s": ref,
+        "reference_before": before, "reference_after": after,
+        "load_avg": [load_before, os.getloadavg()[0]],
+        "avx2_quiet_s": wall * ref / REFERENCE_QUIET_IMAGES_PER_S,
+        "t0": {str(k): v for k, v in t0s.items()},
+        "d_loss_last_quarter_mean": float(m["loss_d"].iloc[-len(m) // 4:].mean()),
+        "run_dir": str(result.run_dir),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m xraygan.ablations.scale_probe",
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("--cells", nargs="+", default=["adas-elu", "adam-elu", "adas-elu-ttur",
+                                                   "adas-dcgan"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--batch-size", type=int, required=True)
+    p.add_argument("--lengths", type=int, nargs="*", default=None,
+                   help="run lengths to report T0 for (default: every 100 iterations)")
+    p.add_argument("--out", type=Path, required=True)
+    a = p.parse_args(argv)
+    lengths = a.lengths or list(range(200, a.steps + 1, 100))
+    a.out.mkdir(parents=True, exist_ok=True)
+    log = a.out / "probe.jsonl"
+    done = set()
+    if log.is_file():
+        for line in log.read_text().splitlines():
+            r = json.loads(line)
+            done.add((r["cell"], r["seed"], r["steps"], r["batch_size"]))
+    for seed in a.seeds:
+        for cell in a.cells:
+            if (cell, seed, a.steps, a.batch_size) in done:
+                continue
+            row = probe_run(cell, seed, steps=a.steps, batch_size=a.batch_size, out=a.out,
+                            lengths=lengths)
+            with log.open("a") as f:  # one line per finished run: a killed probe resumes
+                f.write(json.dumps(row) + "\n")
+            print(json.dumps({k: row[k] for k in ("cell", "seed", "wall_s", "avx2_quiet_s")}),
+                  flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,160 @@
+"""A claim's protocol as data, fixed before the data: hypothesis and direction, primary metric,
+compared cells, test, family, alpha, smallest effect of interest, equivalence margin,
+preconditions and a version.
+
+``xraygan sweep`` stores :func:`registration` of the claims a study bears on (canonical JSON
+and its sha256) in the Optuna study's user attrs before the first trial; ``xraygan report``
+decides with the registered protocol (reports/claims.py). Change a rule's numbers or logic and
+its ``version`` must change too: the hash then differs and the report shows both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+REGISTRATION_ATTR = "claims_protocol"  # the study user attr holding the registration
+
+DIRECTIONS = ("less", "greater", "none")
+"""``less``: the claim says the first compared cell (or the statistic) is lower; ``greater``:
+higher; ``none``: a rule on measurements without a direction (memory, blockiness)."""
+
+
+@dataclass(frozen=True)
+class Precondition:
+    """Something the data must show before the test can speak to the claim; when it fails
+    the verdict is "untestable" and names ``key`` and ``text``."""
+
+    key: str  # e.g. "past_t0", "precision_floor"
+    text: str  # the condition in words, with its numbers
+    threshold: float = math.nan  # the number the condition compares against (NaN: none)
+
+
+@dataclass(frozen=True, eq=False)
+class ClaimProtocol:
+    key: str  # registry name, also the report's anchor
+    version: int  # bump on any change of numbers or logic
+    statement: str  # the paper's claim in our words
+    hypothesis: str  # H1 of the test, in words
+    direction: str  # one of DIRECTIONS
+    metric: str  # the primary metric (a trials-frame column) and its scale
+    cells: tuple[str, ...]  # compared cells ("*": every configuration of the study)
+    test: str  # the test, in words (reports/decide.py implements it)
+    family: str  # Holm's family-wise error control runs within a family
+    alpha: float = 0.05
+    sesoi: float = math.nan  # smallest effect size of interest (in the metric's test units)
+    margin: float = math.nan  # equivalence margin: "does not hold" needs the effect inside it
+    power: float = 0.8  # the power seeds are planned for, at ``sesoi``
+    preconditions: tuple[Precondition, ...] = ()
+    studies: tuple[str, ...] = ()  # study kinds whose pages show the claim
+    transfer: str = ""  # what a verdict does not transfer to, beyond the study's own scope
+    params: tuple[tuple[str, float], ...] = field(default_factory=tuple)  # other fixed numbers
+
+    def __post_init__(self) -> None:
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"claim {self.key}: direction {self.direction!r}; expected one of "
+                             f"{', '.join(DIRECTIONS)}")
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"claim {self.key}: alpha {self.alpha} outside (0, 1)")
+
+    def __eq__(self, other: object) -> bool:
+        # by canonical JSON: NaN fields (no margin) compare equal, as they hash equal
+        return isinstance(other, ClaimProtocol) and self.sha256() == other.sha256()
+
+    def __hash__(self) -> int:
+        return hash(self.sha256())
+
+    def param(self, name: str) -> float:
+        for k, v in self.params:
+            if k == name:
+                return v
+        raise KeyError(f"claim {self.key}: no parameter {name!r}")
+
+    def precondition(self, key: str) -> Precondition:
+        for p in self.preconditions:
+            if p.key == key:
+                return p
+        raise KeyError(f"claim {self.key}: no precondition {key!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ClaimProtocol:
+        d = dict(d)
+        d["cells"] = tuple(d.get("cells", ()))
+        d["studies"] = tuple(d.get("studies", ()))
+        d["preconditions"] = tuple(Precondition(**{k: _unjson(v) for k, v in p.items()})
+                                   for p in d.get("preconditions", ()))
+        d["params"] = tuple((str(k), _unjson(v)) for k, v in d.get("params", ()))
+        for k in ("alpha", "sesoi", "margin", "power"):
+            if k in d:
+                d[k] = _unjson(d[k])
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def sha256(self) -> str:
+        return hashlib.sha256(canonical_json(self.to_dict()).encode()).hexdigest()
+
+    def rule_text(self) -> str:
+        """The whole protocol in one paragraph (what `xraygan claims list` and reports print)."""
+        pre = "; ".join(f"{p.key}: {p.text}" for p in self.preconditions) or "none"
+        eff = (f"smallest effect of interest {self.sesoi:g}, equivalence margin {self.margin:g} "
+               f"({self.metric})" if math.isfinite(self.sesoi) else f"metric: {self.metric}")
+        return (f"H1: {self.hypothesis} Test: {self.test} Family {self.family!r}, alpha "
+                f"{self.alpha:g} (Holm within the family); {eff}. Cells: "
+                f"{', '.join(self.cells) or '—'}. Preconditions (else untestable): {pre}. "
+                f"Version {self.version}.")
+
+
+def _jsonable(obj: Any) -> Any:
+    """NaN/inf as strings (canonical JSON has no NaN), tuples as lists."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+def _unjson(v: Any) -> Any:
+    if v in ("nan", "inf", "-inf"):
+        return float(v)
+    return v
+
+
+def canonical_json(obj: Any) -> str:
+    """Sorted keys, no whitespace, ASCII: the same protocol always gives the same bytes."""
+    return json.dumps(_jsonable(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False)
+
+
+def registration(protocols: Iterable[ClaimProtocol]) -> dict[str, Any]:
+    """What a sweep stores before its first trial: every protocol, the canonical JSON of the
+    set and its sha256 (each protocol's own hash too, to tell which one changed)."""
+    items = {p.key: p.to_dict() for p in protocols}
+    text = canonical_json(items)
+    return {"claims": items, "json_sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "hashes": {k: ClaimProtocol.from_dict(v).sha256() for k, v in items.items()}}
+
+
+def registered_protocols(attrs: Mapping[str, Any] | None) -> dict[str, ClaimProtocol] | None:
+    """The protocols a study registered (None when it registered none: a study made before
+    registration existed); a registration this code cannot read raises ValueError."""
+    reg = (attrs or {}).get(REGISTRATION_ATTR)
+    if not isinstance(reg, Mapping):
+        return None
+    claims = reg.get("claims")
+    if not isinstance(claims, Mapping):
+        raise ValueError(f"study attr {REGISTRATION_ATTR!r} has no 'claims' mapping")
+    text = canonical_json(claims)
+    if hashlib.sha256(text.encode()).hexdigest() != reg.get("json_sha256"):
+        raise ValueError(f"study attr {REGISTRATION_ATTR!r}: the stored protocols do not match "
+                         "their sha256 (edited after registration)")
+    return {k: ClaimProtocol.from_dict(v) for k, v in claims.items()}
