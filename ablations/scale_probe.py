@@ -12,7 +12,8 @@ D-loss log that a shorter run would have logged: training is deterministic and n
 step depends on the run's total length, so one long run gives the T0 of every shorter one.
 
 Time on the reference CPU class: the machine is shared, so a run's wall time means little by
-itself. Right before and after each run the probe times a *known reference workload*, the
+itself. Before, after and every :data:`SAMPLE_EVERY` iterations during each run (that time
+excluded from the run's), the probe times a *known reference workload*, the
 quick scale's AdaS step (paper-elu, 32 px, width 32, batch 64, one thread), whose quiet rate on
 the slower CPU class (AVX2 EPYC, 2.45 GHz) is :data:`REFERENCE_QUIET_IMAGES_PER_S` (measured
 there, README "Quick reproduction: time budget"). A run's time on that CPU, quiet, is then
@@ -36,6 +37,8 @@ from typing import Any
 REFERENCE_QUIET_IMAGES_PER_S = 438.0  # quick AdaS step, 1 thread, quiet AVX2 EPYC
 REFERENCE_BATCH = 64
 REFERENCE_S = 4.0  # seconds of reference steps before and after each run
+SAMPLE_EVERY = 250  # iterations between reference samples during a run (load changes)
+SAMPLE_S = 1.0
 
 
 def reference_rate(seconds: float = REFERENCE_S) -> float:
@@ -88,18 +91,30 @@ def probe_run(cell: str, seed: int, *, steps: int, batch_size: int, out: Path,
     torch.set_num_threads(1)
     before = reference_rate()
     load_before = os.getloadavg()[0]
+    samples: list[float] = []
+    spent = [0.0, 0.0]  # wall and CPU seconds of the samples, taken out of the run's
+
+    def sample(step: int) -> None:
+        if step % SAMPLE_EVERY == 0 and 0 < step < steps:
+            w, c = time.perf_counter(), time.process_time()
+            samples.append(reference_rate(SAMPLE_S))
+            spent[0] += time.perf_counter() - w
+            spent[1] += time.process_time() - c
+
     cpu0, t0 = time.process_time(), time.perf_counter()
-    result = train(cfg, runs_root=out / "runs", progress=False, evaluate=False)
-    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    result = train(cfg, runs_root=out / "runs", progress=False, evaluate=False, on_step=sample)
+    wall = time.perf_counter() - t0 - spent[0]
+    cpu = time.process_time() - cpu0 - spent[1]
     after = reference_rate()
     m = runs.read_metrics(result.run_dir)
     t0s = t0_by_length(m["step"].to_numpy(), m["loss_d"].to_numpy(), lengths)
-    ref = (before + after) / 2
+    rates = [before, *samples, after]
+    ref = len(rates) / sum(1 / r for r in rates)  # harmonic mean: time-weighted
     return {
         "cell": cell, "seed": seed, "steps": steps, "batch_size": batch_size,
         "image_size": scale.image_size, "features": scale.features,
         "wall_s": wall, "cpu_s": cpu, "reference_images_per_s": ref,
-        "reference_before": before, "reference_after": after,
+        "reference_before": before, "reference_after": after, "reference_samples": samples,
         "load_avg": [load_before, os.getloadavg()[0]],
         "avx2_quiet_s": wall * ref / REFERENCE_QUIET_IMAGES_PER_S,
         "t0": {str(k): v for k, v in t0s.items()},

@@ -204,8 +204,10 @@ def study_protocols(kind: str) -> list[ClaimProtocol]:
 
 
 # --------------------------------------------------------------------------- deciding
-def decide_family(items: Sequence[tuple[ClaimProtocol, Finding]]) -> list[Claim]:
-    """Verdicts of claims decided together: Holm within each family, per kind of p-value."""
+def decide_family(items: Sequence[tuple[ClaimProtocol, Finding]], *,
+                  context: bool = True) -> list[Claim]:
+    """Verdicts of claims decided together: Holm within each family, per kind of p-value.
+    ``context=False`` skips the scope and a priori power lines (simulations need verdicts)."""
     adjusted: dict[int, tuple[float, float, float]] = {}
     families: dict[str, list[int]] = {}
     for i, (p, f) in enumerate(items):
@@ -232,8 +234,8 @@ def decide_family(items: Sequence[tuple[ClaimProtocol, Finding]]) -> list[Claim]
         else:  # nothing to test: the claim's data are missing
             v, why = UNTESTABLE, f"data: {f.evidence}"
         out.append(Claim(p.key, p.statement, v, f.evidence, p.rule_text(), f.data, f.details,
-                         p.family, raw, adj, why, scope(f.frame, p), p.version, p.sha256(),
-                         power=power_line(f.frame, p)))
+                         p.family, raw, adj, why, scope(f.frame, p) if context else "",
+                         p.version, p.sha256(), power=power_line(f.frame, p) if context else ""))
     return out
 
 
@@ -342,10 +344,11 @@ def describe(df: pd.DataFrame | None) -> str:
 
 
 def cell_values(df: pd.DataFrame, group: str, column: str) -> np.ndarray:
-    done = completed(df)
-    if column not in done.columns:
+    """The completed runs' values of ``column`` in configuration ``group``."""
+    if column not in df.columns:
         return np.zeros(0)
-    return done.loc[done["group"] == group, column].to_numpy(dtype=float)
+    keep = (df["status"].to_numpy() == "completed") & (df["group"].to_numpy() == group)
+    return df[column].to_numpy(dtype=float)[keep]
 
 
 def log_values(df: pd.DataFrame, group: str, column: str = "fid") -> np.ndarray:
@@ -366,6 +369,40 @@ def past_t0(df: pd.DataFrame, cells: Sequence[str], p: ClaimProtocol) -> str:
         if n == 0 or left <= pre.threshold * n:
             bad.append(f"{g} left T0 in {left} of {n} seeds")
     return f"past_t0 ({pre.text}): " + "; ".join(bad) if bad else ""
+
+
+COPY_LIMIT = 0.5  # a configuration whose runs hand back this share of training images copies
+
+
+def not_copying(df: pd.DataFrame, cells: Sequence[str]) -> str:
+    """'' unless some cell's mean copy fraction (the larger of the feature and pixel spaces)
+    exceeds COPY_LIMIT: a generator that hands back its training images has the training
+    set's FID, precision and spectrum, which says nothing about generating them."""
+    if "mem_copy_fraction" not in df.columns:
+        return ""
+    bad = []
+    for g in cells:
+        f = np.fmax(cell_values(df, g, "mem_copy_fraction"),
+                    cell_values(df, g, "mem_px_copy_fraction")
+                    if "mem_px_copy_fraction" in df.columns else cell_values(df, g, "mem_copy_fraction"))
+        if np.isfinite(f).any() and float(np.nanmean(f)) > COPY_LIMIT:
+            bad.append(f"{g} copy fraction {float(np.nanmean(f)):.2f}")
+    return f"not_copying ({NOT_COPYING.text}): " + ", ".join(bad) if bad else ""
+
+
+NOT_COPYING = Precondition("not_copying", f"no compared configuration's mean copy fraction "
+                           f"above {COPY_LIMIT:g}: a generator handing back training images "
+                           "scores the training set, not what it generates", COPY_LIMIT)
+
+
+def preconditions_met(df: pd.DataFrame, cells: Sequence[str], p: ClaimProtocol) -> str:
+    """The first failed precondition among past T0 and not copying (those the protocol has)."""
+    keys = {q.key for q in p.preconditions}
+    for key, check in (("past_t0", lambda: past_t0(df, cells, p)),
+                       ("not_copying", lambda: not_copying(df, cells))):
+        if key in keys and (why := check()):
+            return why
+    return ""
 
 
 PAST_T0 = Precondition("past_t0", f"each compared configuration leaves T0 (finite t0) in more "
@@ -391,7 +428,7 @@ TABLE1 = "table1"
     metric=_log_fid_rule(["adas-elu"]), cells=("adas-elu", "adam-elu"),
     test=("one-sided Welch t on log FID over seeds (adas-elu - adam-elu < 0); does not hold on "
           "a significant opposite effect or TOST equivalence within the margin."),
-    family=TABLE1, alpha=ALPHA, sesoi=FID_SESOI, margin=FID_MARGIN, preconditions=(PAST_T0,),
+    family=TABLE1, alpha=ALPHA, sesoi=FID_SESOI, margin=FID_MARGIN, preconditions=(PAST_T0, NOT_COPYING),
     studies=("table1",), transfer="other learning rates (one default per optimizer; Lucic et "
     "al. 2018: equal tuning budgets are needed for an optimizer ranking)"),
     reads=lambda i: i.first("table1"))
@@ -409,7 +446,7 @@ def adas_beats_adam(table1: pd.DataFrame | None, p: ClaimProtocol) -> Finding:
           f"(ratio {num(math.exp(test.estimate), 2) if math.isfinite(test.estimate) else '—'}). "
           f"Paper (64 px, full length, n=1 each): {num(paper.TABLE1[a].fid)} vs "
           f"{num(paper.TABLE1[b].fid)}")
-    return Finding(ev, describe(table1), test=test, untestable=past_t0(table1, p.cells, p),
+    return Finding(ev, describe(table1), test=test, untestable=preconditions_met(table1, p.cells, p),
                    frame=table1)
 
 
@@ -422,7 +459,7 @@ def adas_beats_adam(table1: pd.DataFrame | None, p: ClaimProtocol) -> Finding:
     test=("intersection-union: one-sided Welch t on log FID of adas-elu-ttur against each other "
           "cell, holds when all reject (p = the largest); does not hold when some cell is "
           "significantly lower or equivalent within the margin (Bonferroni over the cells)."),
-    family=TABLE1, alpha=ALPHA, sesoi=FID_SESOI, margin=FID_MARGIN, preconditions=(PAST_T0,),
+    family=TABLE1, alpha=ALPHA, sesoi=FID_SESOI, margin=FID_MARGIN, preconditions=(PAST_T0, NOT_COPYING),
     studies=("table1",), transfer="other learning rates and TTUR ratios"),
     reads=lambda i: i.first("table1"))
 def elu_ttur_adas_best(table1: pd.DataFrame | None, p: ClaimProtocol) -> Finding:
@@ -443,7 +480,7 @@ def elu_ttur_adas_best(table1: pd.DataFrame | None, p: ClaimProtocol) -> Finding
                         f"[{num(t.low, 3)}, {num(t.high, 3)}], one-sided p {t.p_holds:.3g}"
                         for g, t in parts.items())
     return Finding(ev, describe(table1), details, test=test,
-                   untestable=past_t0(table1, (best, *others), p), frame=table1)
+                   untestable=preconditions_met(table1, (best, *others), p), frame=table1)
 
 
 def paper_dloss_correlation() -> tuple[float, float, int]:
@@ -478,7 +515,7 @@ def configuration_means(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
           "configurations beside it; does not hold on a significant positive r or TOST "
           "(Fisher z) within the margin."),
     family=TABLE1, alpha=ALPHA, sesoi=0.5, margin=0.3,
-    preconditions=(PAST_T0, Precondition("configurations", "at least 3 configurations with "
+    preconditions=(PAST_T0, NOT_COPYING, Precondition("configurations", "at least 3 configurations with "
                                          "FID and D loss", 3)),
     studies=("table1", "runs"), transfer="configurations outside the study's grid"),
     reads=lambda i: i.first("table1", "runs"))
@@ -506,7 +543,7 @@ def dloss_inverse_fid(runs: pd.DataFrame | None, p: ClaimProtocol) -> Finding:
     details = "; ".join(f"{r['group']}: D loss {num(r['d_loss_mean'], 3)}, FID "
                         f"{num(r['fid'], 1)} (n={r['n']})" for _, r in means.iterrows())
     return Finding(ev, describe(runs), details, test=test,
-                   untestable=past_t0(runs, list(means["group"]), p), frame=runs)
+                   untestable=preconditions_met(runs, list(means["group"]), p), frame=runs)
 
 
 # --------------------------------------------------------------------------- the page

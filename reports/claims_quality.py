@@ -12,13 +12,14 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
-from xraygan.metrics.memorization import COPY_QUANTILE, CT_THRESHOLD
+from xraygan.metrics.memorization import COPY_QUANTILE
 from xraygan.metrics.spectrum import CUTOFF
 
 from . import decide
 from .claim_protocol import ClaimProtocol, Precondition
-from .claims import Finding, cell_values, describe, num, register_claim
+from .claims import NOT_COPYING, Finding, cell_values, describe, not_copying, num, register_claim
 from .load import completed
 from .stats import fmt_ci, mean_ci
 
@@ -60,24 +61,24 @@ def quality_floor(df: pd.DataFrame, groups: list[str], floor: float) -> str:
                "for sharing generated radiographs)"),
     hypothesis=(f"in every run the copy fraction (generated images nearer a training image than "
                 f"the {COPY_QUANTILE:.0%} quantile of held-out ones) is below "
-                f"{COPY_QUANTILE + COPY_MARGIN:g}, and C_T >= {CT_THRESHOLD:g}."),
+                f"{COPY_QUANTILE + COPY_MARGIN:g}, and C_T is not significantly below 0."),
     direction="less",
     metric="copy fraction per run (Inception features and 16x16 pixels, the larger), and C_T",
     cells=("*",),
     test=(f"per run, one-sided binomial test of the copy fraction against "
           f"{COPY_QUANTILE + COPY_MARGIN:g} (H0: at least that many copies); holds when every "
-          f"run rejects (intersection-union). Does not hold when some run has C_T < "
-          f"{CT_THRESHOLD:g} in either space or a copy fraction significantly above "
-          f"{COPY_QUANTILE:g} (binomial, Bonferroni over runs and the two spaces): evidence of "
-          "copying counts whatever the generator's fit."),
+          f"run rejects (intersection-union). Does not hold when some run has C_T significantly "
+          f"below 0 in either space (C_T is a standard normal z without copying) or a copy "
+          f"fraction significantly above {COPY_QUANTILE:g} (binomial); Bonferroni over runs and "
+          "the 4 tests of a run. Evidence of copying counts whatever the generator's fit."),
     family=QUALITY, sesoi=COPY_MARGIN, margin=COPY_MARGIN,
-    preconditions=(Precondition("near_data", f"no copying found, and every run's C_T <= "
-                                f"{CT_NEAR:g} (Meehan et al. 2020: C_T >> 0 is underfitting, "
+    preconditions=(Precondition("near_data", f"no copying found, and every configuration's "
+                                f"mean C_T <= {CT_NEAR:g} (Meehan et al. 2020: C_T >> 0 is underfitting, "
                                 "where the test cannot show the absence of copying)", CT_NEAR),
                    QUALITY_FLOOR),
     studies=("table1", "seeds", "runs"),
     transfer="other training-set sizes (copying grows as the set shrinks) and longer training",
-    params=(("ct_copy", CT_THRESHOLD), ("ct_near", CT_NEAR), ("copy_quantile", COPY_QUANTILE),
+    params=(("ct_near", CT_NEAR), ("copy_quantile", COPY_QUANTILE),
             ("copy_margin", COPY_MARGIN))),
     reads=lambda i: i.all_trials())
 def no_data_copying(trials: pd.DataFrame | None, p: ClaimProtocol) -> Finding:
@@ -91,23 +92,29 @@ def no_data_copying(trials: pd.DataFrame | None, p: ClaimProtocol) -> Finding:
                    t.get("mem_px_copy_fraction", t["mem_copy_fraction"]).astype(float).to_numpy())
     ct = t["mem_ct"].astype(float).to_numpy()
     ct_px = t.get("mem_px_ct", t["mem_ct"]).astype(float).to_numpy()
-    q0, ct_copy = p.param("copy_quantile"), p.param("ct_copy")
+    q0 = p.param("copy_quantile")
     bound = q0 + p.param("copy_margin")
     counts = np.round(frac * n_gen).astype(int)
     m = len(t)
-    flagged_ct = np.fmin(ct, np.nan_to_num(ct_px, nan=np.inf)) < ct_copy
-    p_copy = [min(1.0, 2 * m * decide.binomial_upper(k, int(n), q0)) for k, n in zip(counts, n_gen, strict=True)]
+    # evidence of copying, per run: C_T (a standard normal z under no copying, Meehan et al.)
+    # significantly below 0 in either space, or more copies than fresh data give; 4 tests a
+    # run (Bonferroni over runs and tests: the whole claim's error stays at alpha)
+    p_ct = np.fmin(norm.cdf(ct), norm.cdf(np.nan_to_num(ct_px, nan=np.inf)))
+    p_bin = np.array([decide.binomial_upper(k, int(n), q0) for k, n in
+                      zip(counts, n_gen, strict=True)])
+    p_run = np.fmin(1.0, 4 * m * np.fmin(p_ct, np.nan_to_num(p_bin, nan=1.0)))
     p_clean = [decide.binomial_lower(k, int(n), bound) for k, n in zip(counts, n_gen, strict=True)]
-    copies = flagged_ct | (np.asarray(p_copy) < p.alpha)
+    copies = p_run < p.alpha
     test = decide.TestResult(
         p_holds=max(p_clean) if p_clean and all(map(math.isfinite, p_clean)) else math.nan,
-        p_opposite=0.0 if flagged_ct.any() else min(p_copy, default=math.nan), n=m)
+        p_opposite=float(p_run.min()) if m else math.nan, n=m)
     untestable = ""
     if not copies.any():
-        far = ct > p.param("ct_near")
-        if far.any():
-            untestable = (f"near_data ({p.precondition('near_data').text}): C_T "
-                          f"{num(ct.max(), 2)} in {int(far.sum())} of {m} runs")
+        by_cfg = t.assign(ct=ct).groupby("group", sort=False)["ct"].mean()
+        far = by_cfg[by_cfg > p.param("ct_near")]
+        if len(far):
+            untestable = (f"near_data ({p.precondition('near_data').text}): mean C_T "
+                          + ", ".join(f"{g} {num(v, 2)}" for g, v in far.items()))
         else:
             untestable = quality_floor(t, _groups(t), PRECISION_FLOOR)
     ev = (f"{int(copies.sum())} of {m} runs show copying; C_T (features) {num(ct.min(), 2)} to "
@@ -140,7 +147,7 @@ def hf_log_ratio(df: pd.DataFrame) -> pd.Series:
     test=("one-sample t over configuration means (n = configurations); does not hold on a "
           "significant positive mean or TOST within the margin."),
     family=QUALITY, sesoi=math.log(1 / 0.8), margin=math.log(1 / 0.9),
-    preconditions=(QUALITY_FLOOR,
+    preconditions=(QUALITY_FLOOR, NOT_COPYING,
                    Precondition("low_frequencies", f"every configuration's power below the "
                                 f"cut-off within a factor {LF_FACTOR:g} of the real images' "
                                 "(a generator that has not learned the low frequencies cannot "
@@ -167,7 +174,8 @@ def hf_bias(trials: pd.DataFrame | None, p: ClaimProtocol) -> Finding:
         untestable = (f"low_frequencies ({p.precondition('low_frequencies').text}): "
                       + ", ".join(f"{g} low-frequency power x{math.exp(lf[g]):.2f}" for g in bad))
     else:
-        untestable = quality_floor(done, list(groups), PRECISION_FLOOR)
+        untestable = (quality_floor(done, list(groups), PRECISION_FLOOR)
+                      or not_copying(done, list(groups)))
     ev = (f"mean log HF/LF power ratio over {len(groups)} configurations {num(test.estimate, 3)} "
           f"[{num(test.low, 3)}, {num(test.high, 3)}]")
     details = ", ".join(f"{g} {num(v, 3)} (low-frequency power x{math.exp(lf[g]):.2f})"
@@ -207,7 +215,7 @@ def equal_sets(df: pd.DataFrame) -> str:
           "other configuration, holds when all reject (intersection-union); does not hold when "
           "some configuration has significantly higher recall (Bonferroni over configurations)."),
     family=QUALITY, sesoi=RECALL_MARGIN, margin=RECALL_MARGIN,
-    preconditions=(QUALITY_FLOOR, Precondition("equal_sets", "precision/recall computed on as "
+    preconditions=(QUALITY_FLOOR, NOT_COPYING, Precondition("equal_sets", "precision/recall computed on as "
                                                "many real as generated images", 1.0),
                    Precondition("configurations", "at least 2 configurations with FID and "
                                 "recall", 2)),
@@ -236,7 +244,8 @@ def best_fid_best_recall(trials: pd.DataFrame | None, p: ClaimProtocol) -> Findi
                              min(1.0, len(opposite) * min(o.p_holds for o in opposite)),
                              n=iut.n)
     done = completed(trials)
-    untestable = (quality_floor(trials, both, PRECISION_FLOOR) or equal_sets(done))
+    untestable = (quality_floor(trials, both, PRECISION_FLOOR) or not_copying(trials, both)
+                  or equal_sets(done))
     top = max(both, key=lambda g: rec[g].mean)
     ev = (f"lowest FID: {best} ({fmt_ci(fid[best], 1)}), recall {fmt_ci(rec[best], 3)}; highest "
           f"recall: {top} ({fmt_ci(rec[top], 3)}, FID {fmt_ci(fid[top], 1)})")

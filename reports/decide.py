@@ -118,20 +118,27 @@ def cluster_bootstrap_r(x: Sequence[float], y: Sequence[float], clusters: Sequen
     """95 % percentile interval of the pooled Pearson r when whole clusters (configurations)
     are resampled with replacement: the runs of one configuration move together, so the
     interval carries the between-configuration uncertainty (resamples without spread in
-    either variable are skipped)."""
+    either variable are dropped). Each resample's r comes from per-cluster sums weighted by
+    how often the cluster was drawn."""
     x, y = np.asarray(x, float), np.asarray(y, float)
-    labels = np.asarray([str(c) for c in clusters])
-    groups = [np.flatnonzero(labels == g) for g in dict.fromkeys(labels)]
-    rng = np.random.default_rng(seed)
-    rs = []
-    for _ in range(resamples):
-        idx = np.concatenate([groups[i] for i in rng.integers(0, len(groups), len(groups))])
-        xs, ys = x[idx], y[idx]
-        if np.ptp(xs) > 0 and np.ptp(ys) > 0:
-            rs.append(np.corrcoef(xs, ys)[0, 1])
-    if len(rs) < resamples // 10:
+    labels = [str(c) for c in clusters]
+    names = list(dict.fromkeys(labels))
+    k = len(names)
+    if k < 2:
         return NAN, NAN
-    return float(np.percentile(rs, 2.5)), float(np.percentile(rs, 97.5))
+    idx = np.array([names.index(c) for c in labels])
+    sums = np.zeros((k, 6))  # n, sx, sy, sxx, syy, sxy per cluster
+    for col, v in enumerate((np.ones_like(x), x, y, x * x, y * y, x * y)):
+        np.add.at(sums[:, col], idx, v)
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(k, [1 / k] * k, size=resamples)  # (R, k) draws per cluster
+    n, sx, sy, sxx, syy, sxy = (counts @ sums).T
+    vx, vy = sxx - sx * sx / n, syy - sy * sy / n
+    ok = (vx > 1e-12 * np.maximum(sxx, 1)) & (vy > 1e-12 * np.maximum(syy, 1))
+    if ok.sum() < resamples // 10:
+        return NAN, NAN
+    r = (sxy - sx * sy / n)[ok] / np.sqrt(vx[ok] * vy[ok])
+    return float(np.percentile(r, 2.5)), float(np.percentile(r, 97.5))
 
 
 def binomial_upper(k: int, n: int, p0: float) -> float:
