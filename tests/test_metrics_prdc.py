@@ -78,3 +78,20 @@ def test_gaussian_noise_has_no_precision():
 def test_prdc_needs_more_than_k_samples():
     with pytest.raises(ValueError, match="more than k=5"):
         prdc(np.zeros((5, 3)), np.zeros((10, 3)))
+
+
+def test_prdc_of_compares_equal_sets():
+    """Coverage's expectation assumes as many real as generated images: the larger set is
+    subsampled (deterministically) and the sizes recorded for the claims' precondition."""
+    from types import SimpleNamespace
+
+    from xraygan.metrics.compare import prdc_of
+
+    rng = np.random.default_rng(0)
+    real = SimpleNamespace(features=rng.normal(size=(400, 8)))
+    fake = SimpleNamespace(features=rng.normal(size=(100, 8)))
+    m = prdc_of(fake, real, [], 5)
+    assert m["prdc_n_real"] == m["prdc_n_fake"] == 100
+    assert m == prdc_of(fake, real, [], 5)  # the same subsample every time
+    # one distribution, equal sets: coverage near its expectation 1 - 1/2^5
+    assert 0.85 < m["coverage"] <= 1.0

@@ -42,7 +42,7 @@ def test_noxfile_copies_of_the_scale_constants_agree():
 def test_trials_record_kid_beside_fid():
     from xraygan.ablations.trial import metric_options
 
-    assert metric_options(QUICK) == {"fid": True, "kid": True, "fid_samples": 256}
+    assert metric_options(QUICK) == {"fid": True, "kid": True, "fid_samples": QUICK.fid_samples}
     assert metric_options(FULL)["kid"] is True
     assert metric_options(QUICK.with_overrides(fid=False))["kid"] is False  # no features, no KID
 

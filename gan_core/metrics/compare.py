@@ -119,7 +119,19 @@ def prdc_of(gen: SampleSet, ref: SampleSet, notes: list[str], k: int) -> dict[st
         not_applicable(notes, "precision/recall", f"{min(len(f1), len(f2))} images in a set; "
                        f"k-NN radii with k={k} need more than {k}")
         return dict.fromkeys(keys, NA)
-    return prdc(f2, f1, k)
+    # as many real as generated images: coverage's expectation (1 - 1/2^k for one
+    # distribution, Naeem et al. 2020) and the k-NN radii assume equal sets; the larger set
+    # is subsampled, the same rows every time
+    n = min(len(f1), len(f2))
+    f1, f2 = _subsample(f1, n), _subsample(f2, n)
+    return {**prdc(f2, f1, k), "prdc_n_real": n, "prdc_n_fake": n}
+
+
+def _subsample(features: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    if len(features) <= n:
+        return features
+    rows = np.sort(np.random.default_rng(seed).choice(len(features), n, replace=False))
+    return features[rows]
 
 
 def spectrum_of(gen: torch.Tensor | None, ref: torch.Tensor | None, notes: list[str],
