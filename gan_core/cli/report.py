@@ -39,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     for name, page in report.pages.items():
         print(f"{name}: {page} ({len(report.figures[name])} figures)")
     for c in report.claims:
-        print(f"  {c.verdict:14s} {c.key}")
+        where = f"  [{c.population}]" if c.population else ""
+        why = f" ({c.reason})" if c.verdict == "untestable" else ""
+        print(f"  {c.verdict:14s} {c.key}{where}{why}")
     print(f"index: {report.index}")
     return 0
