@@ -34,7 +34,7 @@ from scipy import stats as sstats
 from . import decide, paper
 from .claim_protocol import ClaimProtocol, Precondition
 from .load import completed
-from .stats import fmt, fmt_ci, mean_ci
+from .stats import effect, fmt, fmt_ci, fmt_effect, mean_ci
 from .tables import markdown
 from .verdicts import FAILS, HOLDS, INCONCLUSIVE, UNTESTABLE, Verdict
 
@@ -295,7 +295,9 @@ def scope(df: pd.DataFrame | None, p: ClaimProtocol) -> str:
     what it does not transfer to."""
     if df is None or df.empty:
         return "no data"
-    size, n_fid, data = _vals(df, "image_size"), _vals(df, "fid_n1"), _vals(df, "data_source")
+    size, data = _vals(df, "image_size"), _vals(df, "data_source")
+    n_fid = _vals(df, "fid_n" if "fid_n" in df.columns else "fid_n1")
+    n_fid = "no" if n_fid == "0" else n_fid
     where = (f"{_vals(df, 'scale') or '?'} scale: {data} data ({_vals(df, 'num_images')} "
              f"images), {size} px, {_vals(df, 'steps')} steps of batch {_vals(df, 'batch_size')}, "
              f"FID on {n_fid} generated samples")
@@ -446,8 +448,11 @@ def adas_beats_adam(table1: pd.DataFrame | None, p: ClaimProtocol) -> Finding:
           f"(ratio {num(math.exp(test.estimate), 2) if math.isfinite(test.estimate) else '—'}). "
           f"Paper (64 px, full length, n=1 each): {num(paper.TABLE1[a].fid)} vs "
           f"{num(paper.TABLE1[b].fid)}")
-    return Finding(ev, describe(table1), test=test, untestable=preconditions_met(table1, p.cells, p),
-                   frame=table1)
+    details = "Effect (FID): " + fmt_effect(
+        effect(cell_values(table1, a, "fid"), cell_values(table1, b, "fid"), power=False),
+        names=("AdaS", "Adam"), observed_power=False)
+    return Finding(ev, describe(table1), details, test=test,
+                   untestable=preconditions_met(table1, p.cells, p), frame=table1)
 
 
 @register_claim(ClaimProtocol(

@@ -283,8 +283,12 @@ def fmt_spread(s: Spread, digits: int = 1) -> str:
             f"{fmt(s.max, digits)}, n={s.n})")
 
 
-def fmt_effect(e: Effect, digits: int = 1, names: tuple[str, str] = ("a", "b")) -> str:
-    """One line: difference and ratio with intervals, method, per-seed spread, seeds needed."""
+def fmt_effect(e: Effect, digits: int = 1, names: tuple[str, str] = ("a", "b"), *,
+               observed_power: bool = True) -> str:
+    """One line: difference and ratio with intervals, method, per-seed spread, and (unless
+    ``observed_power`` is False) the seeds needed at the observed difference. Claims leave
+    that last part out: power at the observed, significance-filtered difference is post hoc;
+    they plan seeds a priori at the declared smallest effect (reports.decide)."""
     na, nb = names
     if e.method == "none":
         base = (f"{na} − {nb} = {fmt(e.diff, digits)}, {na}/{nb} = {fmt(e.ratio, 2)} "
@@ -297,6 +301,8 @@ def fmt_effect(e: Effect, digits: int = 1, names: tuple[str, str] = ("a", "b")) 
            f"[{fmt(e.ratio_low, 2)}, {fmt(e.ratio_high, 2)}] ({CONFIDENCE:.0%}, {how}{df}, "
            f"p = {e.p_value:.2g}); per seed: {na} {fmt_spread(e.a, digits)}, {nb} "
            f"{fmt_spread(e.b, digits)}")
+    if not observed_power:
+        return out
     if e.seeds_needed is None:
         need = "unknown (no difference or no spread)"
     elif e.seeds_needed > MAX_SEEDS:
