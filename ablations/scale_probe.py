@@ -123,18 +123,47 @@ def probe_run(cell: str, seed: int, *, steps: int, batch_size: int, out: Path,
     }
 
 
+def summary_markdown(logs: Sequence[Path], lengths: Sequence[int] = (1500, 2000, 2500, 3000)) -> str:
+    """The probe's results as a markdown table: T0 at each run length (— : the run never left
+    T0), the time per 1000 iterations on a quiet AVX2 core, and the load it was measured under."""
+    head = ["cell", "seed", "batch", *[f"T0 in a {n}-iteration run" for n in lengths],
+            "s / 1000 it. (quiet AVX2)", "wall / CPU s here", "load avg"]
+    rows = []
+    for log in logs:
+        for line in Path(log).read_text().splitlines():
+            r = json.loads(line)
+            t0 = [r["t0"].get(str(n)) for n in lengths]
+            rows.append([r["cell"], r["seed"], r["batch_size"],
+                         *[("—" if v != v else f"{v:.0f}") if v is not None else "not run"
+                           for v in t0],
+                         f"{1000 * r['avx2_quiet_s'] / r['steps']:.0f}",
+                         f"{r['wall_s']:.0f} / {r['cpu_s']:.0f}",
+                         "-".join(f"{x:.1f}" for x in r["load_avg"])])
+    rows.sort(key=lambda r: (str(r[0]), int(r[2]), int(r[1])))
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m xraygan.ablations.scale_probe",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--cells", nargs="+", default=["adas-elu", "adam-elu", "adas-elu-ttur",
                                                    "adas-dcgan"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--steps", type=int, required=True)
-    p.add_argument("--batch-size", type=int, required=True)
+    p.add_argument("--steps", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--summary", nargs="+", type=Path, metavar="PROBE_JSONL",
+                   help="print the markdown table of finished probes and exit")
     p.add_argument("--lengths", type=int, nargs="*", default=None,
                    help="run lengths to report T0 for (default: every 100 iterations)")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path)
     a = p.parse_args(argv)
+    if a.summary:
+        print(summary_markdown(a.summary), end="")
+        return 0
+    if not (a.steps and a.batch_size and a.out):
+        p.error("--steps, --batch-size and --out are needed to probe")
     lengths = a.lengths or list(range(200, a.steps + 1, 100))
     a.out.mkdir(parents=True, exist_ok=True)
     log = a.out / "probe.jsonl"
