@@ -244,7 +244,10 @@ def _trials(p: Page) -> str:
 @section("table1")
 def _table1(p: Page) -> str:
     title = "Table I" if p.d.kind == "table1" else "Quality (Table I columns)"
-    return f"\n## {title}\n\n" + tables.table1_markdown(p.d.frame)
+    where = ("Our rows: " + "; ".join(sorted(_labels(p.d.frame))) + ". The paper's rows: 64 px, "
+             "VinBigData radiographs, 150 epochs, one run each: numbers from different scales, "
+             "not a comparison.\n\n")
+    return f"\n## {title}\n\n" + where + tables.table1_markdown(p.d.frame)
 
 
 @section("quality")
