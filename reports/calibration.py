@@ -9,8 +9,8 @@ every column the claims read, drawn per run from a model of a trained generator:
     log FID      = 5.4 + configuration effect + N(0, FID_SD)   (FID_SD: the quick scale's
                    per-seed sd of log FID, 0.2: 184.8-271.6 for adas-elu)
     t0           = 150 (left T0), D-loss mean per configuration + N(0, 0.1)
-    precision    ~ 0.5, density ~ 0.8, recall ~ 0.3 + N(0, 0.05), equal 256/256 sets
-    C_T          ~ N(0, 1) in both spaces; copy fraction ~ Binomial(256, q) / 256
+    precision    ~ 0.5, density ~ 0.8, recall ~ 0.3 + N(0, 0.05), equal 128/128 sets
+    C_T          ~ N(0, 1) in both spaces; copy fraction ~ Binomial(128, q) / 128
     spectrum     log HF/LF power ratio per configuration + N(0, 0.05), low frequencies learned
 
 and degenerate generators replace every configuration's runs by the signature such a
@@ -37,7 +37,7 @@ from .claims import CLAIMS, FID_SESOI, load_claim_modules
 from .verdicts import FAILS, HOLDS, INCONCLUSIVE, UNTESTABLE, Verdict
 
 FID_SD = 0.2  # per-seed sd of log FID: the quick scale's adas-elu seeds (pilot)
-N_GEN = 256
+N_GEN = 128  # the quick scale's FID samples (ablations/scale.py)
 CELLS = tuple(paper.TABLE1)  # adas-elu, adam-elu, adas-elu-ttur, adas-dcgan
 QUICK_SEEDS = 3
 DEGENERATE = ("noise", "copies", "constant", "undertrained")

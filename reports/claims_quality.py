@@ -59,15 +59,15 @@ def quality_floor(df: pd.DataFrame, groups: list[str], floor: float) -> str:
     key="no_data_copying", version=2,
     statement=("Synthetic images do not copy training images (the paper's privacy argument "
                "for sharing generated radiographs)"),
-    hypothesis=(f"in every run the copy fraction (generated images nearer a training image than "
+    hypothesis=(f"in every configuration the copy fraction (generated images nearer a training image than "
                 f"the {COPY_QUANTILE:.0%} quantile of held-out ones) is below "
                 f"{COPY_QUANTILE + COPY_MARGIN:g}, and C_T is not significantly below 0."),
     direction="less",
     metric="copy fraction per run (Inception features and 16x16 pixels, the larger), and C_T",
     cells=("*",),
-    test=(f"per run, one-sided binomial test of the copy fraction against "
-          f"{COPY_QUANTILE + COPY_MARGIN:g} (H0: at least that many copies); holds when every "
-          f"run rejects (intersection-union). Does not hold when some run has C_T significantly "
+    test=(f"per configuration (its runs' generated images pooled), one-sided binomial test of "
+          f"the copy fraction against {COPY_QUANTILE + COPY_MARGIN:g} (H0: at least that many "
+          f"copies); holds when every configuration rejects (intersection-union). Does not hold when some run has C_T significantly "
           f"below 0 in either space (C_T is a standard normal z without copying) or a copy "
           f"fraction significantly above {COPY_QUANTILE:g} (binomial); Bonferroni over runs and "
           "the 4 tests of a run. Evidence of copying counts whatever the generator's fit."),
@@ -103,10 +103,16 @@ def no_data_copying(trials: pd.DataFrame | None, p: ClaimProtocol) -> Finding:
     p_bin = np.array([decide.binomial_upper(k, int(n), q0) for k, n in
                       zip(counts, n_gen, strict=True)])
     p_run = np.fmin(1.0, 4 * m * np.fmin(p_ct, np.nan_to_num(p_bin, nan=1.0)))
-    p_clean = [decide.binomial_lower(k, int(n), bound) for k, n in zip(counts, n_gen, strict=True)]
+    # absence of copying, per configuration (its seeds' generated images pooled): fewer
+    # copies than the bound, shown by a binomial test; every configuration must show it
+    pooled = pd.DataFrame({"group": t["group"].to_numpy(), "k": counts, "n": n_gen.astype(int)})
+    pooled = pooled.groupby("group", sort=False)[["k", "n"]].sum()
+    p_clean = [decide.binomial_lower(int(k), int(n), bound)
+               for k, n in zip(pooled["k"], pooled["n"], strict=True)]
     copies = p_run < p.alpha
-    test = decide.TestResult(
-        p_holds=max(p_clean) if p_clean and all(map(math.isfinite, p_clean)) else math.nan,
+    test = decide.TestResult(  # a run that copies rules "holds" out, however diluted
+        p_holds=max(p_clean) if p_clean and all(map(math.isfinite, p_clean))
+        and not copies.any() else math.nan,
         p_opposite=float(p_run.min()) if m else math.nan, n=m)
     untestable = ""
     if not copies.any():
