@@ -35,6 +35,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 from xraygan.errors import ConfigError, XrayganError
 
 from . import load_studies
+from .scale import holdout_for
 from .spec import STUDIES, Cell, StudyContext, StudySpec
 from .storage import (
     DEFAULT_OUT,
@@ -87,8 +88,11 @@ def get_spec(name: str) -> StudySpec:
 def study_attrs(opts: SweepOptions) -> dict[str, Any]:
     """What defines the study; a later sweep of the same name must match it."""
     ctx = opts.ctx
-    return {"study": opts.study, "scale": ctx.scale.to_dict(), "data": ctx.data,
-            "seeds": ctx.seeds, "base_config": ctx.base.to_dict() if ctx.base else None}
+    attrs = {"study": opts.study, "scale": ctx.scale.to_dict(), "data": ctx.data,
+             "seeds": ctx.seeds, "base_config": ctx.base.to_dict() if ctx.base else None}
+    if holdout_for(ctx.data) > 0:  # real data: the split is part of what the study trains on
+        attrs["holdout"] = holdout_for(ctx.data, ctx.holdout)
+    return attrs
 
 
 def open_study(opts: SweepOptions) -> tuple[optuna.Study, optuna.storages.RDBStorage, bool]:

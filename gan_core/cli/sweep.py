@@ -79,6 +79,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                              "or --out is needed for an existing study; default: the scale's)")
     s.add_argument("--data", default="phantom", metavar="SPEC",
                    help="phantom | folder:PATH | dicom:PATH | cache:PATH")
+    s.add_argument("--holdout", type=field_type(DataConfig, "holdout"), metavar="F",
+                   help="fraction of folder/DICOM/cache images held out of training for the "
+                   "memorization test (default: 0.1 for real data; phantoms need none)")
     s.add_argument("--num-images", type=field_type(DataConfig, "num_images"), metavar="N",
                    help="training images (default: the scale's)")
     s.add_argument("--image-size", type=field_type(ModelConfig, "image_size"), metavar="N",
@@ -137,7 +140,8 @@ def build_options(args: argparse.Namespace):
     from xraygan.ablations.seeds import DEFAULT_SEEDS
 
     seeds = args.seeds if args.seeds is not None else DEFAULT_SEEDS if spec.name == "seeds" else 1
-    ctx = StudyContext(scale, data=args.data, seeds=seeds, trials=args.trials)
+    ctx = StudyContext(scale, data=args.data, seeds=seeds, trials=args.trials,
+                       holdout=getattr(args, "holdout", None))
     if args.cell:
         study, _, key = args.cell.partition(":")
         if not key:
@@ -186,6 +190,9 @@ def run(args: argparse.Namespace) -> int:
 
     spec = get_spec(opts.study)
     check_cells(spec, opts.ctx)  # a bad override fails here, before any trial or storage
+    from xraygan.ablations.preflight import preflight
+
+    checked = preflight(opts)  # data, held-out split, weights: before features or training
     from ..calibrate import describe as describe_estimate
     from ..calibrate import sweep_configs, sweep_estimate
     from ..process import apply_process_policy, model_params
@@ -201,10 +208,12 @@ def run(args: argparse.Namespace) -> int:
             for cell in spec.grid(opts.ctx):
                 print(f"{cell.key:24s} {json.dumps(dict(cell.params), sort_keys=True)}")
         if not args.no_estimate:
-            print(describe_estimate(*sweep_estimate(opts)))  # a few seconds of calibration here
+            for line in checked.datasets:
+                print(f"data: {line}")
+            print(describe_estimate(*sweep_estimate(opts, checked=checked)))  # seconds
         return 0
     if not args.no_estimate:
-        print(describe_estimate(*sweep_estimate(opts)), flush=True)
+        print(describe_estimate(*sweep_estimate(opts, checked=checked)), flush=True)
     warm_reference(opts)
     study = run_sweep(opts, echo=lambda s: print(s, flush=True))
     rows = summary_rows(study)
@@ -240,7 +249,7 @@ def warm_reference(opts) -> dict[str, float]:
     threads = torch.get_num_threads()
     torch.set_num_threads(cores_available())  # this process's share is 1/K: lend it all
     try:
-        took = warm_scale(scale, opts.ctx.data, device)
+        took = warm_scale(scale, opts.ctx.data, device, holdout=opts.ctx.holdout)
     finally:
         torch.set_num_threads(threads)
     if took:
@@ -252,8 +261,6 @@ def warm_reference(opts) -> dict[str, float]:
 def check_cells(spec, ctx) -> None:
     """validate() every cell's config (a search study: its base config) up front, so a bad
     override is one error now instead of a failed trial per cell later."""
-    from xraygan.ablations import base_config
-
     if spec.is_grid:
         for cell in spec.grid(ctx):
             try:
@@ -261,7 +268,7 @@ def check_cells(spec, ctx) -> None:
             except ConfigError as e:
                 raise ConfigError(f"cell {cell.key}: {e}") from None
     else:
-        validate(ctx.base if ctx.base is not None else base_config(ctx.scale, data=ctx.data))
+        validate(ctx.base if ctx.base is not None else ctx.config())
 
 
 ALL_FAILED_EXIT = 3

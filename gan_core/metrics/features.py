@@ -193,6 +193,12 @@ def stats_cache_dir() -> Path:
     return Path(os.environ.get("XRAYGAN_FID_STATS") or cache_root() / "fid-stats")
 
 
+def stats_path(fingerprint: str, n: int, cache_dir: str | Path | None = None) -> Path:
+    """The cache file of the statistics of ``n`` images of the dataset ``fingerprint``."""
+    folder = Path(cache_dir) if cache_dir is not None else stats_cache_dir()
+    return folder / f"{fingerprint}-n{n}-{STATS_VERSION}.npz"
+
+
 def dataset_stats(
     images: torch.Tensor,
     fingerprint: str,
@@ -206,8 +212,7 @@ def dataset_stats(
     """Statistics (and features) of a dataset's images, cached as
     ``<fingerprint>-n<N>-pool3-v1.npz``; a cache file without the features asked for (written
     before they were stored) is recomputed."""
-    folder = Path(cache_dir) if cache_dir is not None else stats_cache_dir()
-    path = folder / f"{fingerprint}-n{len(images)}-{STATS_VERSION}.npz"
+    path = stats_path(fingerprint, len(images), cache_dir)
     if path.is_file():
         try:
             cached = FeatureStats.load(path)
