@@ -65,6 +65,7 @@ class SweepOptions:
     wait: bool = True  # keep polling while other workers' trials run, to take over dead ones
     progress: bool = True  # per-trial progress (a bar for one worker on a TTY, else plain lines)
     tensorboard: bool = False  # each trial's run folder gets RUN/tb/ event files
+    cells: tuple[str, ...] = ()  # grid studies: enqueue only these cells (empty: all)
 
     @property
     def name(self) -> str:
@@ -82,6 +83,24 @@ class SweepOptions:
 def get_spec(name: str) -> StudySpec:
     load_studies()
     return STUDIES.get(name, field="study")
+
+
+def selected_cells(opts: SweepOptions) -> list[Cell]:
+    """The grid cells a sweep enqueues: all, or those ``opts.cells`` names (a key, or a key
+    without its ``-sN`` seed suffix for all its seeds); an unknown name lists the valid ones."""
+    spec = get_spec(opts.study)
+    cells = spec.grid(opts.ctx)
+    if not opts.cells:
+        return cells
+
+    def wanted(key: str, name: str) -> bool:
+        return key == name or (key.startswith(f"{name}-s") and key[len(name) + 2:].isdigit())
+
+    unknown = [n for n in opts.cells if not any(wanted(c.key, n) for c in cells)]
+    if unknown:
+        raise ConfigError(f"--cells: {', '.join(unknown)} not in study {spec.name} at this "
+                          f"scale; its cells: {', '.join(c.key for c in cells)}")
+    return [c for c in cells if any(wanted(c.key, n) for n in opts.cells)]
 
 
 # --------------------------------------------------------------------------- study setup
@@ -142,13 +161,15 @@ def grid_distributions(cells: list[Cell]) -> dict[str, CategoricalDistribution]:
     return {k: CategoricalDistribution(v) for k, v in choices.items()}
 
 
-def sync_cells(study: optuna.Study, cells: list[Cell]) -> list[str]:
-    """Enqueue the cells that have no trial yet, with their factors as params; return their keys."""
+def sync_cells(study: optuna.Study, cells: list[Cell], grid: list[Cell] | None = None) -> list[str]:
+    """Enqueue the cells that have no trial yet, with their factors as params; return their keys.
+    ``grid``: the whole grid when ``cells`` is a part of it (the params' distributions span
+    the grid, as the workers' suggestions do)."""
     taken = {
         t.user_attrs.get("cell") for t in study.get_trials(deepcopy=False)
         if t.state in TAKEN or t.user_attrs.get("status") == "diverged"
     }
-    dists = grid_distributions(cells)
+    dists = grid_distributions(grid or cells)
     added = []
     for cell in cells:
         if cell.key not in taken:
@@ -186,8 +207,8 @@ def prepare(opts: SweepOptions, echo: Callable[[str], None] = print) -> optuna.S
     study, _, created = open_study(opts)
     fail_stale(study)
     if spec.is_grid:
-        cells = spec.grid(opts.ctx)
-        added = sync_cells(study, cells)
+        cells = selected_cells(opts)
+        added = sync_cells(study, cells, spec.grid(opts.ctx))
         echo(f"{opts.name}: {len(cells)} cells, {len(added)} enqueued now, "
              f"{len(cells) - len(added)} already in {opts.url}")
     elif spec.reference is not None:

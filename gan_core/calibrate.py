@@ -331,12 +331,12 @@ def other_runnable(samples: int = 5, interval_s: float = 0.05) -> float:
 def sweep_configs(opts: Any) -> list[tuple[str, Any]]:
     """(key, ExperimentConfig) of every trial of a sweep (ablations.runner.SweepOptions); a
     search study's trials as its base configuration."""
-    from xraygan.ablations.runner import get_spec
+    from xraygan.ablations.runner import get_spec, selected_cells
 
     spec = get_spec(opts.study)
     ctx = opts.ctx
     if spec.is_grid:
-        return [(c.key, c.config) for c in spec.grid(ctx)]
+        return [(c.key, c.config) for c in selected_cells(opts)]
     base = ctx.base if ctx.base is not None else ctx.config()
     return [(f"trial{i}", base) for i in range(ctx.trials or spec.default_trials)]
 

@@ -64,6 +64,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=config_file, metavar="FILE",
                    help="seeds study: repeat this experiment config (.json, .toml, .yaml; "
                    "default: none)")
+    p.add_argument("--cells", nargs="+", metavar="KEY", default=(),
+                   help="grid studies: run only these cells (a key from --dry-run, or a key "
+                   "without its -sN suffix for all its seeds; default: every cell)")
     p.add_argument("--dry-run", action="store_true", help="print the cells and exit")
     p.add_argument("--no-estimate", action="store_true",
                    help="skip the calibration that estimates the sweep's duration (it times a "
@@ -135,6 +138,8 @@ def build_options(args: argparse.Namespace):
         fid_samples=args.fid_samples, checkpoint_every=args.checkpoint_every,
         sample_every=args.sample_every, fid=False if args.no_fid else None,
     )
+    if getattr(args, "cells", None) and not spec.is_grid:
+        raise ConfigError(f"--cells: study {spec.name} is a search, not a grid of cells")
     if (args.cell or args.config) and spec.name != "seeds":
         raise ConfigError("--cell and --config choose the configuration of the seeds study only")
     from xraygan.ablations.seeds import DEFAULT_SEEDS
@@ -159,6 +164,7 @@ def build_options(args: argparse.Namespace):
         max_retry=MAX_RETRY if args.max_retry is None else args.max_retry, wait=not args.no_wait,
         progress=not getattr(args, "no_progress", False),
         tensorboard=tensorboard_wanted(getattr(args, "tensorboard", None)),
+        cells=tuple(getattr(args, "cells", ()) or ()),
     )
 
 
@@ -184,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     opts = build_options(args)
     import optuna
 
-    from xraygan.ablations.runner import get_spec, run_sweep, summary_rows
+    from xraygan.ablations.runner import get_spec, run_sweep, selected_cells, summary_rows
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours to print
 
@@ -205,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"study {opts.name}: storage {opts.url}, runs in {opts.study_dir}")
         print(json.dumps(opts.ctx.scale.to_dict(), sort_keys=True))
         if spec.is_grid:
-            for cell in spec.grid(opts.ctx):
+            for cell in selected_cells(opts):
                 print(f"{cell.key:24s} {json.dumps(dict(cell.params), sort_keys=True)}")
         if not args.no_estimate:
             for line in checked.datasets:
