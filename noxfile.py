@@ -92,6 +92,14 @@ def full(session: nox.Session) -> None:
 
 
 @nox.session
+def gpu_check(session: nox.Session) -> None:
+    """The GPU check (at most 8 min on one H100/H200): AMP steps, memory, Inception on CUDA vs CPU, throughput, a short full-scale Table I; writes gpu-check/gpu_check.{json,md} (docs/gpu-check.md)."""
+    install(session)
+    # posargs go to benchmarks/gpu_check.py (--out DIR, --parts amp inception, sizes)
+    session.run("python", "benchmarks/gpu_check.py", "--device", "cuda", *session.posargs)
+
+
+@nox.session
 def benchmarks(session: nox.Session) -> None:
     """Run the pytest-benchmark suites and save JSON under .benchmarks/ (compare with --benchmark-compare)."""
     install(session, "dev")
