@@ -281,10 +281,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    from xraygan.errors import XrayganError
     from xraygan.process import apply_process_policy
     from xraygan.train import resolve_device
-
-    from xraygan.errors import XrayganError
 
     apply_process_policy(role="cli")
     try:
