@@ -110,6 +110,18 @@ def tune_malloc(enabled: bool | None = None) -> bool:
     return ok
 
 
+def trim_malloc() -> bool:
+    """Return the free heap to the OS now (glibc ``malloc_trim(0)``); True when it released
+    some. The raised trim threshold above keeps a training step's pages mapped between steps;
+    after a phase whose peak will not come back (Inception features of a whole image set, a
+    model dropped) this hands its pages back, so a sweep's processes do not each keep their
+    largest moment for the rest of the sweep. A no-op off glibc."""
+    libc = _libc()
+    if libc is None or not hasattr(libc, "malloc_trim"):
+        return False
+    return bool(libc.malloc_trim(0))
+
+
 # --------------------------------------------------------------------------- cores
 def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup"),
                       proc_cgroup: Path = Path("/proc/self/cgroup")) -> float | None:

@@ -80,7 +80,9 @@ def test_sweep_and_report_on_real_data(weights, real_folders, isolated, kind, st
     args = ["sweep", study, "--data", spec, "--out", str(tmp / "studies"), *TINY, *extra,
             "--json", str(tmp / "sweep.json")]
     assert main(args) == 0
-    rows = json.loads((tmp / "sweep.json").read_text())["trials"]
+    summary = json.loads((tmp / "sweep.json").read_text())
+    rows = summary["trials"]
+    assert summary["peak_memory"]["peak_rss_bytes"] > 0  # measured by the sweep itself
     assert rows and all(r["state"] == "COMPLETE" for r in rows), rows
     import optuna
 
@@ -98,6 +100,7 @@ def test_sweep_and_report_on_real_data(weights, real_folders, isolated, kind, st
                  "--out", str(out), "--no-figures"]) == 0
     page = (out / f"{name}.md").read_text()
     assert spec in page or str(real_folders[kind]) in page
+    assert "| Sweep peak memory |" in page and "GB" in page.split("| Sweep peak memory |")[1][:80]
     assert "fid" in page.lower()
 
 

@@ -218,12 +218,21 @@ def run(args: argparse.Namespace) -> int:
                 print(f"data: {line}")
             print(describe_estimate(*sweep_estimate(opts, checked=checked)))  # seconds
         return 0
-    if not args.no_estimate:
-        print(describe_estimate(*sweep_estimate(opts, checked=checked)), flush=True)
-    warm_reference(opts)
-    study = run_sweep(opts, echo=lambda s: print(s, flush=True))
+    from ..proctree import PeakSampler
+
+    with PeakSampler() as sampler:  # parent + workers, from here to the last trial
+        if not args.no_estimate:
+            print(describe_estimate(*sweep_estimate(opts, checked=checked)), flush=True)
+        warm_reference(opts)
+        if opts.workers > 1:  # the workers load their own Inception: the parent's goes
+            from ..metrics.features import release_models
+
+            release_models()
+        study = run_sweep(opts, echo=lambda s: print(s, flush=True))
+    memory = record_memory(study, sampler, opts)
     rows = summary_rows(study)
     print(f"\n{opts.name}: {len(rows)} trials in {opts.url}")
+    print(f"peak memory of the sweep (parent + {opts.workers} worker(s)): {memory_line(memory)}")
     for r in rows:
         value = f"{r['objective']}={r['value']:.4g}" if r["value"] is not None else ""
         wall = f"{r['wall_time_s']:.0f} s" if r["wall_time_s"] is not None else ""
@@ -232,8 +241,26 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         from ..runs import atomic_write_json
 
-        atomic_write_json(args.json, {"study": opts.name, "storage": opts.url, "trials": rows})
+        atomic_write_json(args.json, {"study": opts.name, "storage": opts.url, "trials": rows,
+                                      "peak_memory": memory})
     return exit_status(rows)
+
+
+SWEEP_MEMORY_ATTR = "sweep_memory"  # study user attr: the last sweep's peak (reports show it)
+
+
+def record_memory(study, sampler, opts) -> dict:
+    """The sweep's peak memory, into the study (the report's protocol reads it)."""
+    memory = {**sampler.peak(), "workers": opts.workers, "scale": opts.ctx.scale.name}
+    study.set_user_attr(SWEEP_MEMORY_ATTR, memory)
+    return memory
+
+
+def memory_line(m: dict) -> str:
+    pss = m.get("peak_pss_bytes")
+    head = f"{pss / 1e9:.2f} GB PSS" if pss is not None else "PSS unavailable"
+    return (f"{head} (sum of RSS {m['peak_rss_bytes'] / 1e9:.2f} GB, shared pages counted per "
+            f"process; {m['processes_at_peak']} processes)")
 
 
 def warm_reference(opts) -> dict[str, float]:
