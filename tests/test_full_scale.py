@@ -15,7 +15,6 @@ from xraygan.ablations import FULL, STUDIES, StudyContext, load_studies
 from xraygan.ablations.scale import FULL_STUDIES
 from xraygan.cli import main
 from xraygan.config import validate
-from xraygan.errors import XrayganError
 
 load_studies()
 
@@ -54,18 +53,6 @@ def test_every_full_cell_validates_and_builds_at_its_real_size(study):
             x = G(torch.zeros(2, m.latent_dim))
             assert tuple(x.shape) == (2, m.channels, m.image_size, m.image_size), cell.key
             assert D(x).shape[0] == 2, cell.key
-
-
-@pytest.fixture(scope="module")
-def weights():
-    from xraygan.metrics.weights import ensure_weights
-
-    try:
-        return ensure_weights()
-    except XrayganError as e:
-        if "could not download" in str(e):
-            pytest.skip(f"FID weights unavailable offline: {e}")
-        raise
 
 
 def test_full_studies_train_score_and_report_on_cpu(weights, tmp_path, monkeypatch):

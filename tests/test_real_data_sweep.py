@@ -15,7 +15,6 @@ from PIL import Image
 from xraygan.cli import main
 from xraygan.data.imageops import to_uint8
 from xraygan.data.phantom import generate_phantoms
-from xraygan.errors import XrayganError
 
 N_IMAGES = 40
 # A tiny scale with FID on: 16x16, width 4, 4 steps; held out 0.25 of 40 = 10 images, and 10
@@ -23,18 +22,6 @@ N_IMAGES = 40
 TINY = ["--image-size", "16", "--features", "4", "--batch-size", "8", "--steps", "4",
         "--fid-samples", "10", "--sample-every", "4", "--checkpoint-every", "4",
         "--device", "cpu", "--no-estimate", "--no-progress", "--holdout", "0.25"]
-
-
-@pytest.fixture(scope="module")
-def weights():
-    from xraygan.metrics.weights import ensure_weights
-
-    try:
-        return ensure_weights()
-    except XrayganError as e:
-        if "could not download" in str(e):
-            pytest.skip(f"FID weights unavailable offline: {e}")
-        raise
 
 
 def png_folder(root: Path, n: int = N_IMAGES, size: int = 40) -> Path:
