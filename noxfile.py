@@ -92,6 +92,50 @@ def full(session: nox.Session) -> None:
 
 
 @nox.session
+def gpu_check(session: nox.Session) -> None:
+    """The GPU check (at most 8 min on one H100/H200): AMP steps, memory, Inception on CUDA vs CPU, throughput, a short full-scale Table I; writes gpu-check/gpu_check.{json,md} (docs/gpu-check.md)."""
+    install(session)
+    # posargs go to benchmarks/gpu_check.py (--out DIR, --parts amp inception, sizes)
+    session.run("python", "benchmarks/gpu_check.py", "--device", "cuda", *session.posargs)
+
+
+# Forced kernel dispatch levels: each runs other kernels than the developer's CPU picks, so a
+# tolerance fitted to one machine's rounding fails here instead of on a user's CPU
+# (docs/reproducibility.md). ATen's vectorized CPU kernels, oneDNN's convolutions (bf16 is
+# emulated at AVX512_CORE), MKL's GEMMs (torch), OpenBLAS's (numpy, scipy) and numpy's SIMD loops.
+ISA_LEVELS = {
+    "aten-default": {"ATEN_CPU_CAPABILITY": "default"},
+    "aten-avx2": {"ATEN_CPU_CAPABILITY": "avx2"},
+    "onednn-sse41": {"ONEDNN_MAX_CPU_ISA": "SSE41"},
+    "onednn-avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2"},
+    "onednn-avx512-no-bf16": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"},
+    "openblas-haswell": {"OPENBLAS_CORETYPE": "Haswell"},
+    "openblas-sandybridge": {"OPENBLAS_CORETYPE": "Sandybridge"},
+    "mkl-avx2": {"MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+    "numpy-no-avx512": {"NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR"},
+    "lowest": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41",
+               "OPENBLAS_CORETYPE": "Sandybridge", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"},
+}
+ISA_TESTS = ("tests/test_frechet.py", "tests/test_memory.py", "tests/test_optim.py",
+             "tests/test_metrics_prdc.py", "tests/test_precision.py", "tests/test_fast_step.py",
+             "tests/test_stats_fid_infinity.py", "tests/test_determinism.py", "tests/test_isa.py")
+
+
+@nox.session
+def isa(session: nox.Session) -> None:
+    """Run the numerics and memory tests under forced dispatch levels (ATen, oneDNN, MKL, OpenBLAS, numpy); `-- onednn-avx2 lowest` picks levels."""
+    install(session, "dev")
+    levels = session.posargs or list(ISA_LEVELS)
+    unknown = [name for name in levels if name not in ISA_LEVELS]
+    if unknown:
+        session.error(f"unknown level(s) {unknown}; valid: {', '.join(ISA_LEVELS)}")
+    for name in levels:
+        session.log(f"dispatch level {name}: {ISA_LEVELS[name]}")
+        session.run("pytest", "-q", "-m", "not slow", *ISA_TESTS,
+                    env={**ISA_LEVELS[name], "XRAYGAN_THREADS": "1"})
+
+
+@nox.session
 def benchmarks(session: nox.Session) -> None:
     """Run the pytest-benchmark suites and save JSON under .benchmarks/ (compare with --benchmark-compare)."""
     install(session, "dev")

@@ -7,6 +7,8 @@ how it actually grows. Quick scale shrinks both axes to what a CPU trains in min
 
 from __future__ import annotations
 
+import dataclasses
+
 from .spec import STUDIES, Cell, StudyContext, StudySpec, first_metric, named
 
 FULL_WIDTHS = (32, 64, 128, 192, 256, 320)
@@ -28,7 +30,7 @@ def cells(ctx: StudyContext) -> list[Cell]:
         for width in widths:
             key = f"w{width}-s{size}"
             scale = ctx.scale.with_overrides(image_size=size)
-            cfg = type(ctx)(scale, ctx.data).config(g_features=width, d_features=width)
+            cfg = dataclasses.replace(ctx, scale=scale).config(g_features=width, d_features=width)
             out.append(Cell(key, named(cfg, key), {"features": width, "image_size": size}))
     return out
 

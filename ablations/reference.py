@@ -24,18 +24,21 @@ from collections.abc import Sequence
 
 
 def warm(scale_name: str = "quick", data: str = "phantom", device: str = "cpu",
-         image_size: int | None = None, num_images: int | None = None) -> dict[str, float]:
+         image_size: int | None = None, num_images: int | None = None,
+         holdout: float | None = None) -> dict[str, float]:
     """Fill the statistics cache for the training and held-out sets of ``scale_name``'s runs;
     returns seconds per set (near zero on a cache hit)."""
     from .scale import SCALES
 
     scale = SCALES.get(scale_name, field="scale").with_overrides(
         image_size=image_size, num_images=num_images)
-    return warm_scale(scale, data, device)
+    return warm_scale(scale, data, device, holdout)
 
 
-def warm_scale(scale, data: str = "phantom", device: str = "cpu") -> dict[str, float]:
-    """:func:`warm` for a Scale object (a sweep's, its overrides applied)."""
+def warm_scale(scale, data: str = "phantom", device: str = "cpu",
+               holdout: float | None = None) -> dict[str, float]:
+    """:func:`warm` for a Scale object (a sweep's, its overrides applied; ``holdout``: its
+    held-out fraction of real data, None for the default)."""
     from xraygan.data import load_dataset
     from xraygan.data.holdout import heldout_set
     from xraygan.metrics import RunContext
@@ -45,7 +48,7 @@ def warm_scale(scale, data: str = "phantom", device: str = "cpu") -> dict[str, f
 
     if not scale.fid:
         return {}
-    cfg = base_config(scale, data=data)
+    cfg = base_config(scale, data=data, holdout=holdout)
     size, ch = cfg.model.image_size, cfg.model.channels
     held_n = RunContext.__dataclass_fields__["heldout_samples"].default
     out: dict[str, float] = {}
@@ -71,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="cpu | cuda (default cpu; auto means cpu here)")
     p.add_argument("--image-size", type=int, default=None, help="as the sweep's (default: the scale's)")
     p.add_argument("--num-images", type=int, default=None, help="as the sweep's (default: the scale's)")
+    p.add_argument("--holdout", type=float, default=None,
+                   help="as the sweep's (default: 0.1 for real data)")
     p.add_argument("--no-fid", action="store_true", help="nothing to do (the sweep computes no FID)")
     args, _ = p.parse_known_args(argv)
     if args.no_fid:
@@ -79,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     device = "cpu" if args.device == "auto" else args.device
     try:
-        took = warm(args.scale or "quick", args.data, device, args.image_size, args.num_images)
+        took = warm(args.scale or "quick", args.data, device, args.image_size, args.num_images,
+                    args.holdout)
     except XrayganError as e:
         print(f"reference statistics: error: {e}", file=sys.stderr)
         return 2

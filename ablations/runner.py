@@ -35,6 +35,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 from xraygan.errors import ConfigError, XrayganError
 
 from . import load_studies
+from .scale import holdout_for
 from .spec import STUDIES, Cell, StudyContext, StudySpec
 from .storage import (
     DEFAULT_OUT,
@@ -68,6 +69,7 @@ class SweepOptions:
     # the claims' protocols (reports.claim_protocol.registration), stored in the study before
     # its first trial and never replaced: the report decides with what was registered
     claims: Mapping[str, Any] | None = None
+    cells: tuple[str, ...] = ()  # grid studies: enqueue only these cells (empty: all)
 
     @property
     def name(self) -> str:
@@ -87,12 +89,33 @@ def get_spec(name: str) -> StudySpec:
     return STUDIES.get(name, field="study")
 
 
+def selected_cells(opts: SweepOptions) -> list[Cell]:
+    """The grid cells a sweep enqueues: all, or those ``opts.cells`` names (a key, or a key
+    without its ``-sN`` seed suffix for all its seeds); an unknown name lists the valid ones."""
+    spec = get_spec(opts.study)
+    cells = spec.grid(opts.ctx)
+    if not opts.cells:
+        return cells
+
+    def wanted(key: str, name: str) -> bool:
+        return key == name or (key.startswith(f"{name}-s") and key[len(name) + 2:].isdigit())
+
+    unknown = [n for n in opts.cells if not any(wanted(c.key, n) for c in cells)]
+    if unknown:
+        raise ConfigError(f"--cells: {', '.join(unknown)} not in study {spec.name} at this "
+                          f"scale; its cells: {', '.join(c.key for c in cells)}")
+    return [c for c in cells if any(wanted(c.key, n) for n in opts.cells)]
+
+
 # --------------------------------------------------------------------------- study setup
 def study_attrs(opts: SweepOptions) -> dict[str, Any]:
     """What defines the study; a later sweep of the same name must match it."""
     ctx = opts.ctx
-    return {"study": opts.study, "scale": ctx.scale.to_dict(), "data": ctx.data,
-            "seeds": ctx.seeds, "base_config": ctx.base.to_dict() if ctx.base else None}
+    attrs = {"study": opts.study, "scale": ctx.scale.to_dict(), "data": ctx.data,
+             "seeds": ctx.seeds, "base_config": ctx.base.to_dict() if ctx.base else None}
+    if holdout_for(ctx.data) > 0:  # real data: the split is part of what the study trains on
+        attrs["holdout"] = holdout_for(ctx.data, ctx.holdout)
+    return attrs
 
 
 def open_study(opts: SweepOptions) -> tuple[optuna.Study, optuna.storages.RDBStorage, bool]:
@@ -147,13 +170,15 @@ def grid_distributions(cells: list[Cell]) -> dict[str, CategoricalDistribution]:
     return {k: CategoricalDistribution(v) for k, v in choices.items()}
 
 
-def sync_cells(study: optuna.Study, cells: list[Cell]) -> list[str]:
-    """Enqueue the cells that have no trial yet, with their factors as params; return their keys."""
+def sync_cells(study: optuna.Study, cells: list[Cell], grid: list[Cell] | None = None) -> list[str]:
+    """Enqueue the cells that have no trial yet, with their factors as params; return their keys.
+    ``grid``: the whole grid when ``cells`` is a part of it (the params' distributions span
+    the grid, as the workers' suggestions do)."""
     taken = {
         t.user_attrs.get("cell") for t in study.get_trials(deepcopy=False)
         if t.state in TAKEN or t.user_attrs.get("status") == "diverged"
     }
-    dists = grid_distributions(cells)
+    dists = grid_distributions(grid or cells)
     added = []
     for cell in cells:
         if cell.key not in taken:
@@ -191,8 +216,8 @@ def prepare(opts: SweepOptions, echo: Callable[[str], None] = print) -> optuna.S
     study, _, created = open_study(opts)
     fail_stale(study)
     if spec.is_grid:
-        cells = spec.grid(opts.ctx)
-        added = sync_cells(study, cells)
+        cells = selected_cells(opts)
+        added = sync_cells(study, cells, spec.grid(opts.ctx))
         echo(f"{opts.name}: {len(cells)} cells, {len(added)} enqueued now, "
              f"{len(cells) - len(added)} already in {opts.url}")
     elif spec.reference is not None:

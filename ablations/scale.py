@@ -104,18 +104,37 @@ FULL_SEEDS = 3  # Table I at full scale: the same seeds-per-cell as the quick re
 FULL_STUDIES = ("table1", "table3", "batchnorm", "fmaps")  # what `nox -s full` runs
 
 
+REAL_DATA_HOLDOUT = 0.1
+"""Default held-out fraction of a folder, DICOM or cache dataset in a sweep (``--holdout``).
+
+Every FID trial also runs the memorization test, which compares generated images with real
+images the model never saw. Phantoms have an endless supply; a fixed set of real images must
+give some up: a tenth of 2,000-odd radiographs leaves about 200 to test against (the test's
+default cap is 512) and keeps 90 % for training. ``docs/real-data.md`` explains it."""
+
+
+def holdout_for(data: str, holdout: float | None = None) -> float:
+    """The held-out fraction a sweep uses for ``data``: phantoms need none, real data
+    :data:`REAL_DATA_HOLDOUT` unless ``holdout`` is given."""
+    if data.split(":")[0] == "phantom":
+        return 0.0
+    return REAL_DATA_HOLDOUT if holdout is None else float(holdout)
+
+
 def base_config(
     scale: Scale,
     *,
     preset: str = "paper-elu",
     data: str = "phantom",
+    holdout: float | None = None,
     optimizer: str = "adas",
     name: str = "run",
     **model_overrides: Any,
 ) -> ExperimentConfig:
     """The preset at the scale's size and width, trained as the scale says.
 
-    ``model_overrides`` are ModelConfig fields applied before the geometry check.
+    ``model_overrides`` are ModelConfig fields applied before the geometry check;
+    ``holdout`` is the held-out fraction of real data (None: :func:`holdout_for`'s default).
     """
     model_overrides.setdefault("g_features", scale.features)
     model_overrides.setdefault("d_features", scale.features)
@@ -124,7 +143,8 @@ def base_config(
         name=name,
         model=model,
         optim=OptimConfig(name=optimizer),
-        data=DataConfig(source=data, num_images=scale.num_images),
+        data=DataConfig(source=data, num_images=scale.num_images,
+                        holdout=holdout_for(data, holdout)),
         train=TrainConfig(
             steps=scale.steps, epochs=scale.epochs, batch_size=scale.batch_size,
             device=scale.device, log_every=scale.log_every, sample_every=scale.sample_every,

@@ -40,9 +40,10 @@ class StudyContext:
     seeds: int = 1  # repeats of every grid cell (train.seed 0..seeds-1)
     base: ExperimentConfig | None = None  # the `seeds` study's configuration (None: paper-elu)
     trials: int | None = None  # search studies: total trials (None: the study's default)
+    holdout: float | None = None  # held-out fraction of real data (None: scale.REAL_DATA_HOLDOUT)
 
     def config(self, **kwargs: Any) -> ExperimentConfig:
-        return base_config(self.scale, data=self.data, **kwargs)
+        return base_config(self.scale, data=self.data, holdout=self.holdout, **kwargs)
 
 
 Score = Callable[[Mapping[str, Any]], tuple[str, float]]

@@ -320,6 +320,9 @@ def evaluate(cfg: ExperimentConfig, run_dir: Path, summary: Mapping[str, Any],
     eval_time = time.perf_counter() - t0
     runs.update_summary(run_dir, metrics=metrics)
     memory = measure_memory(cfg)
+    from xraygan.process import trim_malloc
+
+    trim_malloc()  # Inception's activations and the measured step: not needed until the next
     peak = summary.get("peak_memory_bytes") or memory["measured_peak_bytes"]
     record = {
         "metrics": _jsonable(metrics),

@@ -40,37 +40,50 @@ def _models():
     return get_preset(PRESET, IMAGE_SIZE), *build_models(get_preset(PRESET, IMAGE_SIZE))
 
 
-def reference_step_fn():
-    """One iteration of pytorch/examples dcgan/main.py, returned as a closure."""
+def reference_step_fn(device: str = "cpu", amp_dtype: torch.dtype | None = None,
+                      batch: int = BATCH):
+    """One iteration of pytorch/examples dcgan/main.py, returned as a closure. With
+    ``amp_dtype`` the networks run under autocast the way torch's AMP recipe adds it to such a
+    loop: BCELoss on the float32 output (it is unsafe under autocast), a GradScaler for fp16."""
     cfg, netG, netD_logits = _models()
     netD = nn.Sequential(netD_logits, nn.Sigmoid())  # the recipe's D ends in a sigmoid
+    netG, netD = netG.to(device), netD.to(device)
     criterion = nn.BCELoss()
     optimizerD = torch.optim.Adam(netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
     optimizerG = torch.optim.Adam(netG.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    real = torch.rand(BATCH, 1, IMAGE_SIZE, IMAGE_SIZE) * 2 - 1
+    real = (torch.rand(batch, 1, IMAGE_SIZE, IMAGE_SIZE) * 2 - 1).to(device)
     real_label, fake_label = 1.0, 0.0
+    dev = torch.device(device).type
+    scaler = torch.amp.GradScaler(dev, enabled=amp_dtype == torch.float16)
+
+    def autocast():
+        return torch.autocast(dev, dtype=amp_dtype, enabled=amp_dtype is not None)
 
     def step() -> float:
         # (1) Update D network: maximize log(D(x)) + log(1 - D(G(z)))
         netD.zero_grad()
-        label = torch.full((BATCH,), real_label)
-        output = netD(real).view(-1)
-        errD_real = criterion(output, label)
-        errD_real.backward()
-        noise = torch.randn(BATCH, cfg.latent_dim, 1, 1)
-        fake = netG(noise)
+        label = torch.full((batch,), real_label, device=device)
+        with autocast():
+            output = netD(real).view(-1)
+        errD_real = criterion(output.float(), label)
+        scaler.scale(errD_real).backward()
+        noise = torch.randn(batch, cfg.latent_dim, 1, 1, device=device)
+        with autocast():
+            fake = netG(noise)
+            output = netD(fake.detach()).view(-1)
         label.fill_(fake_label)
-        output = netD(fake.detach()).view(-1)
-        errD_fake = criterion(output, label)
-        errD_fake.backward()
-        optimizerD.step()
+        errD_fake = criterion(output.float(), label)
+        scaler.scale(errD_fake).backward()
+        scaler.step(optimizerD)
         # (2) Update G network: maximize log(D(G(z)))
         netG.zero_grad()
         label.fill_(real_label)
-        output = netD(fake).view(-1)
-        errG = criterion(output, label)
-        errG.backward()
-        optimizerG.step()
+        with autocast():
+            output = netD(fake).view(-1)
+        errG = criterion(output.float(), label)
+        scaler.scale(errG).backward()
+        scaler.step(optimizerG)
+        scaler.update()
         return (errD_real + errD_fake).item()
 
     return step

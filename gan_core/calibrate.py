@@ -13,8 +13,9 @@ sweep's wall time:
                   + fid_samples / feature_images_per_s
     trials      are packed onto ``workers`` processes (longest first, each to the least
                   loaded worker: the makespan, not just the sum / workers)
-    once        = reference statistics: (training images + held-out images) / feature rate
-                  (cached on disk after the first sweep: then about 0)
+    once        = reference statistics: the training and held-out images of the data at hand
+                  whose statistics are not cached yet / feature rate (the cache file of each set
+                  is checked by its fingerprint: ablations/preflight.py)
 
 It is an estimate: AdaS and Adam steps cost the same throughout training, but the load of the
 machine may change, and pruned or diverged trials end early (the estimate assumes none do).
@@ -27,8 +28,6 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-HELDOUT_IMAGES = 512  # real images held out for the memorization metric (run_metrics default)
 
 
 @dataclass(frozen=True)
@@ -88,8 +87,12 @@ class Estimate:
 
 # --------------------------------------------------------------------------- arithmetic
 def estimate(plans: Sequence[TrialPlan], cal: Calibration, *, workers: int = 1,
-             reference_images: int = 0, reference_cached: bool = False) -> Estimate:
-    """The sweep's wall time from measured rates (pure arithmetic: tested with fake rates)."""
+             reference_images: int = 0, reference_cached: int = 0) -> Estimate:
+    """The sweep's wall time from measured rates (pure arithmetic: tested with fake rates).
+
+    ``reference_images``: real images whose FID statistics must still be computed;
+    ``reference_cached``: real images whose statistics are in the cache already (not counted).
+    """
     if workers < 1:
         raise ValueError(f"workers: expected >= 1, got {workers}")
     notes: list[str] = list(cal.notes)
@@ -121,10 +124,11 @@ def estimate(plans: Sequence[TrialPlan], cal: Calibration, *, workers: int = 1,
     if any(p.fid_samples for p in plans) and not cal.feature_images_per_s:
         notes.append(f"FID time not included: {cal.feature_note or 'Inception not calibrated'}")
     reference_s = 0.0
-    if reference_images and any(p.fid_samples for p in plans):
+    if any(p.fid_samples for p in plans):
         if reference_cached:
-            notes.append("reference statistics cached: not counted")
-        elif cal.feature_images_per_s:
+            notes.append(f"reference statistics of {reference_cached:,} real images cached: "
+                         "not counted")
+        if reference_images and cal.feature_images_per_s:
             reference_s = reference_images / cal.feature_images_per_s
     makespan = _makespan(list(per_trial.values()), workers)
     return Estimate(total_s=makespan + reference_s, train_s=train_s, fid_s=fid_s,
@@ -324,40 +328,35 @@ def other_runnable(samples: int = 5, interval_s: float = 0.05) -> float:
     return float(max(0, got[len(got) // 2]))
 
 
-def reference_cached(cfg: Any) -> bool:
-    """Best effort: True when FID statistics of this many images are in the cache already
-    (the cache key also holds the dataset's fingerprint, which needs the data: not read here)."""
-    from .metrics.features import stats_cache_dir
-
-    n = cfg.data.num_images
-    d = stats_cache_dir()
-    return bool(n) and d.is_dir() and any(d.glob(f"*-n{n}-*.npz"))
-
-
 def sweep_configs(opts: Any) -> list[tuple[str, Any]]:
     """(key, ExperimentConfig) of every trial of a sweep (ablations.runner.SweepOptions); a
     search study's trials as its base configuration."""
-    from xraygan.ablations import base_config
-    from xraygan.ablations.runner import get_spec
+    from xraygan.ablations.runner import get_spec, selected_cells
 
     spec = get_spec(opts.study)
     ctx = opts.ctx
     if spec.is_grid:
-        return [(c.key, c.config) for c in spec.grid(ctx)]
-    base = ctx.base if ctx.base is not None else base_config(ctx.scale, data=ctx.data)
+        return [(c.key, c.config) for c in selected_cells(opts)]
+    base = ctx.base if ctx.base is not None else ctx.config()
     return [(f"trial{i}", base) for i in range(ctx.trials or spec.default_trials)]
 
 
-def sweep_estimate(opts: Any, *, budget_s: float = 1.0) -> tuple[Estimate, Calibration]:
-    """Calibrate and estimate an ablations sweep (ablations.runner.SweepOptions)."""
+def sweep_estimate(opts: Any, *, budget_s: float = 1.0,
+                   checked: Any = None) -> tuple[Estimate, Calibration]:
+    """Calibrate and estimate an ablations sweep (ablations.runner.SweepOptions). ``checked``:
+    the sweep's :class:`ablations.preflight.Preflight`, which knows the reference sets of the
+    data at hand and which of them are cached (run here when not given)."""
+    if checked is None:
+        from xraygan.ablations.preflight import preflight
+
+        checked = preflight(opts)
     scale = opts.ctx.scale
     pairs = sweep_configs(opts)
     fid_samples = scale.fid_samples if scale.fid else 0
     plans = plan_trials(pairs, fid_samples=fid_samples)
     cal = calibrate([cfg for _, cfg in pairs], fid=bool(fid_samples), workers=opts.workers,
                     budget_s=budget_s)
-    first = pairs[0][1] if pairs else None
-    n_ref = ((first.data.num_images or 0) + HELDOUT_IMAGES) if first is not None else 0
-    est = estimate(plans, cal, workers=opts.workers, reference_images=n_ref,
-                   reference_cached=first is not None and reference_cached(first))
+    todo = checked.uncached_images
+    est = estimate(plans, cal, workers=opts.workers, reference_images=todo,
+                   reference_cached=checked.reference_images - todo)
     return est, cal

@@ -112,6 +112,11 @@ def _process_settings() -> dict[str, Any]:
     return out
 
 
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (/proc/cpuinfo; empty where it cannot be read)."""
+    return _cpuinfo()[1]
+
+
 def has_native_bf16() -> bool:
     """True when the CPU runs bf16 matmuls/convs in hardware (avx512_bf16 or AMX)."""
     return bool(_cpu_probe()["native_bf16"])

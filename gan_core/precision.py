@@ -9,6 +9,7 @@ warns with the cost.
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import torch
@@ -26,6 +27,29 @@ EMULATED_BF16_COST = ("measured 8-16x slower than fp32 on an AVX2 AMD EPYC (pape
                       "width 32, batch 64: 484 vs 50 images/s quiet)")
 
 
+ONEDNN_ISA_ENV = "ONEDNN_MAX_CPU_ISA"
+# oneDNN's ISA names (its docs, "CPU dispatcher control") by what they allow for bf16
+_ISA_BELOW_AVX512 = frozenset({"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2"})
+_ISA_AVX512_NO_BF16 = frozenset({"AVX512_CORE", "AVX512_CORE_VNNI"})
+
+
+def onednn_bf16() -> str:
+    """How oneDNN runs bf16 convolutions in this process: ``"native"`` (avx512_bf16 or AMX),
+    ``"emulated"`` (AVX-512 without bf16: oneDNN converts through fp32 buffers, which take
+    memory a bf16 estimate does not hold), or ``"none"`` (below AVX-512: ATen's own kernels).
+    ``ONEDNN_MAX_CPU_ISA`` caps what the CPU offers (oneDNN reads it once, at first use)."""
+    from .fingerprint import cpu_flags
+
+    flags = cpu_flags()
+    level = 2 if has_native_bf16() else 1 if {"avx512f", "avx512bw", "avx512vl"} <= flags else 0
+    cap = os.environ.get(ONEDNN_ISA_ENV, "").strip().upper()
+    if cap in _ISA_BELOW_AVX512:
+        level = 0
+    elif cap in _ISA_AVX512_NO_BF16:
+        level = min(level, 1)
+    return ("none", "emulated", "native")[level]
+
+
 class SlowPrecisionWarning(UserWarning):
     """An explicit precision that this machine runs much slower than fp32."""
 
@@ -38,11 +62,11 @@ def resolve_amp(mode: str, device: torch.device | str) -> torch.dtype | None:
     if mode == "auto":
         if device.type == "cuda":
             return torch.float16
-        return torch.bfloat16 if has_native_bf16() else None
+        return torch.bfloat16 if onednn_bf16() == "native" else None
     if mode == "fp16" and device.type != "cuda":
         raise ConfigError("train.amp: fp16 autocast needs CUDA; use bf16 on the CPU")
     if mode == "bf16":
-        if device.type == "cpu" and not has_native_bf16():
+        if device.type == "cpu" and onednn_bf16() != "native":
             warnings.warn(
                 "train.amp=bf16 on a CPU without native bf16 (no avx512_bf16/AMX): oneDNN "
                 f"emulates it, {EMULATED_BF16_COST}; use amp=off or auto for speed",

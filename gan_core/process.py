@@ -110,6 +110,18 @@ def tune_malloc(enabled: bool | None = None) -> bool:
     return ok
 
 
+def trim_malloc() -> bool:
+    """Return the free heap to the OS now (glibc ``malloc_trim(0)``); True when it released
+    some. The raised trim threshold above keeps a training step's pages mapped between steps;
+    after a phase whose peak will not come back (Inception features of a whole image set, a
+    model dropped) this hands its pages back, so a sweep's processes do not each keep their
+    largest moment for the rest of the sweep. A no-op off glibc."""
+    libc = _libc()
+    if libc is None or not hasattr(libc, "malloc_trim"):
+        return False
+    return bool(libc.malloc_trim(0))
+
+
 # --------------------------------------------------------------------------- cores
 def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup"),
                       proc_cgroup: Path = Path("/proc/self/cgroup")) -> float | None:
@@ -228,9 +240,14 @@ def apply_process_policy(
 
     role: "train" (a training process), "sweep-worker" (one of ``workers`` processes sharing the
     cores), "cli" (any other command). Threads: ``threads``, else ``XRAYGAN_THREADS``, else the
-    user's ``OMP_NUM_THREADS``, else :func:`threads_for`. ``adaptive`` (default: on for train
-    and sweep workers when the threads were not fixed by the user and exceed one) lets
-    :func:`governor_tick` move between thread counts when a neighbour takes a core.
+    user's ``OMP_NUM_THREADS``, else :func:`threads_for`; fixed for the life of the process.
+
+    ``adaptive`` (default: ``XRAYGAN_ADAPTIVE_THREADS=1``, off otherwise) lets
+    :func:`governor_tick` move between thread counts when a neighbour takes a core. It is
+    opt-in because it changes the arithmetic: a reduction split over 2 threads rounds
+    differently from one over 1, so the same seed gives another run (the D loss of two
+    identical 2-thread runs parted at step 7 with it). The applied settings then say
+    ``reproducible: False``, and the run's summary records it (docs/reproducibility.md).
     """
     global _governor
     if role not in ("train", "sweep-worker", "cli"):
@@ -249,12 +266,13 @@ def apply_process_policy(
     threads = max(1, min(int(threads), cores))  # never more threads than cores
     torch.set_num_threads(threads)
     if adaptive is None:
-        adaptive = role in ("train", "sweep-worker") and source == "policy" and threads > 1
+        adaptive = (adaptive_wanted() and role in ("train", "sweep-worker")
+                    and source == "policy" and threads > 1)
     _governor = ThreadGovernor(threads) if adaptive and threads > 1 else None
     _settings.clear()
     _settings.update(
         role=role, workers=workers, cores_available=cores, threads=threads,
-        threads_source=source, adaptive=bool(_governor),
+        threads_source=source, adaptive=bool(_governor), reproducible=not _governor,
         OMP_WAIT_POLICY=_wait.get("value"), wait_policy_source=_wait.get("source"),
         GOMP_SPINCOUNT=_wait.get("spincount"),
         wait_policy_before_torch=_wait.get("before_torch"),
@@ -262,6 +280,27 @@ def apply_process_policy(
     tune_malloc()
     _settings["malloc"] = _malloc
     return applied_settings()
+
+
+ADAPTIVE_ENV = "XRAYGAN_ADAPTIVE_THREADS"
+
+
+def adaptive_wanted() -> bool:
+    """The user opted into the adaptive thread governor (``XRAYGAN_ADAPTIVE_THREADS=1``)."""
+    return os.environ.get(ADAPTIVE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def reproducibility() -> dict[str, object]:
+    """What a run records about its own reproducibility: the intra-op threads (fixed at process
+    start; the same seed reproduces a run at the same count on the same machine class) and
+    whether a speed policy that changes the arithmetic was on."""
+    threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
+    adaptive = bool(_governor)
+    out: dict[str, object] = {"threads": threads, "reproducible": not adaptive}
+    if adaptive:
+        out["not_reproducible_because"] = (f"{ADAPTIVE_ENV}=1: the thread governor changes the "
+                                           "thread count, and with it the rounding, mid-run")
+    return out
 
 
 def applied_settings() -> dict[str, object]:

@@ -320,9 +320,26 @@ def begin(session: Session) -> dict[str, Any]:
         status="running", step=s.start, total_steps=s.steps, device=str(s.device),
         params_g=count_parameters(t.G), params_d=count_parameters(t.D), lr_g=t.lr_g, lr_d=t.lr_d,
         dataset=s.data.description, num_images=s.n_images, skipped_files=len(s.data.skipped),
-        machine=fingerprint(s.device),
+        machine=fingerprint(s.device), **run_reproducibility(s),
     )
     return runs.update_summary(s.run_dir, **fields)
+
+
+def run_reproducibility(s: Session) -> dict[str, Any]:
+    """threads and reproducible for summary.json; a resume at another thread count than the
+    run started with rounds differently from then on, so the run is marked as such."""
+    from .process import reproducibility
+
+    now = reproducibility()
+    first = s.prior.get("threads") if s.resumed else None
+    if first is not None and first != now["threads"]:
+        now = {**now, "threads": first, "reproducible": False,
+               "not_reproducible_because": f"started at {first} threads, resumed at "
+                                           f"{now['threads']}"}
+    elif s.resumed and s.prior.get("reproducible") is False:
+        now = {**now, "reproducible": False,
+               "not_reproducible_because": s.prior.get("not_reproducible_because", "")}
+    return now
 
 
 # --------------------------------------------------------------------------- the loop

@@ -123,6 +123,17 @@ def software() -> dict[str, str]:
             "optuna": optuna.__version__, "matplotlib": matplotlib.__version__}
 
 
+def sweep_memory_line(m: Mapping[str, Any] | None) -> str:
+    """The last sweep's peak resident memory over its whole process tree (xraygan sweep)."""
+    if not m:
+        return "not recorded"
+    pss = m.get("peak_pss_bytes")
+    head = f"{pss / 1e9:.2f} GB PSS" if pss is not None else "PSS unavailable"
+    return (f"{head}, sum of RSS {m.get('peak_rss_bytes', 0) / 1e9:.2f} GB (parent + "
+            f"{m.get('workers', '?')} worker(s), {m.get('processes_at_peak', '?')} processes at "
+            f"the peak; /proc smaps_rollup sampled every {m.get('interval_s', '?')} s)")
+
+
 def protocol_rows(df: pd.DataFrame, study_attrs: Mapping[str, Any] | None = None,
                   *, checksum: bool = True) -> list[tuple[str, str]]:
     """(item, value) pairs of the protocol from the trials frame and the study's attrs."""
@@ -155,6 +166,7 @@ def protocol_rows(df: pd.DataFrame, study_attrs: Mapping[str, Any] | None = None
         ("Hardware (runs)", f"hosts {_values(df, 'host')}; devices {_values(df, 'memory_device')}"),
         ("Machines (fingerprint)", machines_line(df)),
         ("Memory measured with", _values(df, "memory_method")),
+        ("Sweep peak memory", sweep_memory_line(attrs.get("sweep_memory"))),
     ]
     if checksum:
         rows.append(("Inception weights", weights_checksum()))

@@ -46,8 +46,10 @@ def test_no_fid_means_no_reference_statistics():
 
 def test_cached_reference_is_not_counted():
     plans = [TrialPlan("x", "a", steps=100, fid_samples=100)]
-    est = estimate(plans, CAL, reference_images=5000, reference_cached=True)
-    assert est.reference_s == 0 and "cached" in est.notes[0]
+    est = estimate(plans, CAL, reference_images=0, reference_cached=5000)
+    assert est.reference_s == 0 and "of 5,000 real images cached" in est.notes[0]
+    part = estimate(plans, CAL, reference_images=512, reference_cached=2048)
+    assert part.reference_s == pytest.approx(512 / CAL.feature_images_per_s)
 
 
 def test_missing_inception_makes_the_estimate_incomplete_and_says_why():

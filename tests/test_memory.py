@@ -57,6 +57,17 @@ def test_sgd_without_momentum_keeps_no_state():
     assert OPTIMIZER_STATE.get("sgd")([torch.zeros(10)], OptimConfig(name="sgd")) == 0
 
 
+def check_estimate(est, peak: int) -> None:
+    """Within 10 % where the estimate counts the whole step; where it says it leaves something
+    out (bf16 emulated by oneDNN on AVX-512 without bf16), a lower bound that stays under what
+    the emulation can add: an fp32 copy beside every bf16 activation, 3x their bytes."""
+    if not est.uncounted:
+        assert 0.9 < est.total / peak < 1.1, (est.total, peak)
+        return
+    assert "not counted" in est.uncounted
+    assert 0.9 * est.total < peak <= est.resident + 3 * (est.activations + est.workspace)
+
+
 @pytest.mark.parametrize("bn,optimizer,amp,channels_last", [
     ("d", "adas", None, False),
     ("none", "adam", None, True),
@@ -70,7 +81,7 @@ def test_estimate_within_10_percent_of_measured_peak(bn, optimizer, amp, channel
     real, z = make_batch(model, 8, CPU)
     measured = measure_step_peak(step, real, z)
     assert measured.resident_bytes == est.resident  # params, grads, state, batch: exact
-    assert 0.9 < est.total / measured.peak_bytes < 1.1
+    check_estimate(est, measured.peak_bytes)
     if amp is not None:
         return
     # in fp32, torchinfo x batch (the paper's method) leaves most of it out

@@ -102,18 +102,6 @@ def test_a_run_without_grid_or_checkpoint_is_not_applicable_not_damaged(tmp_path
     assert "samples: not applicable (no checkpoint and no sample grid" in m["notes"]
 
 
-@pytest.fixture(scope="module")
-def weights():
-    from xraygan.metrics.weights import ensure_weights
-
-    try:
-        return ensure_weights()
-    except XrayganError as e:
-        if "could not download" in str(e):
-            pytest.skip(f"FID weights unavailable offline: {e}")
-        raise
-
-
 def _folder(path, seed, n=3):
     path.mkdir()
     for i, a in enumerate(to_uint8(generate_phantoms(n, 32, seed=seed))):

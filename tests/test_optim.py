@@ -141,9 +141,12 @@ def test_adas_skips_params_without_grad_and_handles_0d():
     w.grad, s.grad = torch.ones(3, 2), torch.tensor(2.0)
     opt.step()
     assert b not in opt.state and torch.equal(b, torch.ones(2))
-    # first step: N(g) = sqrt(1-b1) g / (sqrt((1-b1) g^2) + eps) ~ sign(g): moves by lr
-    torch.testing.assert_close(w, torch.full((3, 2), 1 - 0.001), rtol=0, atol=1e-9)
-    torch.testing.assert_close(s, torch.tensor(1 - 0.001), rtol=0, atol=1e-9)
+    # first step: N(g) = sqrt(1-b1) g / (sqrt((1-b1) g^2) + eps) ~ sign(g): moves by lr. In
+    # float32 near 1 that is exact up to the two roundings of the update (the step, then the
+    # subtraction), which vectorized kernels of different widths may place differently: 2 ulp
+    two_ulp = 2 * torch.finfo(torch.float32).eps
+    torch.testing.assert_close(w, torch.full((3, 2), 1 - 0.001), rtol=0, atol=two_ulp)
+    torch.testing.assert_close(s, torch.tensor(1 - 0.001), rtol=0, atol=two_ulp)
     assert opt.state[s]["lr"].shape == ()
 
 

@@ -18,6 +18,24 @@ def avx2(monkeypatch):
 @pytest.fixture
 def avx512_bf16(monkeypatch):
     monkeypatch.setattr(precision, "has_native_bf16", lambda: True)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)  # no cap below the CPU's bf16
+
+
+@pytest.mark.parametrize("native,flags,cap,want", [
+    (True, set(), "", "native"),
+    (True, set(), "AVX512_CORE", "emulated"),  # capped below bf16: oneDNN emulates it
+    (True, set(), "avx2", "none"),
+    (False, {"avx512f", "avx512bw", "avx512vl"}, "", "emulated"),  # the Xeon without bf16
+    (False, {"avx512f", "avx512bw", "avx512vl"}, "AVX512_CORE_BF16", "emulated"),  # no uplift
+    (False, {"avx2"}, "", "none"),
+])
+def test_onednn_bf16_mode_from_the_cpu_and_the_cap(monkeypatch, native, flags, cap, want):
+    from xraygan import fingerprint
+
+    monkeypatch.setattr(precision, "has_native_bf16", lambda: native)
+    monkeypatch.setattr(fingerprint, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert precision.onednn_bf16() == want
 
 
 def test_auto_is_fp32_on_avx2_cpu(avx2):

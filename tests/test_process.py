@@ -105,8 +105,14 @@ def test_applied_settings_record_what_was_applied(monkeypatch):
     assert again["threads_now"] == 1 and again["role"] == "sweep-worker"
     assert again["malloc"] in ("mallopt", "environment", "off", "unavailable")
     applied = process.apply_process_policy(role="train")
-    assert applied["threads"] == 2 and applied["adaptive"] is True
+    # two threads, fixed for the run: the governor changes the rounding, so it is opt-in
+    assert applied["threads"] == 2 and applied["adaptive"] is False and applied["reproducible"]
+    assert "governor" not in process.applied_settings()
+    monkeypatch.setenv("XRAYGAN_ADAPTIVE_THREADS", "1")
+    applied = process.apply_process_policy(role="train")
+    assert applied["adaptive"] is True and applied["reproducible"] is False
     assert process.applied_settings()["governor"]["threads"] == 2
+    assert process.reproducibility()["reproducible"] is False
 
 
 def test_fingerprint_carries_the_applied_settings(monkeypatch):

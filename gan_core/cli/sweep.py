@@ -64,6 +64,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=config_file, metavar="FILE",
                    help="seeds study: repeat this experiment config (.json, .toml, .yaml; "
                    "default: none)")
+    p.add_argument("--cells", nargs="+", metavar="KEY", default=(),
+                   help="grid studies: run only these cells (a key from --dry-run, or a key "
+                   "without its -sN suffix for all its seeds; default: every cell)")
     p.add_argument("--dry-run", action="store_true", help="print the cells and exit")
     p.add_argument("--no-estimate", action="store_true",
                    help="skip the calibration that estimates the sweep's duration (it times a "
@@ -79,6 +82,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                              "or --out is needed for an existing study; default: the scale's)")
     s.add_argument("--data", default="phantom", metavar="SPEC",
                    help="phantom | folder:PATH | dicom:PATH | cache:PATH")
+    s.add_argument("--holdout", type=field_type(DataConfig, "holdout"), metavar="F",
+                   help="fraction of folder/DICOM/cache images held out of training for the "
+                   "memorization test (default: 0.1 for real data; phantoms need none)")
     s.add_argument("--num-images", type=field_type(DataConfig, "num_images"), metavar="N",
                    help="training images (default: the scale's)")
     s.add_argument("--image-size", type=field_type(ModelConfig, "image_size"), metavar="N",
@@ -132,12 +138,15 @@ def build_options(args: argparse.Namespace):
         fid_samples=args.fid_samples, checkpoint_every=args.checkpoint_every,
         sample_every=args.sample_every, fid=False if args.no_fid else None,
     )
+    if getattr(args, "cells", None) and not spec.is_grid:
+        raise ConfigError(f"--cells: study {spec.name} is a search, not a grid of cells")
     if (args.cell or args.config) and spec.name != "seeds":
         raise ConfigError("--cell and --config choose the configuration of the seeds study only")
     from xraygan.ablations.seeds import DEFAULT_SEEDS
 
     seeds = args.seeds if args.seeds is not None else DEFAULT_SEEDS if spec.name == "seeds" else 1
-    ctx = StudyContext(scale, data=args.data, seeds=seeds, trials=args.trials)
+    ctx = StudyContext(scale, data=args.data, seeds=seeds, trials=args.trials,
+                       holdout=getattr(args, "holdout", None))
     if args.cell:
         study, _, key = args.cell.partition(":")
         if not key:
@@ -159,6 +168,7 @@ def build_options(args: argparse.Namespace):
         progress=not getattr(args, "no_progress", False),
         tensorboard=tensorboard_wanted(getattr(args, "tensorboard", None)),
         claims=registration(study_protocols(spec.name)),  # registered before the first trial
+        cells=tuple(getattr(args, "cells", ()) or ()),
     )
 
 
@@ -184,12 +194,15 @@ def run(args: argparse.Namespace) -> int:
     opts = build_options(args)
     import optuna
 
-    from xraygan.ablations.runner import get_spec, run_sweep, summary_rows
+    from xraygan.ablations.runner import get_spec, run_sweep, selected_cells, summary_rows
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours to print
 
     spec = get_spec(opts.study)
     check_cells(spec, opts.ctx)  # a bad override fails here, before any trial or storage
+    from xraygan.ablations.preflight import preflight
+
+    checked = preflight(opts)  # data, held-out split, weights: before features or training
     from ..calibrate import describe as describe_estimate
     from ..calibrate import sweep_configs, sweep_estimate
     from ..process import apply_process_policy, model_params
@@ -202,17 +215,28 @@ def run(args: argparse.Namespace) -> int:
         print(f"study {opts.name}: storage {opts.url}, runs in {opts.study_dir}")
         print(json.dumps(opts.ctx.scale.to_dict(), sort_keys=True))
         if spec.is_grid:
-            for cell in spec.grid(opts.ctx):
+            for cell in selected_cells(opts):
                 print(f"{cell.key:24s} {json.dumps(dict(cell.params), sort_keys=True)}")
         if not args.no_estimate:
-            print(describe_estimate(*sweep_estimate(opts)))  # a few seconds of calibration here
+            for line in checked.datasets:
+                print(f"data: {line}")
+            print(describe_estimate(*sweep_estimate(opts, checked=checked)))  # seconds
         return 0
-    if not args.no_estimate:
-        print(describe_estimate(*sweep_estimate(opts)), flush=True)
-    warm_reference(opts)
-    study = run_sweep(opts, echo=lambda s: print(s, flush=True))
+    from ..proctree import PeakSampler
+
+    with PeakSampler() as sampler:  # parent + workers, from here to the last trial
+        if not args.no_estimate:
+            print(describe_estimate(*sweep_estimate(opts, checked=checked)), flush=True)
+        warm_reference(opts)
+        if opts.workers > 1:  # the workers load their own Inception: the parent's goes
+            from ..metrics.features import release_models
+
+            release_models()
+        study = run_sweep(opts, echo=lambda s: print(s, flush=True))
+    memory = record_memory(study, sampler, opts)
     rows = summary_rows(study)
     print(f"\n{opts.name}: {len(rows)} trials in {opts.url}")
+    print(f"peak memory of the sweep (parent + {opts.workers} worker(s)): {memory_line(memory)}")
     for r in rows:
         value = f"{r['objective']}={r['value']:.4g}" if r["value"] is not None else ""
         wall = f"{r['wall_time_s']:.0f} s" if r["wall_time_s"] is not None else ""
@@ -221,8 +245,26 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         from ..runs import atomic_write_json
 
-        atomic_write_json(args.json, {"study": opts.name, "storage": opts.url, "trials": rows})
+        atomic_write_json(args.json, {"study": opts.name, "storage": opts.url, "trials": rows,
+                                      "peak_memory": memory})
     return exit_status(rows)
+
+
+SWEEP_MEMORY_ATTR = "sweep_memory"  # study user attr: the last sweep's peak (reports show it)
+
+
+def record_memory(study, sampler, opts) -> dict:
+    """The sweep's peak memory, into the study (the report's protocol reads it)."""
+    memory = {**sampler.peak(), "workers": opts.workers, "scale": opts.ctx.scale.name}
+    study.set_user_attr(SWEEP_MEMORY_ATTR, memory)
+    return memory
+
+
+def memory_line(m: dict) -> str:
+    pss = m.get("peak_pss_bytes")
+    head = f"{pss / 1e9:.2f} GB PSS" if pss is not None else "PSS unavailable"
+    return (f"{head} (sum of RSS {m['peak_rss_bytes'] / 1e9:.2f} GB, shared pages counted per "
+            f"process; {m['processes_at_peak']} processes)")
 
 
 def warm_reference(opts) -> dict[str, float]:
@@ -244,7 +286,7 @@ def warm_reference(opts) -> dict[str, float]:
     threads = torch.get_num_threads()
     torch.set_num_threads(cores_available())  # this process's share is 1/K: lend it all
     try:
-        took = warm_scale(scale, opts.ctx.data, device)
+        took = warm_scale(scale, opts.ctx.data, device, holdout=opts.ctx.holdout)
     finally:
         torch.set_num_threads(threads)
     if took:
@@ -256,8 +298,6 @@ def warm_reference(opts) -> dict[str, float]:
 def check_cells(spec, ctx) -> None:
     """validate() every cell's config (a search study: its base config) up front, so a bad
     override is one error now instead of a failed trial per cell later."""
-    from xraygan.ablations import base_config
-
     if spec.is_grid:
         for cell in spec.grid(ctx):
             try:
@@ -265,7 +305,7 @@ def check_cells(spec, ctx) -> None:
             except ConfigError as e:
                 raise ConfigError(f"cell {cell.key}: {e}") from None
     else:
-        validate(ctx.base if ctx.base is not None else base_config(ctx.scale, data=ctx.data))
+        validate(ctx.base if ctx.base is not None else ctx.config())
 
 
 ALL_FAILED_EXIT = 3

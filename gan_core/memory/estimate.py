@@ -224,6 +224,8 @@ class StepEstimate:
     batch: int  # the real batch and z
     activations: int  # saved for backward during the D update (G, D real, D fake)
     workspace: int  # gradient of the widest D activation
+    # What the figure leaves out, when it is a lower bound (empty: the whole step is counted)
+    uncounted: str = ""
 
     @property
     def resident(self) -> int:
@@ -233,8 +235,24 @@ class StepEstimate:
     def total(self) -> int:
         return self.resident + self.activations + self.workspace
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, int | str]:
         return {**asdict(self), "resident": self.resident, "total": self.total}
+
+
+EMULATED_BF16_UNCOUNTED = (
+    "bf16 autocast on a CPU with AVX-512 but without avx512_bf16/AMX: oneDNN emulates bf16 "
+    "through fp32 buffers that are not counted (measured up to 1.6x the estimate at 32x32; "
+    "amp=off or a CPU with native bf16 is counted in full)")
+
+
+def uncounted_by(G: nn.Module, amp_dtype: torch.dtype | None) -> str:
+    """What an estimate of a step on ``G``'s device at ``amp_dtype`` leaves out ("" if nothing)."""
+    from ..precision import onednn_bf16
+
+    device = next(G.parameters()).device
+    if amp_dtype == torch.bfloat16 and device.type == "cpu" and onednn_bf16() == "emulated":
+        return EMULATED_BF16_UNCOUNTED
+    return ""
 
 
 def estimate_step(
@@ -262,4 +280,5 @@ def estimate_step(
         batch=batch,
         activations=saved.d_phase,
         workspace=saved.largest_d,
+        uncounted=uncounted_by(G, amp_dtype),
     )
