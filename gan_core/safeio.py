@@ -1,0 +1,215 @@
+"""Reading what a user hands over without letting its contents decide how much is allocated.
+
+A file's size on disk says little about what reading it costs: ``/dev/zero`` and a FIFO never
+end, a sparse file claims terabytes it does not store, a 1 kB YAML document expands to
+gigabytes through aliases, a 300-byte ``.npz`` can declare a (10**6, 10**6) array. Every reader
+at the boundary asks this module first; the answer comes from metadata (``fstat``, ``.npy``
+headers) and costs nothing whatever the file claims.
+
+The limits are named in :data:`LIMITS`, each with the environment variable that raises it; an
+error names the file, the limit and that variable (docs/limits.md lists them all).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import zipfile
+from dataclasses import dataclass
+
+from .errors import ConfigError, UserFileError
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One resource limit on file contents: its environment variable, default and meaning."""
+
+    env: str
+    default: int
+    unit: str  # "bytes", "nodes", "levels", ...
+    what: str  # one line for docs/limits.md
+
+    def value(self) -> int:
+        raw = os.environ.get(self.env, "").strip()
+        if not raw:
+            return self.default
+        if self.unit == "bytes":
+            from .guard import parse_bytes
+
+            try:
+                parsed = parse_bytes(raw)
+            except Exception:
+                parsed = -1
+            if parsed is None or parsed < 1:
+                raise ConfigError(f"{self.env}: expected a size such as 4MiB or 1000000, got {raw!r}")
+            return parsed
+        try:
+            value = int(raw.replace("_", ""))
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ConfigError(f"{self.env}: expected a whole number >= 1 of {self.unit}, got {raw!r}")
+        return value
+
+    def exceeded(self, got: str) -> str:
+        """The tail of an error message: what was found, the limit, how to raise it."""
+        return (f"{got}, over the limit of {self.value():,} {self.unit} "
+                f"(if the file is genuine, raise it with ${self.env})")
+
+
+LIMITS: dict[str, Limit] = {
+    "config_bytes": Limit("XRAYGAN_MAX_CONFIG_BYTES", 1 << 20, "bytes",
+                          "size of a config file (--config, RUN/config.json); a config is a few kB"),
+    "config_nodes": Limit("XRAYGAN_MAX_CONFIG_NODES", 10_000, "nodes",
+                          "values in a config document after YAML aliases are expanded"),
+    "config_depth": Limit("XRAYGAN_MAX_CONFIG_DEPTH", 32, "levels",
+                          "nesting depth of a config document (a config has 2)"),
+    "json_bytes": Limit("XRAYGAN_MAX_JSON_BYTES", 64 << 20, "bytes",
+                        "size of a run folder's JSON file (summary.json, evaluations)"),
+    "dicom_inflated": Limit("XRAYGAN_MAX_DICOM_INFLATED", 512 << 20, "bytes",
+                            "a deflated DICOM data set after decompression"),
+}
+
+
+def limit(name: str) -> int:
+    return LIMITS[name].value()
+
+
+# --------------------------------------------------------------------------- bounded reads
+def regular_file_size(path: str | os.PathLike, what: str) -> int:
+    """The size of ``path``, refusing what is not a regular file (a FIFO, /dev/zero, a socket:
+    reading them never ends or blocks) with UserFileError."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise UserFileError(f"{what} {_open_reason(e)}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise UserFileError(f"{what} is a folder, expected a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise UserFileError(f"{what} is {_kind(st.st_mode)}; expected a regular file")
+    return st.st_size
+
+
+def read_bounded(path: str | os.PathLike, limit_name: str, what: str,
+                 error: type[Exception] = ConfigError) -> bytes:
+    """The bytes of regular file ``path``, refused before reading when larger than the limit.
+
+    ``what`` names the file in errors ("--config: run.yaml"). The size is checked on the open
+    file (fstat), and at most limit + 1 bytes are read, so a file that grows while it is read
+    (or lies in its metadata) is still bounded; FIFOs and devices are refused unread.
+    """
+    lim = LIMITS[limit_name]
+    cap = lim.value()
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise error(f"{what} {_open_reason(e)}") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise error(f"{what} is a folder, expected a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise error(f"{what} is {_kind(st.st_mode)}; expected a regular file")
+        if st.st_size > cap:
+            raise error(f"{what} is {lim.exceeded(f'{st.st_size:,} bytes')}")
+        chunks, total = [], 0
+        while total <= cap:
+            chunk = os.read(fd, min(1 << 20, cap + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > cap:
+            raise error(f"{what} is {lim.exceeded(f'more than {cap:,} bytes')}")
+        return b"".join(chunks)
+    except OSError as e:
+        raise error(f"{what} cannot be read ({e.strerror or e})") from None
+    finally:
+        os.close(fd)
+
+
+def _open_reason(e: OSError) -> str:
+    if isinstance(e, FileNotFoundError):
+        return "does not exist"
+    if isinstance(e, PermissionError):
+        return "is not readable (permission denied)"
+    if isinstance(e, NotADirectoryError):
+        return "does not exist (a part of the path is a file)"
+    return f"cannot be read ({e.strerror or e})"
+
+
+def _kind(mode: int) -> str:
+    return ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else
+            "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
+            "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+
+
+# --------------------------------------------------------------------------- .npz headers
+@dataclass(frozen=True)
+class ArrayInfo:
+    """What a ``.npy`` member of an ``.npz`` declares, read from its header alone."""
+
+    shape: tuple[int, ...]
+    dtype: object  # numpy dtype
+    nbytes: int
+
+
+def npz_headers(path: str | os.PathLike, what: str) -> dict[str, ArrayInfo]:
+    """{name: ArrayInfo} of every array in ``path`` (an .npz), from the ``.npy`` headers only.
+
+    Refuses (UserFileError naming the file) what ``np.load`` would refuse later or, worse,
+    allocate first: not a zip, a member that is not .npy, an object dtype (pickles), a header
+    that does not parse. Nothing is decompressed beyond the first bytes of each member.
+    """
+    import numpy as np
+
+    regular_file_size(path, what)
+    out: dict[str, ArrayInfo] = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                name = info.filename.removesuffix(".npy")
+                with zf.open(info) as f:
+                    try:
+                        version = np.lib.format.read_magic(f)
+                        if version == (1, 0):
+                            shape, _fortran, dtype = np.lib.format.read_array_header_1_0(f)
+                        else:
+                            shape, _fortran, dtype = np.lib.format.read_array_header_2_0(f)
+                    except ValueError as e:
+                        raise UserFileError(f"{what}: member {info.filename!r} is not "
+                                            f"a .npy array ({str(e).splitlines()[0]})") from None
+                if dtype.hasobject:
+                    raise UserFileError(f"{what}: array {name!r} holds Python objects "
+                                        "(a pickle); only numeric arrays are read")
+                n = 1
+                for s in shape:
+                    n *= int(s)
+                out[name] = ArrayInfo(tuple(int(s) for s in shape), dtype, n * dtype.itemsize)
+    except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError, RuntimeError) as e:
+        raise UserFileError(f"{what} is not a readable .npz file "
+                            f"({type(e).__name__}: {e})") from None
+    return out
+
+
+def check_npz(path: str | os.PathLike, what: str, expected: dict[str, tuple[int | None, ...]],
+              flag: str = "the file") -> dict[str, ArrayInfo]:
+    """The headers of ``path`` checked against ``expected`` ({name: shape, None = any length})
+    for the names present, and the total size against the memory guard, before any load."""
+    from .guard import check_allocation
+
+    heads = npz_headers(path, what)
+    for name, want in expected.items():
+        got = heads.get(name)
+        if got is None:
+            continue
+        if len(got.shape) != len(want) or any(w is not None and w != g
+                                              for w, g in zip(want, got.shape, strict=True)):
+            shown = "x".join("N" if w is None else str(w) for w in want) or "a scalar"
+            raise UserFileError(f"{what}: array {name!r} has shape {got.shape}, "
+                                f"expected {shown}")
+        if got.dtype.kind not in "biuf":
+            raise UserFileError(f"{what}: array {name!r} is of type {got.dtype}, "
+                                "expected numbers")
+    check_allocation(sum(a.nbytes for a in heads.values()), f"loading {path}", flag)
+    return heads
