@@ -213,3 +213,105 @@ def check_npz(path: str | os.PathLike, what: str, expected: dict[str, tuple[int 
                                 "expected numbers")
     check_allocation(sum(a.nbytes for a in heads.values()), f"loading {path}", flag)
     return heads
+
+
+# --------------------------------------------------------------------------- standard streams
+def reopen_closed_std_fds() -> list[int]:
+    """Point closed descriptors 0, 1, 2 at /dev/null; returns the ones that were closed.
+
+    A process started with stdout closed (``xraygan sweep >&-``, some daemons and schedulers)
+    would hand descriptor 1 to the next file it opens: the study database or a checkpoint,
+    which every later ``print`` (and every child process's output) then writes into.
+    """
+    closed = []
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            closed.append(fd)
+    for fd in closed:
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:  # lower descriptors were open: place it where it belongs
+            os.dup2(null, fd)
+            os.close(null)
+    return closed
+
+
+class TolerantStream:
+    """A text stream that survives its reader: once a write or flush fails because the pipe
+    was closed (``xraygan memory ... | head -n 2``) or the stream is gone, further output is
+    dropped instead of raising, so the command still finishes its work (a sweep does not
+    strand its trials) and exits with its own status. Text that cannot be encoded (a
+    non-UTF-8 file name) is written with backslash escapes instead of raising."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+        self.broken = False
+
+    def _guard(self, op, *args):
+        if self.broken:
+            return None
+        try:
+            return op(*args)
+        except UnicodeEncodeError:
+            data = args[0].encode(getattr(self._stream, "encoding", None) or "utf-8",
+                                  "backslashreplace").decode(
+                getattr(self._stream, "encoding", None) or "utf-8", "replace")
+            return self._guard(op, data)
+        except (BrokenPipeError, ConnectionResetError, ValueError):
+            self.broken = True  # ValueError: "I/O operation on closed file"
+        except OSError as e:
+            import errno
+
+            if e.errno not in (errno.EPIPE, errno.EBADF, errno.EIO):
+                raise
+            self.broken = True
+        return None
+
+    def write(self, text: str) -> int:
+        self._guard(self._stream.write, text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._guard(self._stream.flush)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def tolerant_std_streams() -> tuple[object, object]:
+    """Install TolerantStream around sys.stdout and sys.stderr (after reopening closed
+    descriptors); returns the previous streams for the caller to restore."""
+    import sys
+
+    reopen_closed_std_fds()
+    old = (sys.stdout, sys.stderr)
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+    if not isinstance(sys.stdout, TolerantStream):
+        sys.stdout = TolerantStream(sys.stdout)
+    if not isinstance(sys.stderr, TolerantStream):
+        sys.stderr = TolerantStream(sys.stderr)
+    return old
+
+
+def restore_std_streams(old: tuple[object, object]) -> None:
+    """Undo :func:`tolerant_std_streams`, flushing what is left (quietly, if the reader is gone).
+
+    When stdout's pipe is broken, descriptor 1 is pointed at /dev/null so the interpreter's
+    own flush at exit does not print "Exception ignored ... BrokenPipeError"."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, TolerantStream):
+            stream.flush()
+    if isinstance(sys.stdout, TolerantStream) and sys.stdout.broken:
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, sys.stdout.fileno())
+            os.close(null)
+        except (OSError, ValueError, AttributeError):
+            pass
+    sys.stdout, sys.stderr = old  # type: ignore[assignment]
