@@ -231,3 +231,28 @@ def test_recovered_sweep_whose_cells_all_completed_exits_0(tmp_path, monkeypatch
 
     with pytest.raises(XrayganError, match=keys[0]):
         runner.run_sweep(opts2, echo=lambda s: None)
+
+
+def test_storage_of_another_application_is_refused_unchanged(tmp_path):
+    import hashlib
+    import sqlite3
+
+    from xraygan.ablations.storage import open_storage
+    from xraygan.errors import StorageError
+
+    db = tmp_path / "app.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("create table users (id integer primary key, name text)")
+        conn.execute("insert into users (name) values ('alice')")
+    digest = hashlib.sha256(db.read_bytes()).hexdigest()
+    with pytest.raises(StorageError, match=r"another application's tables \(users\)"):
+        open_storage(f"sqlite:///{db}")
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
+    code, _, err = run_main(["sweep", "batchnorm", "--storage", f"sqlite:///{db}", "--out",
+                             str(tmp_path / "o"), "--steps", "1", "--no-estimate"])
+    assert code == 2 and "another application's tables" in err
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
+    # an empty file and an Optuna storage still open
+    (tmp_path / "empty.db").write_bytes(b"")
+    open_storage(f"sqlite:///{tmp_path / 'empty.db'}")
+    open_storage(f"sqlite:///{tmp_path / 'empty.db'}")
