@@ -256,3 +256,22 @@ def test_storage_of_another_application_is_refused_unchanged(tmp_path):
     (tmp_path / "empty.db").write_bytes(b"")
     open_storage(f"sqlite:///{tmp_path / 'empty.db'}")
     open_storage(f"sqlite:///{tmp_path / 'empty.db'}")
+
+
+@pytest.mark.parametrize("name, text", [
+    ("m.csv", "x,y\n1,2\n"),
+    ("m.json", '{"rows": [{"a": 1}]}'),
+    ("m.json", '{"rows": [{"image_size": "x", "features": 8, "batch_size": 4, '
+               '"batchnorm": "d", "optimizer": "adam"}]}'),
+    ("m.json", '{"rows": [{"image_size": 16, "features": 8, "batch_size": 4, '
+               '"batchnorm": "d", "optimizer": "adam", "estimate_bytes": -5}]}'),
+    ("m.json", '{"rows": [7]}'),
+    ("m.json", "\udcff"),
+    ("m.csv", '"unclosed\n'),
+])
+def test_memory_files_of_the_wrong_shape_are_exit_2(tmp_path, name, text):
+    f = tmp_path / name
+    f.write_bytes(text.encode("utf-8", "surrogateescape"))
+    code, _, err = run_main(["report", "--memory", str(f), "--out", str(tmp_path / "r"),
+                             "--no-figures"])
+    assert code == 2 and name in err, err

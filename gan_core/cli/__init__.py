@@ -107,8 +107,9 @@ def _unicode_message(e: UnicodeError) -> str:
         near = near.decode("utf-8", "backslashreplace")
     elif isinstance(near, str):
         near = near.encode("utf-8", "backslashreplace").decode("utf-8")
-    return (f"text that is not valid UTF-8 ({getattr(e, 'reason', e)}) near {near!r}; a file or "
-            "folder name from another system's encoding: rename it")
+    return (f"text that is not valid UTF-8 ({getattr(e, 'reason', e)}) near {near!r}: a file or "
+            "folder name, or a file's contents, in another system's encoding; rename or "
+            "convert it")
 
 
 def _one_line(e: BaseException) -> str:
