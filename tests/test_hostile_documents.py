@@ -206,3 +206,17 @@ def _contract(text: str, suffix: str) -> None:
                       toml_documents().map(lambda t: (t, ".toml"))))
 def test_property_documents_give_a_config_or_a_config_error(text):
     _contract(*text)
+
+
+def test_docs_list_every_limit_and_exit_code():
+    from pathlib import Path
+
+    from xraygan.data.limits import MAX_PIXELS_ENV
+    from xraygan.guard import MEMORY_CAP_ENV
+    from xraygan.safeio import LIMITS
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "limits.md").read_text()
+    for env in [*(lim.env for lim in LIMITS.values()), MEMORY_CAP_ENV, MAX_PIXELS_ENV]:
+        assert f"`{env}`" in page, env
+    for code in (0, 2, 3, 129, 130, 143):
+        assert f"| {code} |" in page
