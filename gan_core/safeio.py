@@ -192,12 +192,10 @@ def npz_headers(path: str | os.PathLike, what: str) -> dict[str, ArrayInfo]:
     return out
 
 
-def check_npz(path: str | os.PathLike, what: str, expected: dict[str, tuple[int | None, ...]],
-              flag: str = "the file") -> dict[str, ArrayInfo]:
+def check_npz(path: str | os.PathLike, what: str,
+              expected: dict[str, tuple[int | None, ...]]) -> dict[str, ArrayInfo]:
     """The headers of ``path`` checked against ``expected`` ({name: shape, None = any length})
     for the names present, and the total size against the memory guard, before any load."""
-    from .guard import check_allocation
-
     heads = npz_headers(path, what)
     for name, want in expected.items():
         got = heads.get(name)
@@ -211,7 +209,17 @@ def check_npz(path: str | os.PathLike, what: str, expected: dict[str, tuple[int 
         if got.dtype.kind not in "biuf":
             raise UserFileError(f"{what}: array {name!r} is of type {got.dtype}, "
                                 "expected numbers")
-    check_allocation(sum(a.nbytes for a in heads.values()), f"loading {path}", flag)
+    from .errors import ResourceError
+    from .guard import format_bytes, memory_budget
+
+    total = sum(a.nbytes for a in heads.values())
+    budget = memory_budget()
+    if budget is not None and total > budget.limit:
+        biggest = max(heads, key=lambda k: heads[k].nbytes)
+        raise ResourceError(f"{what}: its arrays declare {format_bytes(total)} ({biggest!r} has "
+                            f"shape {heads[biggest].shape}), but {budget.describe()}; a 2048-d "
+                            "FID statistics file holds about 32 MiB: is it the right file? (If "
+                            "genuine, raise XRAYGAN_MEMORY_CAP.)")
     return heads
 
 

@@ -99,6 +99,7 @@ class FeatureStats:
         missing = {"mean", "m2", "n", "version"} - set(heads)
         if missing:
             raise StatsFileError(f"{path}: statistics without {', '.join(sorted(missing))}")
+        _fit(heads["mean"].shape, heads["m2"].shape, path)
         with np.load(path, allow_pickle=False) as z:
             if str(z["version"]) != STATS_VERSION:
                 raise StatsFileError(f"{path}: statistics of another protocol ({str(z['version'])[:40]})")
@@ -248,6 +249,7 @@ def load_stats_file(path: str | Path) -> FeatureStats:
     heads = check_npz(path, f"{path}", {"mu": (None,), "sigma": (None, None), "n": ()})
     files = set(heads)
     if {"mu", "sigma"} <= files:
+        _fit(heads["mu"].shape, heads["sigma"].shape, path)
         try:
             with np.load(path, allow_pickle=False) as z:
                 n = int(z["n"]) if "n" in files else 0
@@ -260,6 +262,14 @@ def load_stats_file(path: str | Path) -> FeatureStats:
         return FeatureStats.load(path)
     raise StatsFileError(f"{path}: expected pytorch-fid statistics (keys mu, sigma), found keys "
                          f"{', '.join(sorted(files)) or 'none'}")
+
+
+def _fit(mean_shape: tuple[int, ...], cov_shape: tuple[int, ...], path: str | Path) -> None:
+    """Mean (d,) and covariance (d, d) from the .npy headers, before anything is loaded."""
+    d = mean_shape[0] if mean_shape else 0
+    if d < 1 or cov_shape != (d, d):
+        raise StatsFileError(f"{path}: mean {mean_shape} and covariance {cov_shape} do not fit "
+                             "together")
 
 
 def check_stats(stats: FeatureStats, path: str | Path) -> None:
