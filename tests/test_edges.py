@@ -275,3 +275,19 @@ def test_memory_files_of_the_wrong_shape_are_exit_2(tmp_path, name, text):
     code, _, err = run_main(["report", "--memory", str(f), "--out", str(tmp_path / "r"),
                              "--no-figures"])
     assert code == 2 and name in err, err
+
+
+@pytest.mark.slow
+def test_sweep_started_with_stdout_closed_completes_its_trials(tmp_path):
+    """Two spawned workers inherit a closed descriptor 1: no trial may be left RUNNING."""
+    import optuna
+
+    flags = ["sweep", "batchnorm", "--out", str(tmp_path), "--image-size", "16", "--features",
+             "4", "--batch-size", "16", "--num-images", "64", "--no-fid", "--sample-every", "6",
+             "--device", "cpu", "--steps", "4", "--no-estimate", "--workers", "2"]
+    cmd = " ".join([sys.executable, "-m", "xraygan", *flags]) + " >&-"
+    done = subprocess.run(["bash", "-c", cmd], env=ENV, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    study = optuna.load_study(study_name="batchnorm-quick",
+                              storage=f"sqlite:///{tmp_path / 'batchnorm-quick.db'}")
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
