@@ -71,6 +71,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual file mode
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        if e.filename in (None, tmp):  # write/fsync errors name no file, or the temp one:
+            raise type(e)(e.errno, e.strerror, str(path)) from None  # name the target
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -291,3 +291,19 @@ def test_sweep_started_with_stdout_closed_completes_its_trials(tmp_path):
     study = optuna.load_study(study_name="batchnorm-quick",
                               storage=f"sqlite:///{tmp_path / 'batchnorm-quick.db'}")
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
+
+
+def test_disk_full_names_the_file_being_written(tmp_path, monkeypatch):
+    real = os.fsync
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    target = tmp_path / "summary.json"
+    with pytest.raises(OSError) as e:
+        runs.atomic_write_json(target, {"a": 1})
+    monkeypatch.setattr(os, "fsync", real)
+    user = from_os_error(e.value)
+    assert "disk full while writing" in str(user) and str(target) in str(user)
+    assert list(tmp_path.iterdir()) == []  # no temp file left behind
