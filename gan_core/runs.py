@@ -408,9 +408,14 @@ def read_metrics(run: str | Path):
     garbage, not UTF-8) is a RunFolderError naming it."""
     import pandas as pd
 
+    from .safeio import LIMITS, regular_file_size
+
     path = Path(run) / METRICS
     if not path.is_file():
         raise RunFolderError(f"{run}: no {METRICS}; the run has not logged any iteration")
+    size = regular_file_size(path, str(path))
+    if size > LIMITS["metrics_bytes"].value():
+        raise RunFolderError(f"{path} is {LIMITS['metrics_bytes'].exceeded(f'{size:,} bytes')}")
     try:
         df = pd.read_csv(path, on_bad_lines="skip", encoding="utf-8")
     except pd.errors.EmptyDataError:
@@ -529,8 +534,11 @@ def read_evaluations(run: str | Path) -> list[dict[str, Any]]:
     path = Path(run) / EVALUATIONS
     if not path.is_file():
         return []
+    from .safeio import read_bounded
+
     out = []
-    for line in path.read_text().splitlines():
+    raw = read_bounded(path, "json_bytes", str(path), error=RunFolderError)
+    for line in raw.decode("utf-8", "replace").splitlines():
         line = line.strip()
         if line:
             try:

@@ -66,6 +66,8 @@ LIMITS: dict[str, Limit] = {
                           "nesting depth of a config document (a config has 2)"),
     "json_bytes": Limit("XRAYGAN_MAX_JSON_BYTES", 64 << 20, "bytes",
                         "size of a run folder's JSON file (summary.json, evaluations)"),
+    "metrics_bytes": Limit("XRAYGAN_MAX_METRICS_BYTES", 2 << 30, "bytes",
+                           "a run's metrics.csv (about 60 bytes a logged step)"),
     "dicom_inflated": Limit("XRAYGAN_MAX_DICOM_INFLATED", 512 << 20, "bytes",
                             "a deflated DICOM data set after decompression"),
 }

@@ -169,3 +169,15 @@ def test_property_damaged_runs_keep_the_contract(two_runs, tmp_path_factory, dat
         assert code == 2, (kind, err)
     if kind in ("metrics_back", "metrics_negative") and command == "metrics":
         assert code == 2, (kind, err)
+
+
+def test_oversized_run_files_are_refused_unread(two_runs, tmp_path, monkeypatch):
+    run = copy_run(two_runs[0], tmp_path)
+    with open(run / runs.METRICS, "ab") as f:
+        f.truncate(3 * 2**30)  # sparse: claims 3 GiB
+    with pytest.raises(RunFolderError, match="XRAYGAN_MAX_METRICS_BYTES"):
+        runs.read_metrics(run)
+    monkeypatch.setenv("XRAYGAN_MAX_JSON_BYTES", "100")
+    (run / runs.SUMMARY).write_text('{"step": 2, "pad": "' + "x" * 200 + '"}')
+    with pytest.raises(RunFolderError, match="XRAYGAN_MAX_JSON_BYTES"):
+        runs.read_summary(run)
