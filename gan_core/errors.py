@@ -114,6 +114,6 @@ def from_os_error(e: OSError) -> XrayganError | None:
             FileExistsError: "already exists",
         }[type(e)]
         return UserFileError(f"{name}: {reason}")
-    if e.errno in USER_ERRNOS:
+    if e.errno in USER_ERRNOS and e.filename is not None:  # about a file: the user's to fix
         return UserFileError(f"{name}: {USER_ERRNOS[e.errno]}")
     return None
