@@ -174,8 +174,10 @@ def report(session: nox.Session) -> None:
 
 @nox.session
 def fuzz(session: nox.Session) -> None:
-    """The long fuzz run of the CLI flags and config files (XRAYGAN_FUZZ=long: 400 examples per property, the subprocess cases under RLIMIT_AS; about 30 min on 2 CPU cores). `-- -x` etc. go to pytest; XRAYGAN_FUZZ_EXAMPLES=N sets the count."""
+    """The long fuzz run of the CLI flags, config documents, .npz statistics, checkpoints and run folders (XRAYGAN_FUZZ=long: 400 examples per property, the subprocess cases under RLIMIT_AS; about 30 min on 2 CPU cores). `-- -x` etc. go to pytest; XRAYGAN_FUZZ_EXAMPLES=N sets the count."""
     install(session, "dev")
     session.env.setdefault("XRAYGAN_FUZZ", "long")
     session.run("pytest", "tests/test_fuzz_cli.py", "tests/test_fuzz_config.py",
-                "--hypothesis-show-statistics", *session.posargs)
+                "tests/test_hostile_documents.py", "tests/test_hostile_stats.py",
+                "tests/test_hostile_checkpoints.py", "--hypothesis-show-statistics",
+                *session.posargs)

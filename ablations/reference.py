@@ -72,9 +72,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                        help="the paper's scale")
     p.add_argument("--data", default="phantom", help="dataset spec (default phantom)")
     p.add_argument("--device", default="cpu", help="cpu | cuda (default cpu; auto means cpu here)")
-    p.add_argument("--image-size", type=int, default=None, help="as the sweep's (default: the scale's)")
-    p.add_argument("--num-images", type=int, default=None, help="as the sweep's (default: the scale's)")
-    p.add_argument("--holdout", type=float, default=None,
+    from xraygan.cli.argtypes import field_type
+    from xraygan.config import DataConfig, ModelConfig
+
+    p.add_argument("--image-size", type=field_type(ModelConfig, "image_size"), default=None, help="as the sweep's (default: the scale's)")
+    p.add_argument("--num-images", type=field_type(DataConfig, "num_images"), default=None, help="as the sweep's (default: the scale's)")
+    p.add_argument("--holdout", type=field_type(DataConfig, "holdout"), default=None,
                    help="as the sweep's (default: 0.1 for real data)")
     p.add_argument("--no-fid", action="store_true", help="nothing to do (the sweep computes no FID)")
     args, _ = p.parse_known_args(argv)

@@ -398,7 +398,9 @@ def _run(study: optuna.Study, trial: optuna.Trial, cell: Cell, env: TrialEnv) ->
 
 def _worker_main(opts: SweepOptions, index: int) -> None:
     from xraygan.process import apply_process_policy
+    from xraygan.safeio import tolerant_std_streams
 
+    tolerant_std_streams()  # a closed or broken stdout must not end a worker mid-trial
     # K workers share the machine's cores: workers x threads = cores (gan_core/process.py)
     apply_process_policy(role="sweep-worker", workers=opts.workers)
     try:
@@ -427,8 +429,34 @@ def run_sweep(opts: SweepOptions, echo: Callable[[str], None] = print) -> optuna
         if 130 in bad:
             raise KeyboardInterrupt
         if bad:
-            raise XrayganError(f"{len(bad)} worker(s) exited with codes {bad}; see their output")
+            study = optuna.load_study(study_name=opts.name, storage=opts.url)
+            missing = unfinished_cells(study, opts)
+            if missing:
+                raise XrayganError(f"{len(bad)} worker(s) exited with codes {bad} and "
+                                   f"{len(missing)} cell(s) did not finish ({', '.join(missing[:5])}); "
+                                   "see their output, then run the sweep again to finish them")
+            # another worker recovered the dead one's trials: the study is whole
+            print(f"xraygan sweep: warning: {len(bad)} worker(s) exited with codes {bad}; their "
+                  "trials were recovered and every cell finished", file=sys.stderr)
+            return study
     return optuna.load_study(study_name=opts.name, storage=opts.url)
+
+
+def unfinished_cells(study: optuna.Study, opts: SweepOptions) -> list[str]:
+    """Cells of the study without a finished trial (a grid's keys; a search counts trials),
+    plus any trial still RUNNING or WAITING: empty when the study is whole."""
+    trials = study.get_trials(deepcopy=False)
+    left = [f"trial {t.number} ({t.state.name.lower()})" for t in trials
+            if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    spec = get_spec(opts.study)
+    done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+            or t.user_attrs.get("status") in ("diverged", "error")]
+    if spec.is_grid:
+        finished = {t.user_attrs.get("cell") for t in done}
+        left += [c.key for c in spec.grid(opts.ctx) if c.key not in finished]
+    elif len(done) < (opts.ctx.trials or spec.default_trials):
+        left.append("trials of the search")
+    return left
 
 
 FAILED_ON_PURPOSE = ("diverged", "error", "interrupted", "duplicate")

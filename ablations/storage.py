@@ -73,6 +73,7 @@ def open_storage(
         engine_kwargs["pool_pre_ping"] = True  # a server restart must not kill long sweeps
         # libpq / MySQL drivers otherwise wait for the OS TCP timeout (minutes) on a dead host
         engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    check_not_foreign(url, parsed, engine_kwargs)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -97,6 +98,36 @@ def open_storage(
     if scheme.startswith("sqlite"):
         _serialize_sqlite(storage.engine)
     return storage
+
+
+OPTUNA_TABLES = frozenset({"studies", "version_info"})
+"""Tables every Optuna RDB storage has; a database with tables but not these belongs to
+another application, and Optuna would add its tables to it."""
+
+
+def check_not_foreign(url: str, parsed: sqlalchemy.engine.URL, engine_kwargs: dict) -> None:
+    """Refuse a database that is neither empty nor an Optuna storage, before Optuna creates
+    its tables in it (pointing --storage at another application's SQLite file by mistake)."""
+    if parsed.drivername.startswith("sqlite"):
+        path = Path(parsed.database)
+        if not path.is_file() or path.stat().st_size == 0:
+            return  # new or empty: Optuna makes it a storage
+    try:
+        engine = sqlalchemy.create_engine(url, **engine_kwargs)
+    except Exception:  # a missing driver or bad URL: RDBStorage says it properly
+        return
+    try:
+        with engine.connect() as conn:
+            tables = set(sqlalchemy.inspect(conn).get_table_names())
+    except sqlalchemy.exc.SQLAlchemyError:
+        return  # cannot connect: RDBStorage reports why
+    finally:
+        engine.dispose()
+    if tables and not OPTUNA_TABLES <= tables:
+        shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        raise StorageError(f"--storage: {_redacted(parsed)} holds another application's tables "
+                           f"({shown}), not an Optuna study storage; it is left unchanged. Name "
+                           "a new file or an empty database")
 
 
 def _parse_url(url: str) -> sqlalchemy.engine.URL:

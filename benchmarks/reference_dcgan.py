@@ -21,6 +21,8 @@ import time
 import torch
 from torch import nn
 
+from xraygan.cli.argtypes import int_type
+
 IMAGE_SIZE, BATCH, PRESET = 64, 64, "paper-elu"
 
 # mode -> (autocast dtype, channels_last, malloc tuning)
@@ -127,8 +129,8 @@ def measure(mode: str, steps: int, warmup: int) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("mode", choices=["reference", *MODES])
-    p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--steps", type=int_type(1, 10**6), default=5)
+    p.add_argument("--warmup", type=int_type(0, 10**6), default=2)
     args = p.parse_args()
     print(json.dumps(measure(args.mode, args.steps, args.warmup)))
 

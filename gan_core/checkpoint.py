@@ -86,9 +86,74 @@ def check_payload(ckpt: dict[str, Any], path: str | Path) -> None:
         wrong.append("rng.noise (missing: the noise generator's state)")
     if wrong:
         raise InvalidCheckpoint(f"{path}: invalid checkpoint, wrong key(s) {'; '.join(wrong)}")
-    from .config import ExperimentConfig
+    from .config import ExperimentConfig, validate
 
     try:
-        ExperimentConfig.from_dict(ckpt["config"])
+        cfg = ExperimentConfig.from_dict(ckpt["config"])
+        validate(cfg)
     except (ConfigError, TypeError, ValueError) as e:
         raise InvalidCheckpoint(f"{path}: the checkpoint's config is invalid ({e})") from None
+    check_tensors(ckpt, cfg, path)
+
+
+def check_tensors(ckpt: dict[str, Any], cfg: Any, path: str | Path) -> None:
+    """G's and D's tensors have exactly the names and shapes ``cfg.model`` builds (compared
+    with networks built on the meta device: no memory), and are finite. A checkpoint edited,
+    swapped or written by a diverged run is refused here, not loaded into black samples."""
+    from .guard import first_nonfinite
+    from .models import build_models
+
+    try:
+        with torch.device("meta"):
+            nets = dict(zip(("G", "D"), build_models(cfg.model), strict=True))
+    except (ConfigError, ValueError) as e:
+        raise InvalidCheckpoint(f"{path}: the checkpoint's model cannot be built ({e})") from None
+    for name, net in nets.items():
+        want = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+        got = {k: tuple(v.shape) for k, v in ckpt[name].items()}
+        if want != got:
+            missing = sorted(set(want) - set(got))
+            extra = sorted(set(got) - set(want))
+            wrong = [f"{k} {got[k]} (config: {want[k]})" for k in sorted(set(want) & set(got))
+                     if got[k] != want[k]]
+            what = "; ".join(filter(None, [
+                f"missing {', '.join(missing[:3])}" if missing else "",
+                f"unexpected {', '.join(extra[:3])}" if extra else "",
+                f"shapes {', '.join(wrong[:3])}" if wrong else ""]))
+            raise InvalidCheckpoint(f"{path}: {name}'s tensors do not fit the checkpoint's own "
+                                    f"config ({what})")
+        bad = first_nonfinite(ckpt[name].items())
+        if bad is not None:
+            raise InvalidCheckpoint(f"{path}: {name}.{bad} holds NaN or infinity; samples and "
+                                    "metrics from it would be meaningless (a diverged or "
+                                    "damaged run)")
+
+
+def model_hash(cfg: Any) -> str:
+    """A short hash of a config's model section: what fixes the networks' tensors."""
+    import hashlib
+    import json
+
+    text = json.dumps(cfg.to_dict()["model"], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def check_against_run(ckpt: dict[str, Any], path: str | Path, run: str | Path) -> None:
+    """The checkpoint belongs to run folder ``run``: its model (image size, widths, layers:
+    compared by hash) and optimizer match ``run/config.json``. A checkpoint copied in from
+    another run would otherwise be sampled and scored at the other run's image size."""
+    from . import runs
+    from .config import ExperimentConfig
+
+    mine = ExperimentConfig.from_dict(ckpt["config"])
+    folder = runs.read_config(run)
+    diffs = []
+    if model_hash(mine) != model_hash(folder):
+        m, f = mine.to_dict()["model"], folder.to_dict()["model"]
+        diffs += [f"model.{k} {m[k]!r} vs {f[k]!r}" for k in sorted(m) if m[k] != f.get(k)][:4]
+    if mine.optim.name != folder.optim.name:
+        diffs.append(f"optim.name {mine.optim.name!r} vs {folder.optim.name!r}")
+    if diffs:
+        raise InvalidCheckpoint(f"{path}: the checkpoint is not from this run folder's config "
+                                f"({'; '.join(diffs)}; checkpoint vs {runs.CONFIG}); copy the "
+                                "whole run folder, not its checkpoint alone")

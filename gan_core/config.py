@@ -236,35 +236,15 @@ class ExperimentConfig:
 CONFIG_SUFFIXES = (".json", ".toml", ".yaml", ".yml")
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number a config may hold")
-
-
 def parse_config_text(text: str, suffix: str, where: str) -> Any:
     """The object in a JSON / TOML / YAML config text (by ``suffix``); ConfigError otherwise.
 
-    JSON is read strictly (NaN and Infinity rejected), YAML with ``safe_load`` (no objects).
+    Strict (xraygan.documents): JSON without NaN/Infinity, YAML without objects, no duplicate
+    keys, non-string keys or alias bombs, depth and size bounded.
     """
-    suffix = suffix.lower()
-    try:
-        if suffix == ".toml":
-            import tomllib
+    from .documents import parse_document
 
-            return tomllib.loads(text)
-        if suffix in (".yaml", ".yml"):
-            try:
-                import yaml
-            except ImportError:
-                raise ConfigError(f"{where}: YAML configs need PyYAML (pip install pyyaml); "
-                                  "or use .json / .toml") from None
-            return yaml.safe_load(text)
-        return json.loads(text, parse_constant=_reject_constant)
-    except ConfigError:
-        raise
-    except Exception as e:  # each parser has its own error class; all mean "not valid"
-        kind = {".toml": "TOML", ".yaml": "YAML", ".yml": "YAML"}.get(suffix, "JSON")
-        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ConfigError(f"{where} is not valid {kind} ({detail})") from None
+    return parse_document(text, suffix, where)
 
 
 def read_config_file(path: str | os.PathLike, flag: str = "--config") -> ExperimentConfig:
@@ -274,24 +254,18 @@ def read_config_file(path: str | os.PathLike, flag: str = "--config") -> Experim
     where = f"{flag}: {path}"
     if path.suffix.lower() not in CONFIG_SUFFIXES and path.suffix:
         raise ConfigError(f"{where}: expected a {', '.join(CONFIG_SUFFIXES)} file")
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{where} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{where} is a folder; expected a config file") from None
-    except PermissionError:
-        raise ConfigError(f"{where} is not readable (permission denied)") from None
-    except OSError as e:
-        raise ConfigError(f"{where} cannot be read ({e.strerror or e})") from None
-    if len(raw) > 16 * 2**20:
-        raise ConfigError(f"{where} is {len(raw):,} bytes; a config is a few kB")
+    from .safeio import read_bounded
+
+    raw = read_bounded(path, "config_bytes", where)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise ConfigError(f"{where} is not UTF-8 text ({e.reason} at byte {e.start})") from None
     data = parse_config_text(text, path.suffix or ".json", where)
-    return ExperimentConfig.from_dict(data)
+    try:
+        return ExperimentConfig.from_dict(data)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -322,10 +296,21 @@ def from_dict(cls: type, data: dict[str, Any], path: str = "") -> Any:
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    """``repr(value)`` cut to ``limit`` characters: error messages stay one line."""
-    text = repr(value)
-    if isinstance(value, int) and not isinstance(value, bool) and len(text) > limit:
-        return f"an integer of {len(text)} digits"
+    """``repr(value)`` cut to ``limit`` characters: error messages stay one line, and a huge
+    value (a list of a million items) is never rendered whole to be cut."""
+    import reprlib
+
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value.bit_length() > 14_000:  # past Python's 4300-digit str() limit
+            return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+        text = repr(value)
+        if len(text) > limit:
+            return f"an integer of {len(text.lstrip('-'))} digits"
+    else:
+        r = reprlib.Repr()
+        r.maxlevel, r.maxlist, r.maxdict, r.maxtuple, r.maxset = 2, 4, 4, 4, 4
+        r.maxstring = r.maxother = limit
+        text = r.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -80,6 +80,20 @@ class ResourceError(XrayganError):
 
 
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+USER_ERRNOS = {
+    errno.EROFS: "read-only file system; choose a writable folder (--out) or remount it",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENAMETOOLONG: "file name too long",
+    errno.ELOOP: "too many levels of symbolic links",
+    errno.EFBIG: "file too large for this file system",
+    errno.EMFILE: "too many open files (raise ulimit -n)",
+    errno.ENFILE: "too many open files on this machine",
+    errno.EIO: "input/output error (a failing disk or a network file system)",
+    errno.ENXIO: "no such device",
+    errno.ETXTBSY: "file busy",
+}
+"""errno values a user (or the user's machine) causes and can fix, with what to say."""
 PATH_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
                FileExistsError)
 
@@ -100,4 +114,6 @@ def from_os_error(e: OSError) -> XrayganError | None:
             FileExistsError: "already exists",
         }[type(e)]
         return UserFileError(f"{name}: {reason}")
+    if e.errno in USER_ERRNOS and e.filename is not None:  # about a file: the user's to fix
+        return UserFileError(f"{name}: {USER_ERRNOS[e.errno]}")
     return None

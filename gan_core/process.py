@@ -17,10 +17,23 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-
 # --------------------------------------------------------------------------- stop on signals
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+"""Signals that checkpoint and stop a run: Ctrl-C, kill / a scheduler's stop, and SIGHUP
+(the terminal closed: an ssh session dropped), which would otherwise kill it unsaved."""
+
+
+def signal_exit_code(name: str | None) -> int:
+    """The shell's exit status for a run stopped by signal ``name``: 128 + its number
+    (SIGHUP 129, SIGINT 130, SIGTERM 143); 130 when the name is unknown."""
+    try:
+        return 128 + int(signal.Signals[name])  # type: ignore[misc]
+    except (KeyError, TypeError):
+        return 130
+
+
 class StopFlag:
-    """SIGINT/SIGTERM set a flag; ``flag()`` returns the signal's name (or None), so a loop that
+    """SIGINT/SIGTERM/SIGHUP set a flag; ``flag()`` returns the signal's name (or None), so a loop that
     polls it checkpoints after the current step and returns. A second signal raises
     KeyboardInterrupt at once."""
 
@@ -38,7 +51,7 @@ class StopFlag:
             self.raised = signal.Signals(signum).name
 
         try:
-            old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+            old = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
         except ValueError:  # not the main thread (e.g. an Optuna worker thread): no handlers
             yield self
             return

@@ -71,6 +71,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual file mode
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        if e.filename in (None, tmp):  # write/fsync errors name no file, or the temp one:
+            raise type(e)(e.errno, e.strerror, str(path)) from None  # name the target
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -202,8 +207,11 @@ def read_config(run: str | Path) -> ExperimentConfig:
     path = Path(run) / CONFIG
     if not path.is_file():
         raise RunFolderError(f"{run}: no {CONFIG}; is this a run folder?")
+    from .safeio import read_bounded
+
     try:
-        return ExperimentConfig.from_json(path.read_text(encoding="utf-8"))
+        return ExperimentConfig.from_json(
+            read_bounded(path, "config_bytes", str(path), error=RunFolderError).decode("utf-8"))
     except json.JSONDecodeError as e:
         raise RunFolderError(f"{path}: not valid JSON ({e})") from None
     except UnicodeDecodeError:
@@ -400,9 +408,14 @@ def read_metrics(run: str | Path):
     garbage, not UTF-8) is a RunFolderError naming it."""
     import pandas as pd
 
+    from .safeio import LIMITS, regular_file_size
+
     path = Path(run) / METRICS
     if not path.is_file():
         raise RunFolderError(f"{run}: no {METRICS}; the run has not logged any iteration")
+    size = regular_file_size(path, str(path))
+    if size > LIMITS["metrics_bytes"].value():
+        raise RunFolderError(f"{path} is {LIMITS['metrics_bytes'].exceeded(f'{size:,} bytes')}")
     try:
         df = pd.read_csv(path, on_bad_lines="skip", encoding="utf-8")
     except pd.errors.EmptyDataError:
@@ -422,7 +435,31 @@ def read_metrics(run: str | Path):
         df["step"] = pd.to_numeric(df["step"]).astype("int64")
         for c in df.columns.drop("step"):
             df[c] = pd.to_numeric(df[c], errors="coerce")
+    check_steps(df["step"], path)
     return df
+
+
+def check_steps(steps, path: Path) -> None:
+    """A metrics log's steps are whole numbers >= 0, strictly increasing: anything else is
+    not the log of one run (hand-edited, two runs appended into one file, a corrupt copy),
+    and scoring it would give a plausible wrong number."""
+    import numpy as np
+
+    values = np.asarray(steps, dtype=np.float64)
+    if not len(values):
+        return
+    line = lambda i: i + 2  # noqa: E731 - the header is line 1
+    bad = np.flatnonzero(~np.isfinite(values) | (values < 0) | (values != np.round(values)))
+    if len(bad):
+        i = int(bad[0])
+        raise RunFolderError(f"{path}:{line(i)}: step {values[i]:g} is not a step (expected a "
+                             "whole number >= 0)")
+    back = np.flatnonzero(np.diff(values) <= 0)
+    if len(back):
+        i = int(back[0]) + 1
+        raise RunFolderError(f"{path}:{line(i)}: step {int(values[i])} follows step "
+                             f"{int(values[i - 1])}; a run's log only moves forward (two runs "
+                             "written into one file, or an edited log)")
 
 
 # --------------------------------------------------------------------------- summary, evaluations
@@ -431,9 +468,12 @@ def read_summary(run: str | Path) -> dict[str, Any]:
     path = Path(run) / SUMMARY
     if not path.is_file():
         return {}
+    from .safeio import read_bounded
+
     try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        summary = json.loads(read_bounded(path, "json_bytes", str(path), error=RunFolderError)
+                             .decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise RunFolderError(f"{path}: corrupt summary, not valid JSON ({e})") from None
     if not isinstance(summary, dict):
         raise RunFolderError(f"{path}: corrupt summary, expected a JSON object, got "
@@ -494,8 +534,11 @@ def read_evaluations(run: str | Path) -> list[dict[str, Any]]:
     path = Path(run) / EVALUATIONS
     if not path.is_file():
         return []
+    from .safeio import read_bounded
+
     out = []
-    for line in path.read_text().splitlines():
+    raw = read_bounded(path, "json_bytes", str(path), error=RunFolderError)
+    for line in raw.decode("utf-8", "replace").splitlines():
         line = line.strip()
         if line:
             try:

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from . import runs
-from .checkpoint import load_checkpoint
+from .checkpoint import check_against_run, load_checkpoint
 from .config import ExperimentConfig
 from .imageio import to_uint8
 
@@ -22,7 +22,9 @@ def load_generator(run: str | Path, device: str | torch.device = "cpu"):
     """The generator of ``run``'s last checkpoint, in eval mode, and the run's config."""
     from .models import build_generator
 
-    ckpt = load_checkpoint(runs.checkpoint_path(run), map_location=device)
+    path = runs.checkpoint_path(run)
+    ckpt = load_checkpoint(path, map_location=device)
+    check_against_run(ckpt, path, run)
     cfg = ExperimentConfig.from_dict(ckpt["config"])
     g = build_generator(cfg.model).to(device)
     g.load_state_dict(ckpt["G"])

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from . import guard, runs
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import check_against_run, load_checkpoint, save_checkpoint
 from .config import ExperimentConfig, ModelConfig, OptimConfig, validate
 from .data import ImageSet, load_dataset
 from .errors import DISK_FULL_ERRNOS, ConfigError, DiskFullError, TrainingDiverged
@@ -246,6 +246,7 @@ def _setup_locked(cfg, device, amp_dtype, runs_root, run_dir, resume, dataset, l
     ckpt = None
     if resume:
         ckpt = load_checkpoint(runs.checkpoint_path(run_dir))
+        check_against_run(ckpt, runs.checkpoint_path(run_dir), run_dir)
         saved = ExperimentConfig.from_dict(ckpt["config"])
         _check_resumable(saved, cfg)
 

@@ -120,7 +120,7 @@ def populations(data: Sequence[StudyData]) -> list[Population]:
     """Every population of the inputs, studies of one kind joined only within one."""
     pops: dict[tuple[str, ...], Population] = {}
     for d in data:
-        if d.kind == "memory":
+        if d.kind == "memory" or none_completed(d.frame):
             continue
         try:
             reg = registered_protocols(d.attrs)
@@ -402,6 +402,8 @@ def study_page(d: StudyData, out_dir: Path, claims: Sequence[Claim], *,
     declares, in order."""
     df, kind = d.frame, d.kind
     fig_dir = out_dir / d.name
+    if none_completed(df):
+        return no_completed_page(d), []
     if kind == "memory":
         return memory_page(d, fig_dir, claims, draw=draw)
     names, declared = study_sections(kind)
@@ -415,6 +417,25 @@ def study_page(d: StudyData, out_dir: Path, claims: Sequence[Claim], *,
                            f"{', '.join(sorted(SECTIONS))}")
         s.append(SECTIONS[name](page))
     return "".join(s), page.made
+
+
+def none_completed(df: pd.DataFrame) -> bool:
+    """No trial of the frame completed (or it has none): nothing to tabulate or judge."""
+    return len(df) == 0 or ("status" in df.columns and not (df["status"] == "completed").any())
+
+
+def no_completed_page(d: StudyData) -> str:
+    """The page of a study without a completed trial (a sweep that failed or has not run
+    yet): what happened to each trial, and nothing computed from no data."""
+    df = d.frame
+    counts = df["status"].fillna("unknown").value_counts() if len(df) else {}
+    what = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no trials"
+    text = [f"# {d.name}\n", f"Study `{d.kind}`; {len(df)} trials, none completed ({what}). "
+            "No table, figure or claim can be computed from it yet: fix the failures below "
+            "and run the sweep again (completed cells are kept).\n"]
+    if len(df):
+        text += ["\n## Trials\n\n", tables.trials_markdown(df), "\n"]
+    return "".join(text)
 
 
 def memory_sections(mf: pd.DataFrame, fig_dir: Path, made: list[Path], *, draw: bool) -> str:
@@ -472,7 +493,8 @@ def build_report(studies: Sequence[str], out_dir: str | Path = DEFAULT_OUT,
                            "or --memory")
     out_dir = Path(out_dir)
     data = load_inputs(studies, storage, runs, memory)
-    mems = [m for d in data if d.kind in MEMORY_KINDS and not (m := memory_of(d)).empty]
+    mems = [m for d in data if d.kind in MEMORY_KINDS and not none_completed(d.frame)
+            and not (m := memory_of(d)).empty]
     claims = decide_claims(data, pd.concat(mems, ignore_index=True) if mems else None)
     pages: dict[str, Path] = {}
     made: dict[str, list[Path]] = {}

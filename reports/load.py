@@ -210,23 +210,64 @@ def fill_sample_metrics(df: pd.DataFrame, column: str = "blockiness") -> pd.Data
 
 def memory_json_rows(path: str | Path) -> list[dict[str, Any]]:
     """Rows written by ``xraygan memory --json`` (xraygan.memory.report.write_json: a dict
-    with "rows") or ``--csv`` (one MemoryRow per line)."""
+    with "rows") or ``--csv`` (one MemoryRow per line), read bounded and each row checked
+    for the fields a report uses (check_memory_rows)."""
+    import io
     import json
+
+    from xraygan.safeio import read_bounded
 
     path = Path(path)
     if not path.is_file():
         raise XrayganError(f"--memory: {path} does not exist (write it with xraygan memory --json)")
+    raw = read_bounded(path, "json_bytes", f"--memory: {path}", error=XrayganError)
     if path.suffix == ".csv":
-        df = pd.read_csv(path)
-        return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+        try:
+            df = pd.read_csv(io.BytesIO(raw), encoding="utf-8")
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
+                ValueError) as e:
+            raise XrayganError(f"--memory: {path} is not a CSV of xraygan memory --csv "
+                               f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
                 for r in df.to_dict("records")]
+        return check_memory_rows(rows, path)
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+        data = json.loads(raw.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise XrayganError(f"--memory: {path} is not valid JSON ({e})") from None
     rows = data.get("rows") if isinstance(data, dict) else None
     if not isinstance(rows, list):
         raise XrayganError(f"--memory: {path} has no \"rows\" list (expected xraygan memory --json)")
+    return check_memory_rows(rows, path)
+
+
+MEMORY_ROW_FIELDS = {"image_size": int, "features": int, "batch_size": int, "batchnorm": str,
+                     "optimizer": str}
+"""Fields of xraygan.memory.report.MemoryRow that a report reads, with their types; the byte
+counts (estimate_bytes, measured_peak_bytes, ...) are numbers >= 0 or empty."""
+
+
+def check_memory_rows(rows: list[Any], path: Path) -> list[dict[str, Any]]:
+    """Every row a dict with MEMORY_ROW_FIELDS of the right type (counts >= 1) and byte counts
+    that are finite numbers >= 0; XrayganError naming the file and row otherwise."""
+    for i, r in enumerate(rows, 1):
+        where = f"--memory: {path}: row {i}"
+        if not isinstance(r, dict):
+            raise XrayganError(f"{where} is a {type(r).__name__}, expected an object")
+        for key, kind in MEMORY_ROW_FIELDS.items():
+            v = r.get(key)
+            ok = (isinstance(v, int) and not isinstance(v, bool) and v >= 1) if kind is int \
+                else isinstance(v, str) and bool(v)
+            if not ok:
+                shown = repr(v)[:40] if key in r else "missing"
+                raise XrayganError(f"{where}: {key} is {shown}, expected "
+                                   f"{'a whole number >= 1' if kind is int else 'a name'} "
+                                   "(expected rows of xraygan memory --json / --csv)")
+        for key, v in r.items():
+            if key.endswith("_bytes") and v is not None and not (
+                    isinstance(v, (int, float)) and not isinstance(v, bool)
+                    and math.isfinite(v) and v >= 0):
+                raise XrayganError(f"{where}: {key} is {repr(v)[:40]}, expected a byte count >= 0")
     return rows
 
 

@@ -53,14 +53,10 @@ def tree_hash(folder: Path) -> dict[str, str]:
     return out
 
 
-CASES = {"n": 0}  # examples run in this process, for the closing count
-
-
 def run_main(argv: list[str], guarded: list[Path] = ()) -> tuple[int, str, str]:
     """``xraygan.cli.main(argv)`` in-process, checking the contract; (code, out, err)."""
     from xraygan.cli import main
 
-    CASES["n"] += 1
     before = {p: tree_hash(p) for p in guarded}
     rss0 = peak_rss_bytes()
     out, err = io.StringIO(), io.StringIO()

@@ -36,11 +36,27 @@ def test_png8_png16_jpeg_bmp_tiff_and_rgb(tmp_path):
     means = data.images.float().mean(dim=(1, 2, 3)).tolist()
     assert means[0] == pytest.approx(200, abs=0.5)
     assert means[1] == pytest.approx(40000 / 65535 * 255, abs=1)  # full 16-bit scale
-    assert means[2] == pytest.approx(3000 / 4095 * 255, abs=1)  # 12 bits fill the range
+    # one scale per dataset: the 12-bit image shares the 16-bit one its folder needs
+    assert means[2] == pytest.approx(3000 / 65535 * 255, abs=1)
     assert means[3] == pytest.approx(100, abs=3)
     assert means[4] == pytest.approx(50, abs=0.5) and means[5] == pytest.approx(25, abs=0.5)
     assert means[6] == pytest.approx(76, abs=1.5)  # ITU-R 601 luminance of pure red
     assert data.skipped == []
+
+
+def test_16bit_images_share_one_scale_per_dataset(tmp_path):
+    """The same 12-bit radiograph whose brightest pixel is 1000 in one export and 1100 in
+    another gets the same grey levels (per image, they took 10 and 12 bits: 4x apart)."""
+    base = np.tile(np.linspace(0, 900, 32), (32, 1)).astype(np.uint16)
+    a, b = base.copy(), base.copy()
+    a[0, 0], b[0, 0] = 1000, 1100
+    Image.fromarray(a).save(tmp_path / "a.png")
+    Image.fromarray(b).save(tmp_path / "b.png")
+    data = load(tmp_path, size=32)
+    img_a, img_b = data.images[0, 0].float(), data.images[1, 0].float()
+    assert (img_a[1:] - img_b[1:]).abs().max() <= 1  # rounding, away from the bright corner
+    assert img_a.mean() == pytest.approx(img_b.mean(), abs=0.5)
+    assert img_a[1:, -1].mean() == pytest.approx(900 / 4095 * 255, abs=1.5)  # 12 bits: the max 1100
 
 
 def test_16bit_gradient_keeps_its_order(tmp_path):

@@ -5,8 +5,8 @@ Each module in :data:`COMMANDS` defines ``add_parser(subparsers)``, which adds i
 sets ``func(args) -> int``. Commands stay thin: parse, call the library, print.
 User errors (:class:`~xraygan.errors.XrayganError`) print as one line, without a traceback;
 so do the OSErrors a user can fix (disk full, a path of the wrong kind, permission denied).
-Exit codes: 0 done, 2 bad input (argparse's usage errors included), 3 a run diverged or every
-trial of a sweep failed, 130 interrupted.
+Exit codes (docs/limits.md): 0 done, 2 bad input (argparse's usage errors included), 3 a run
+diverged or every trial of a sweep failed, 129/130/143 stopped by SIGHUP/SIGINT/SIGTERM.
 
 Shell completion: ``pip install argcomplete`` (a dependency) and
 ``eval "$(register-python-argcomplete xraygan)"`` in the shell's rc file.
@@ -61,6 +61,16 @@ def _autocomplete(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..safeio import restore_std_streams, tolerant_std_streams
+
+    streams = tolerant_std_streams()  # closed fds, a closed pipe, unencodable names
+    try:
+        return _main(argv)
+    finally:
+        restore_std_streams(streams)
+
+
+def _main(argv: list[str] | None) -> int:
     from ..process import set_wait_policy
 
     set_wait_policy()  # first, before a subcommand imports torch: libgomp reads it at load
@@ -81,9 +91,25 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"xraygan {args.command}: error: {user}", file=sys.stderr)
         return user.exit_code
+    except UnicodeError as e:  # a file name or text that is not valid UTF-8
+        print(f"xraygan {args.command}: error: {_unicode_message(e)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"xraygan {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _unicode_message(e: UnicodeError) -> str:
+    obj = getattr(e, "object", b"")
+    start = getattr(e, "start", 0)
+    near = obj[max(0, start - 20): start + 20] if isinstance(obj, (str, bytes)) else ""
+    if isinstance(near, bytes):
+        near = near.decode("utf-8", "backslashreplace")
+    elif isinstance(near, str):
+        near = near.encode("utf-8", "backslashreplace").decode("utf-8")
+    return (f"text that is not valid UTF-8 ({getattr(e, 'reason', e)}) near {near!r}: a file or "
+            "folder name, or a file's contents, in another system's encoding; rename or "
+            "convert it")
 
 
 def _one_line(e: BaseException) -> str:

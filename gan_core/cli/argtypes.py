@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..config import CONFIG_SUFFIXES, Param, check_value, field_param
+from ..config import CONFIG_SUFFIXES, COUNT_MAX, DataConfig, Param, check_value, field_param
 from ..errors import ConfigError
 
 ArgType = Callable[[str], Any]
@@ -66,8 +66,15 @@ def _checked(parse: ArgType, p: Param | None, name: str, path: str = "") -> ArgT
 
 
 def int_type(min: int | None = None, max: int | None = None) -> ArgType:
-    """An integer in [min, max] (a flag with no config field behind it)."""
-    return _checked(parse_int, Param(help="", min=min, max=max), "int")
+    """An integer in [min, max] (a flag with no config field behind it). Without ``max`` the
+    config's sanity limit for counts applies, so no integer flag is unbounded."""
+    return _checked(parse_int, Param(help="", min=min, max=COUNT_MAX if max is None else max),
+                    "int")
+
+
+def seed_type() -> ArgType:
+    """A seed: the range of the config's seed fields (0 .. 2**32 - 1, what every RNG takes)."""
+    return _checked(parse_int, field_param(DataConfig, "seed"), "int")
 
 
 def float_type(min: float | None = None, max: float | None = None,

@@ -24,7 +24,7 @@ MAX_LISTED = 10  # skipped files named on the console; all of them are in index.
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from .argtypes import int_type, output_file
+    from .argtypes import int_type, output_file, seed_type
 
     p = sub.add_parser("data", help="prepare DICOM folders, write phantom DICOMs, preview data",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     metavar="N", help="image sides (default: 64 128)")
     pr.add_argument("--limit", type=int_type(0, 10_000_000), default=0,
                     help="at most N usable images, a seeded random choice (default 0: all)")
-    pr.add_argument("--subset-seed", "--seed", dest="seed", type=int, default=0,
+    pr.add_argument("--subset-seed", "--seed", dest="seed", type=seed_type(), default=0,
                     help="seed of the --limit choice (default: 0)")
     pr.add_argument("--labels", nargs="+", default=[],
                     help='keep images with these train.csv classes (names or ids), e.g. "No finding"')
@@ -64,7 +64,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ph.add_argument("--count", type=int_type(1, MAX_PHANTOM_FILES), default=64, help="train images (default 64)")
     ph.add_argument("--test-count", type=int_type(0, MAX_PHANTOM_FILES), default=0, help="unlabelled test images (default 0)")
     ph.add_argument("--size", type=int_type(16, MAX_PHANTOM_SIDE), default=512, help="longer side in pixels (default 512)")
-    ph.add_argument("--data-seed", "--seed", dest="seed", type=int, default=0,
+    ph.add_argument("--data-seed", "--seed", dest="seed", type=seed_type(), default=0,
                     help="seed of the phantom generator (default: 0)")
     ph.add_argument("--codec", choices=("j2k", "raw"), default="j2k",
                     help="j2k: JPEG 2000 lossless, as VinBigData (default); raw: uncompressed")
@@ -77,7 +77,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pv.add_argument("--image-size", "--size", dest="size", type=int_type(16, 4096), default=64, metavar="N",
                     help="image side (default: 64)")
     pv.add_argument("--count", type=int_type(1, MAX_PREVIEW), default=64, help="images in the grid (default: 64)")
-    pv.add_argument("--data-seed", "--seed", dest="seed", type=int, default=0,
+    pv.add_argument("--data-seed", "--seed", dest="seed", type=seed_type(), default=0,
                     help="seed of the dataset spec (phantoms, subsets; default: 0)")
     pv.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown)")
     pv.set_defaults(func=run_preview)

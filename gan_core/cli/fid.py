@@ -27,7 +27,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from .argtypes import int_type, out_dir, output_file
+    from .argtypes import int_type, out_dir, output_file, seed_type
 
     p = sub.add_parser(
         "fid",
@@ -55,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--heldout", metavar="C", default=None,
                    help="real images never trained on (folder or dataset spec): with B as the "
                    "training set, run the memorization test")
-    p.add_argument("--noise-seed", "--seed", dest="seed", type=int_type(min=0), default=12345,
+    p.add_argument("--noise-seed", "--seed", dest="seed", type=seed_type(), default=12345,
                    help="noise seed of images generated from a run")
     p.add_argument("--save-stats", type=output_file, metavar="FILE",
                    help="write A's Inception statistics as pytorch-fid's .npz (mu, sigma)")
@@ -109,6 +109,10 @@ def load_source(spec: str, *, samples: int, image_size: int, seed: int, device: 
 
         if not runs.checkpoint_path(path).is_file():
             raise XrayganError(f"{path}: run has no checkpoint {runs.checkpoint_path(path)}")
+        from ..guard import check_generation
+
+        check_generation(runs.read_config(path).model, samples, 256, keep=True, device=device,
+                         flags="--fid-samples", what=f"generating from {path}")
         g, cfg = load_generator(path, device=device)
         imgs = generate_images(g, samples, cfg.model.latent_dim, seed=seed, device=device)
         return imgs, None, f"{path} ({samples} generated)"
@@ -166,6 +170,9 @@ def run_fid(args: argparse.Namespace) -> int:
                            "statistics")
     size = args.image_size or _run_size(args.a) or (args.b and _run_size(args.b)) or 64
     kw = dict(samples=args.samples, image_size=size, seed=args.seed, device=args.device)
+    from ..guard import check_feature_extraction
+
+    check_feature_extraction(args.samples, args.batch_size, device=args.device)
     common = dict(device=args.device, batch_size=args.batch_size, progress=not args.no_progress)
 
     def as_set(name: str, spec: str) -> tuple[SampleSet, str]:

@@ -27,7 +27,7 @@ from PIL import Image
 from .. import runs
 from ..errors import ConfigError
 from ..progress import Progress
-from .argtypes import existing_dir, int_type, out_dir
+from .argtypes import existing_dir, int_type, out_dir, seed_type
 
 INFO = "samples.json"
 
@@ -44,11 +44,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=int_type(min=1), default=2048, help="number of images")
     p.add_argument("--out", type=out_dir, metavar="DIR", required=True,
                    help="folder for the PNGs (created; must not already hold PNGs)")
-    p.add_argument("--bits", type=int, choices=(8, 16), default=8,
+    p.add_argument("--bits", type=int_type(8, 16), choices=(8, 16), default=8,
                    help="bit depth of the PNGs; FID tools need 8 (they clip 16-bit files)")
     p.add_argument("--batch-size", type=int_type(min=1), default=256,
                    help="images generated per forward pass")
-    p.add_argument("--noise-seed", type=int_type(min=0), default=12345,
+    p.add_argument("--noise-seed", type=seed_type(), default=12345,
                    help="seed of the latent noise; with the same value and --batch-size, xraygan fid scores the same images")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
@@ -90,6 +90,10 @@ def write_samples(run_dir: Path, n: int, out: Path, *, bits: int = 8, batch_size
         raise ConfigError(f"--out {out}: the folder already holds PNG files; FID tools read "
                           "every image in it, so choose an empty or new folder")
     out.mkdir(parents=True, exist_ok=True)
+    from ..guard import check_generation
+
+    check_generation(runs.read_config(run_dir).model, n, batch_size, keep=False, device=device,
+                     flags="--batch-size", what=f"sampling {run_dir}")
     g, cfg = load_generator(run_dir, device=device)
     if bits == 16 and cfg.model.channels != 1:
         raise ConfigError(f"--bits 16: PNG 16-bit is written for grayscale models only; "

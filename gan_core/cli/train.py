@@ -245,7 +245,7 @@ def run(args: argparse.Namespace) -> int:
 
     # this command owns the process: threads, allocator (gan_core/process.py), signals
     apply_process_policy(role="train", model_size_hint=model_params(cfg.model))
-    with stop_on_signals() as stop:  # Ctrl-C / SIGTERM: checkpoint, then stop
+    with stop_on_signals() as stop:  # Ctrl-C / SIGTERM / SIGHUP: checkpoint, then stop
         result = train(
             cfg, runs_root=args.out, run_dir=args.resume, resume=bool(args.resume),
             progress=not args.no_progress, evaluate=not args.no_eval, fid=args.fid,
@@ -269,6 +269,8 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_json(args.json, {**s, "run_dir": str(result.run_dir), "status": result.status,
                                       "step": result.step})
     if result.status == "interrupted":
+        from ..process import signal_exit_code
+
         print(f"resume with: xraygan train --resume {result.run_dir}")
-        return 130
+        return signal_exit_code(stop.raised)
     return 0

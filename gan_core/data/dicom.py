@@ -112,11 +112,60 @@ class PrepSettings:
 # --------------------------------------------------------------------------- one file
 
 
+def check_deflated(path: str | Path) -> None:
+    """Refuse a deflated data set that would inflate past ``$XRAYGAN_MAX_DICOM_INFLATED``
+    before pydicom inflates it in memory (codestream.py); a no-op for other files."""
+    from pydicom import filereader
+
+    from ..safeio import LIMITS
+    from .codestream import DEFLATED, inflated_size
+
+    try:
+        with open(path, "rb") as f:
+            if filereader.read_preamble(f, False) is None:
+                return
+            meta = filereader._read_file_meta_info(f)
+            if str(meta.get("TransferSyntaxUID", "")) != DEFLATED:
+                return
+            limit = LIMITS["dicom_inflated"]
+            size = inflated_size(f, limit.value())
+    except Exception:  # not DICOM, truncated, unreadable: dcmread names the reason
+        return
+    if size > limit.value():
+        raise BadFile(TOO_LARGE, "deflated data set " + limit.exceeded(
+            f"inflates to more than {limit.value():,} bytes"))
+
+
+def check_codestream(ds, max_pixels: int) -> None:
+    """Refuse an encapsulated codestream whose own declared size (JPEG 2000 SIZ, JPEG SOF)
+    exceeds the cap or contradicts the header: the decoder allocates what the stream says."""
+    from .codestream import declared_size
+
+    meta = ds.get("file_meta")
+    uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    if uid is None or not getattr(uid, "is_encapsulated", False) or "PixelData" not in ds:
+        return
+    found = declared_size(ds.PixelData)
+    if found is None:
+        return
+    width, height, comps, what = found
+    frames = max(1, _header_int(ds, "NumberOfFrames", 1))
+    detail = limits.too_large(width * height * max(comps, 1) * frames, max_pixels)
+    if detail:
+        raise BadFile(TOO_LARGE, f"the {what} declares {width}x{height}, {comps} component(s) "
+                      f"x {frames} frame(s): {detail}")
+    rows, cols = _header_int(ds, "Rows", 0), _header_int(ds, "Columns", 0)
+    if (height, width) != (rows, cols):
+        raise BadFile(CORRUPT, f"the {what} declares {width}x{height} but the header says "
+                      f"{cols}x{rows} (columns x rows): a damaged or mismatched codestream")
+
+
 def _read(path: str | Path):
     """dcmread with pydicom's exceptions turned into :class:`BadFile` reasons."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
+    check_deflated(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -202,7 +251,9 @@ def decode_pixels(path: str | Path, use_voi: bool = True,
         if truncation:
             raise BadFile(TRUNCATED, truncation[0])
         raise BadFile(NO_PIXELS, "the file has no Pixel Data element")
-    check_header_size(ds, limits.max_pixels() if max_pixels is None else max_pixels)
+    cap = limits.max_pixels() if max_pixels is None else max_pixels
+    check_header_size(ds, cap)
+    check_codestream(ds, cap)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "Invalid value for VR UI" on hex UIDs

@@ -1,9 +1,12 @@
 """``folder:PATH``: every PNG/JPEG/BMP/TIFF image under a folder (recursive), as grayscale.
 
 Pixels keep their stored scale: 8-bit images are divided by 255; 16-bit images (PNG mode I;16,
-common for exported radiographs) by the full scale of the smallest of 10, 12, 14 or 16 bits that
-holds their maximum, because detector data of 10 to 14 bits is usually stored in 16-bit files
-and would otherwise come out nearly black. Colour, palette, alpha and 1-bit images are converted
+common for exported radiographs) by one scale for the whole dataset: the full scale of the
+smallest of 10, 12, 14 or 16 bits that holds the largest value of any 16-bit image read,
+because detector data of 10 to 14 bits is usually stored in 16-bit files and would otherwise
+come out nearly black. One scale, not one per image: the same 12-bit radiograph must get the
+same grey levels whether its brightest pixel is 1000 or 1100 (per image, those two chose 10 and
+12 bits and came out with mean grey levels 4x apart; docs/limits.md). Colour, palette, alpha and 1-bit images are converted
 to luminance (mode L). Each image is made square by centre crop (the documented default, see
 imageops), resized with an antialiasing filter and stored as uint8.
 
@@ -37,7 +40,7 @@ from .imageops import resize, to_square, to_uint8
 from .walk import walk_files
 
 EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff")
-FOLDER_LOADER_VERSION = 1  # bump when the pixels produced from the same files change
+FOLDER_LOADER_VERSION = 2  # bump when the pixels produced from the same files change
 
 # Reasons a file is skipped (the text before the first colon of each skipped entry's reason).
 NOT_IMAGE = "not an image"
@@ -97,14 +100,26 @@ def _open(path: Path, max_pixels: int) -> Image.Image:
 
 
 def read_gray(path: Path, max_pixels: int | None = None) -> np.ndarray:
-    """Decode one image file to a 2-D float32 array in [0, 1] (0 = black).
+    """Decode one image file to a 2-D float32 array in [0, 1] (0 = black); a 16-bit image
+    alone is scaled by the bit depth its own maximum needs (a dataset shares one scale:
+    :func:`load_folder`).
 
     Raises :class:`BadImage` (a DataError naming the file and the reason) for a file that
     cannot be used: not an image, truncated, unreadable, over the pixel cap, or undecodable.
     """
+    arr, counts = read_gray_counts(path, max_pixels)
+    if counts:
+        arr = arr / _full_scale(float(arr.max()))
+    return arr.astype(np.float32)
+
+
+def read_gray_counts(path: Path, max_pixels: int | None = None) -> tuple[np.ndarray, bool]:
+    """(2-D float64 pixels, is_counts): 16-bit and 32-bit integer images as their raw counts
+    (is_counts True: the caller chooses the scale), every other mode in [0, 1]."""
     path = Path(path)
     cap = limits.max_pixels() if max_pixels is None else max_pixels
     img = _open(path, cap)
+    counts = False
     try:
         with img, warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -113,7 +128,7 @@ def read_gray(path: Path, max_pixels: int | None = None) -> np.ndarray:
                 arr = np.asarray(img, dtype=np.float64)
                 if arr.min() < 0:
                     raise BadImage(path, UNDECODABLE, f"negative pixel values in mode {img.mode}")
-                arr = arr / _full_scale(arr.max())
+                counts = True
             elif img.mode == "F":
                 arr = np.asarray(img, dtype=np.float64)
                 lo, hi = float(arr.min()), float(arr.max())
@@ -133,7 +148,7 @@ def read_gray(path: Path, max_pixels: int | None = None) -> np.ndarray:
         raise BadImage(path, reason, f"{type(e).__name__}: {msg}") from None
     if arr.ndim != 2 or min(arr.shape) < 1:
         raise BadImage(path, UNDECODABLE, f"unexpected pixel array shape {arr.shape}")
-    return arr.astype(np.float32)
+    return arr, counts
 
 
 def prepare(arr: np.ndarray, image_size: int, square: str = "crop") -> np.ndarray:
@@ -186,13 +201,23 @@ def load_folder(folder: str | Path, image_size: int | None, *, limit: int = 0,
     images: list[np.ndarray] = []
     skipped: list[tuple[str, str]] = list(problems)
     seen: list[tuple[str, int, int]] = []
+    counts_max = 0.0  # the largest raw value of any 16/32-bit image: the dataset's one scale
     for path in files:
         if limit and len(images) >= limit:
             break
         try:
             st = path.stat()
+            arr, counts = read_gray_counts(path, cap)
             seen.append((path.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns))
-            images.append(prepare(read_gray(path, cap), size, square))
+            if counts:
+                counts_max = max(counts_max, float(arr.max()))
+                # resized in raw counts (resizing is linear) and kept as 16-bit counts (to
+                # half a count) until the dataset's scale is known: 2 bytes a pixel, not 4
+                small = resize(to_square(arr, square), size)
+                images.append(np.clip(np.rint(small), 0, 65535).astype(np.uint16)
+                              if arr.max() <= 65535 else small.astype(np.float32))
+            else:
+                images.append(prepare(arr, size, square))
         except BadImage as e:
             skipped.append((str(path), f"{e.reason}: {e.detail}"))
         except OSError as e:
@@ -203,6 +228,12 @@ def load_folder(folder: str | Path, image_size: int | None, *, limit: int = 0,
             f"folder {root}: none of {len(files)} files could be read as an image "
             f"(accepted extensions: {accepted}); first errors: {reasons}"
         )
+    if counts_max > 0:
+        full = _full_scale(counts_max)
+        images = [to_uint8(np.clip(im / full, 0.0, 1.0)) if im.dtype != np.uint8 else im
+                  for im in images]  # one scale for every 16-bit image of the dataset
+    else:  # every counts image was black: zeros, as per image
+        images = [im if im.dtype == np.uint8 else np.zeros(im.shape, np.uint8) for im in images]
     spec = {"loader": "folder", "version": FOLDER_LOADER_VERSION, "root": str(root.resolve()),
             "files": seen, "size": size, "square": square, "limit": limit}
     return ImageSet(

@@ -25,7 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import UserFileError, XrayganError
 from ..runs import atomic_write_bytes
+from ..safeio import check_npz
 from .weights import cache_root, load_fid_inception
 
 DIMS = 2048
@@ -90,15 +92,24 @@ class FeatureStats:
 
     @classmethod
     def load(cls, path: str | Path) -> FeatureStats:
-        with np.load(path) as z:
+        """Our cache file, its ``.npy`` headers checked before anything is loaded and its
+        arrays after (shapes fit together, finite, n >= 2): StatsFileError (a ValueError)."""
+        heads = check_npz(path, f"{path}", {"mean": (None,), "m2": (None, None), "n": (),
+                                            "features": (None, None)})
+        missing = {"mean", "m2", "n", "version"} - set(heads)
+        if missing:
+            raise StatsFileError(f"{path}: statistics without {', '.join(sorted(missing))}")
+        _fit(heads["mean"].shape, heads["m2"].shape, path)
+        with np.load(path, allow_pickle=False) as z:
             if str(z["version"]) != STATS_VERSION:
-                raise ValueError(f"{path}: statistics of another protocol ({z['version']})")
-            mean = z["mean"]
-            out = cls(dims=len(mean), n=int(z["n"]), mean=mean.copy(), m2=z["m2"].copy())
+                raise StatsFileError(f"{path}: statistics of another protocol ({str(z['version'])[:40]})")
+            mean = z["mean"].astype(np.float64)
+            out = cls(dims=len(mean), n=int(z["n"]), mean=mean, m2=z["m2"].astype(np.float64))
             if "features" in z.files:
                 out.keep_features = True
                 out.features = [z["features"].astype(np.float32)]
-            return out
+        check_stats(out, path)
+        return out
 
     @classmethod
     def from_mu_sigma(cls, mu: np.ndarray, sigma: np.ndarray, n: int = 0) -> FeatureStats:
@@ -241,8 +252,8 @@ def dataset_stats(
             cached = FeatureStats.load(path)
             if cached.keep_features or not keep_features:
                 return cached
-        except (ValueError, OSError, KeyError):
-            pass  # unreadable or stale: recompute and overwrite
+        except (ValueError, OSError, KeyError, XrayganError):
+            pass  # unreadable, poisoned or stale: recompute and overwrite
     stats = feature_stats(images, extractor, batch_size=batch_size, keep_features=keep_features,
                           progress=progress)  # fmt: skip
     stats.save(path)
@@ -261,16 +272,55 @@ def save_pytorch_fid_stats(stats: FeatureStats, path: str | Path) -> None:
 
 
 def load_stats_file(path: str | Path) -> FeatureStats:
-    """Read pytorch-fid's ``.npz`` (``mu``, ``sigma``) or one of our cache files."""
-    try:
-        with np.load(path) as z:
-            files = set(z.files)
-            if {"mu", "sigma"} <= files:
+    """Read pytorch-fid's ``.npz`` (``mu``, ``sigma``) or one of our cache files; the headers
+    are checked before the load and the values after (check_stats)."""
+    heads = check_npz(path, f"{path}", {"mu": (None,), "sigma": (None, None), "n": ()})
+    files = set(heads)
+    if {"mu", "sigma"} <= files:
+        _fit(heads["mu"].shape, heads["sigma"].shape, path)
+        try:
+            with np.load(path, allow_pickle=False) as z:
                 n = int(z["n"]) if "n" in files else 0
-                return FeatureStats.from_mu_sigma(z["mu"], z["sigma"], n)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: not a readable .npz statistics file ({e})") from None
+                stats = FeatureStats.from_mu_sigma(z["mu"], z["sigma"], n)
+        except (OSError, ValueError, EOFError) as e:
+            raise StatsFileError(f"{path}: not a readable .npz statistics file ({e})") from None
+        check_stats(stats, path)
+        return stats
     if {"mean", "m2", "n", "version"} <= files:
         return FeatureStats.load(path)
-    raise ValueError(f"{path}: expected pytorch-fid statistics (keys mu, sigma), found keys "
-                     f"{', '.join(sorted(files)) or 'none'}")
+    raise StatsFileError(f"{path}: expected pytorch-fid statistics (keys mu, sigma), found keys "
+                         f"{', '.join(sorted(files)) or 'none'}")
+
+
+def _fit(mean_shape: tuple[int, ...], cov_shape: tuple[int, ...], path: str | Path) -> None:
+    """Mean (d,) and covariance (d, d) from the .npy headers, before anything is loaded."""
+    d = mean_shape[0] if mean_shape else 0
+    if d < 1 or cov_shape != (d, d):
+        raise StatsFileError(f"{path}: mean {mean_shape} and covariance {cov_shape} do not fit "
+                             "together")
+
+
+def check_stats(stats: FeatureStats, path: str | Path) -> None:
+    """Statistics that can give a FID: shapes that fit, finite values, n >= 2, and a
+    covariance that is symmetric positive semi-definite (anything else gives a plausible,
+    wrong distance: a non-PSD reference once gave "FID 0.0")."""
+    from .frechet import psd_defect
+
+    d = stats.dims
+    if stats.mean.shape != (d,) or stats.m2.shape != (d, d) or d < 1:
+        raise StatsFileError(f"{path}: mean {stats.mean.shape} and covariance {stats.m2.shape} "
+                             "do not fit together")
+    if stats.features and stats.features[0].shape[1:] != (d,):
+        raise StatsFileError(f"{path}: features {stats.features[0].shape} do not fit the mean ({d},)")
+    if stats.n < 2:
+        raise StatsFileError(f"{path}: statistics of n = {stats.n} images; a covariance needs 2")
+    for name, arr in (("mean", stats.mean), ("covariance", stats.m2)):
+        if not np.isfinite(arr).all():
+            raise StatsFileError(f"{path}: the {name} holds NaN or infinity")
+    defect = psd_defect(stats.m2)
+    if defect:
+        raise StatsFileError(f"{path}: the covariance is not a covariance ({defect})")
+
+
+class StatsFileError(UserFileError, ValueError):
+    """A statistics file that cannot give a FID (named, with the reason)."""

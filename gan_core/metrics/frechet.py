@@ -62,16 +62,85 @@ def psd_factor(sigma: np.ndarray) -> np.ndarray:
     return a
 
 
+PSD_RTOL = 1e-6
+"""How far below zero (relative to the largest variance) a covariance's Schur complement may go
+and still count as PSD. A covariance from n samples in float64 is PSD up to ~d * eps * max var
+(2048 * 2.2e-16 = 5e-13); a million times that is rounding, not a defect, while a matrix that
+is not a covariance is off by the order of its entries."""
+
+
+def psd_defect(sigma: np.ndarray) -> str | None:
+    """None when ``sigma`` is a symmetric positive semi-definite matrix (to PSD_RTOL), else
+    what is wrong with it.
+
+    Pivoted Cholesky factors a PSD matrix down to its numerical rank r, leaving a trailing
+    Schur complement that is zero up to rounding; for any other symmetric matrix that
+    complement has a clearly negative diagonal or entries larger than its diagonal allows
+    (|a_ij| <= sqrt(a_ii a_jj) in a PSD matrix). One factorization: the cost of the FID's own.
+    """
+    s = np.asarray(sigma, dtype=np.float64)
+    defect = _cheap_defect(s)
+    if defect is not None or not len(s):
+        return defect
+    lower, piv, rank = _pstrf((s + s.T) / 2)
+    return _schur_defect(s, lower, piv, rank)
+
+
+def _cheap_defect(s: np.ndarray) -> str | None:
+    """Shape, finiteness, symmetry and the diagonal: what needs no factorization."""
+    if s.ndim != 2 or s.shape[0] != s.shape[1]:
+        return f"shape {s.shape}, expected a square matrix"
+    if not np.isfinite(s).all():
+        return "NaN or infinity"
+    scale = float(np.abs(np.diag(s)).max(initial=0.0))
+    if scale == 0.0:
+        return None if not np.abs(s).max(initial=0.0) else "zero variances with nonzero covariances"
+    tol = PSD_RTOL * scale
+    asym = float(np.abs(s - s.T).max())
+    if asym > tol:
+        return f"not symmetric (entries differ by up to {asym:.3g})"
+    if float(np.diag(s).min()) < -tol:
+        return f"negative variance {float(np.diag(s).min()):.3g}"
+    return None
+
+
+def _schur_defect(s: np.ndarray, lower: np.ndarray, piv: np.ndarray, rank: int) -> str | None:
+    """The trailing Schur complement left by a pivoted Cholesky of ``s`` is zero up to
+    rounding exactly when ``s`` is PSD (see psd_defect)."""
+    if rank == len(s):
+        return None
+    scale = float(np.abs(np.diag(s)).max(initial=0.0))
+    if scale == 0.0:
+        return None
+    sp = s[np.ix_(piv[rank:], piv[rank:])]
+    l21 = lower[rank:, :rank]
+    worst = float(np.abs(sp - l21 @ l21.T).max())
+    if worst > PSD_RTOL * scale:
+        return (f"not positive semi-definite: after its first {rank} of {len(s)} dimensions "
+                f"a residual of {worst:.3g} remains (largest variance {scale:.3g})")
+    return None
+
+
 def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     """tr((sigma1 @ sigma2)^(1/2)) for symmetric PSD matrices, via eigenvalues (float64)."""
+    return _trace_sqrt(sigma1, sigma2)[0]
+
+
+def _trace_sqrt(sigma1: np.ndarray, sigma2: np.ndarray) -> tuple[float, str | None]:
+    """(tr((S1 S2)^(1/2)), what makes S1 or S2 no covariance, or None), from one factorization:
+    S1's Schur complement (psd_defect) and the eigenvalues of A^T S2 A, which are >= 0 when S2
+    is PSD; a clearly negative one (beyond PSD_RTOL of S2's scale) proves it is not."""
     s1 = np.asarray(sigma1, dtype=np.float64)
     s2 = np.asarray(sigma2, dtype=np.float64)
     s1 = (s1 + s1.T) / 2  # exact symmetry for the symmetric solvers
     s2 = (s2 + s2.T) / 2
     lower, piv, rank = _pstrf(s1)
+    defect = _schur_defect(s1, lower, piv, rank)
+    if defect:
+        return 0.0, f"the first covariance is {defect}"
     d = len(s1)
     if rank == 0:
-        return 0.0
+        return 0.0, None
     if 2 * rank > d:
         # Near full rank: M = L^T (P^T S2 P) L with two triangular products (half a gemm's flops)
         s2p = np.asfortranarray(s2[np.ix_(piv, piv)])
@@ -83,7 +152,12 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
         m = a.T @ s2 @ a  # (r, r), the same nonzero eigenvalues as S1 S2
     m = (m + m.T) / 2
     ev = sla.eigvalsh(m, overwrite_a=True, check_finite=False)
-    return float(np.sqrt(np.clip(ev, 0.0, None)).sum())
+    # |eigenvalues of A^T S2 A| are at most max|S2| * max eig(S1) * d; rounding is that x eps
+    scale = float(np.abs(np.diag(s2)).max(initial=0.0)) * float(np.abs(np.diag(s1)).max(initial=0.0))
+    if len(ev) and ev[0] < -PSD_RTOL * scale * d:
+        return 0.0, (f"the second covariance is not positive semi-definite (A^T S2 A has the "
+                     f"eigenvalue {ev[0]:.3g})")
+    return float(np.sqrt(np.clip(ev, 0.0, None)).sum()), None
 
 
 def frechet_distance(
@@ -101,8 +175,15 @@ def frechet_distance(
     if not (np.isfinite(mu1).all() and np.isfinite(mu2).all()
             and np.isfinite(sigma1).all() and np.isfinite(sigma2).all()):  # fmt: skip
         raise ValueError("Fréchet distance: statistics contain NaN or infinity")
+    for name, sigma in (("first", sigma1), ("second", sigma2)):
+        defect = _cheap_defect(sigma)
+        if defect:
+            raise ValueError(f"Fréchet distance: the {name} covariance is not a covariance ({defect})")
     diff = mu1 - mu2
-    tr = trace_sqrt_product(sigma1, sigma2)
+    tr, defect = _trace_sqrt(sigma1, sigma2)
+    if defect:
+        raise ValueError(f"Fréchet distance: {defect}; statistics that are no covariances give "
+                         "no distance")
     d2 = float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * tr)
     # Identical statistics give -1e-6-ish from rounding; a distance is never negative.
     return max(d2, 0.0)
