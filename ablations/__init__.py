@@ -54,7 +54,9 @@ Trial user attributes (a stable contract: ``xraygan report`` reads these):
 
 Trial params: a grid cell's factors (cell_params, non-scalars as str), each with a
 CategoricalDistribution over the grid's values (ablations.runner.grid_distributions).
-Study user attributes: study, scale (dict of the Scale), data, seeds, base_config.
+Study user attributes: study, scale (dict of the Scale), data, seeds, base_config, and
+claims_protocol: the protocols of the study's claims (reports.claim_protocol.registration:
+canonical JSON and sha256), stored before the first trial and never replaced.
 Study metric names: [objective] once a trial completes.
 Intermediate values (``trial.report``): grid studies, the running mean of the logged D loss
 (at most 50 reports per trial; the last equals metrics.d_loss_mean); compress-search,

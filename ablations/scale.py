@@ -68,17 +68,20 @@ SCALES: Registry[Scale] = Registry("scale")
 #
 # Measured with ablations/scale_probe.py (T0 of every shorter run read off one long run; time
 # scaled to a quiet AVX2 core by a reference workload timed in the same process every 250
-# iterations, 438 images/s quiet there; the development machine was shared, load 6-10):
+# iterations, 438 images/s quiet there; the development machine was shared, load 6-10; the
+# table: docs/claims.md):
 #   batch 64: Adam never left T0 in 1500 iterations (issue 10's runs), excluded;
-#   batch 16: adam-elu seed 0 left T0 only in runs of >= 3000 iterations (T0 1440-2530);
-#             77 s per 1000 iterations;
-#   batch 32: adam-elu T0 1405 and 1390 (seeds 0, 1) in runs of 2000, none in runs of 1500;
-#             adas-elu T0 275; 75 s per 1000 iterations (= 427 images/s, the known 438 within
-#             3 %). Details and the other configurations: docs/claims.md.
-# So batch 32, 2000 iterations (A: Adam's T0 at 70 % of the run). B, per worker (6 trials):
-#   training 6 x 150 s, FID and per-trial metrics ~70 s (256 samples) or ~40 s (128),
-#   reference statistics of training + 512 held-out images 336 s (2,048) or ~202 s (1,024):
-#   (256, 2048) 27.8 min, (128, 2048) 24.8 min (no margin), (128, 1024) 22.5 min: chosen.
+#   batch 16: adam-elu seed 0 left T0 only in runs of >= 3000 iterations; 77 s per 1000;
+#   batch 32: adam-elu T0 1405, 1390 in 2000-iteration runs (seeds 0, 1) but seed 2 none (1785
+#             in a 2500-run): A needs 2500 iterations; AdaS cells 110-370; 75 s per 1000
+#             iterations (= 427 images/s, the known 438 within 3 %).
+# B at batch 32 x 2500 iterations, per worker of 6 trials: training 6 x 188 s + FID and
+# per-trial metrics 6 x ~40 s (128 samples) + reference statistics ~202 s (1,024 + 512
+# held-out images) = 26.3 min with the smallest FID and data options: A and B cannot both
+# be met. So the quick scale is the longest that meets B, batch 32 x 2000 iterations, FID on
+# 128 samples, 1,024 training images (22.5 min predicted; (256, 2048) 27.8 min, (128, 2048)
+# 24.8 min without margin), and the claims that need every configuration past T0 say
+# "untestable at quick scale" (:func:`t0_shortfall`), whatever a sweep's seeds happen to do.
 # FID on 128 samples is biased upwards far more than at 2,048 (the same N in every cell, so
 # cells compare with each other; FID_inf and KID are recorded beside it; `nox -s fid_check`
 # re-scores at 2,048); precision/recall use 128 real and 128 generated images (equal sets).
@@ -90,6 +93,32 @@ QUICK = SCALES.add("quick", Scale(
     num_images=1024, fid=True, fid_samples=128, log_every=5, sample_every=500,
     checkpoint_every=500,
 ))
+
+# Run lengths measured too short for every Table I configuration to leave T0 at 32 px, width
+# 32 (criterion A above): batch size -> (iterations needed, the evidence).
+T0_MIN_STEPS = {
+    32: (2500, "at batch 32, adam-elu seed 2 stays in T0 through a 2000-iteration run and leaves "
+         "it at 1785 of 2500 (seeds 0, 1: 1405 and 1390 of 2000)"),
+    64: (1501, "at batch 64, Adam's D wins throughout 1500 iterations"),
+}
+
+
+def t0_shortfall(image_size: object, features: object, batch_size: object, steps: object) -> str:
+    """Why runs of this size cannot take every Table I configuration past T0 (measured at
+    the quick scale's 32 px and width 32), or '' when nothing measured says so."""
+    try:
+        size, width, batch, n = int(image_size), int(features), int(batch_size), int(steps)
+    except (TypeError, ValueError):
+        return ""
+    if (size, width) != (QUICK.image_size, QUICK.features) or batch not in T0_MIN_STEPS:
+        return ""
+    need, why = T0_MIN_STEPS[batch]
+    if n >= need:
+        return ""
+    return (f"untestable at this scale ({n} iterations of batch {batch}, {size} px): {why}; "
+            f"{need} iterations would not fit the quick scale's 25-minute budget "
+            "(ablations/scale.py, docs/claims.md)")
+
 
 # The paper's scale (paper.md, "Setup" and "Training dynamics"): 64x64, base width 64 (Table
 # II), 150 epochs ("150 epochs separate clearly worse Adam samples from AdaS samples at

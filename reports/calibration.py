@@ -368,4 +368,15 @@ def calibration_markdown(rows: Sequence[Row], command: str = "") -> str:
         "at most as often, degenerate inputs are untestable (copies: does not hold). The "
         "model behind each simulated study is in reports/calibration.py.\n\n"
     )
-    return head + markdown(HEADER, [_cells(r) for r in rows], ["l"] * 3 + ["r"] * 5 + ["l", "l"])
+    low = sorted({r.claim for r in rows if r.scenario == "effect" and r.seeds == n_pow
+                  and r.rates[HOLDS] < 0.8 - _mc(0.8, r.reps)})
+    tail = ("\nReading it: the `v1 (runs pooled)` rows are the retired correlation rule (Pearson r "
+            "over all runs as if independent), kept to show that it fails its level; the rule "
+            "that replaced it tests configuration means. Power below the declared 0.8 at the "
+            f"a priori seeds ({', '.join(low) or 'none'}) means the claim needs more than a "
+            "single two-group comparison's seeds: several comparisons that must all reject "
+            "(intersection-union) or, for the correlation, more configurations than Table I's "
+            "four. Under the null, 'does not hold' is the right answer where the claim is "
+            "false by more than the margin (hf_bias, copying).\n")
+    return (head + markdown(HEADER, [_cells(r) for r in rows], ["l"] * 3 + ["r"] * 5 + ["l", "l"])
+            + tail)

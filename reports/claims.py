@@ -363,6 +363,15 @@ def past_t0(df: pd.DataFrame, cells: Sequence[str], p: ClaimProtocol) -> str:
     """'' when every cell left T0 in more than the protocol's share of its seeds; else the
     failed precondition, named, with each failing cell's count."""
     pre = p.precondition("past_t0")
+    from xraygan.ablations.scale import t0_shortfall
+
+    cols = df.reindex(columns=["image_size", "g_features", "batch_size", "config_steps", "steps"])
+    length = cols["config_steps"].where(cols["config_steps"].fillna(0) > 0, cols["steps"])
+    sizes = set(zip(cols["image_size"], cols["g_features"], cols["batch_size"], length,
+                    strict=True))
+    for size in sizes:
+        if why := t0_shortfall(*size):
+            return f"past_t0 ({pre.text}): {why}"
     bad = []
     for g in cells:
         t0 = cell_values(df, g, "t0")

@@ -60,6 +60,17 @@ def test_adas_beats_adam_is_untestable_before_t0():
     assert c.reason.startswith("past_t0") and "adam-elu left T0 in 1 of 3 seeds" in c.reason
 
 
+def test_table1_claims_are_untestable_at_a_scale_measured_too_short():
+    from xraygan.ablations.scale import QUICK
+
+    df = t1({"adas-elu": [100, 104, 98], "adam-elu": [230, 240, 236]}).assign(
+        g_features=32, batch_size=QUICK.batch_size, config_steps=QUICK.steps)
+    c = claims.adas_beats_adam(df)
+    assert c.verdict == UNTESTABLE and "untestable at this scale (2000 iterations" in c.reason
+    assert "adam-elu seed 2 stays in T0" in c.reason
+    assert claims.adas_beats_adam(df.assign(config_steps=2500)).verdict == HOLDS
+
+
 def test_missing_data_is_untestable_and_named():
     df = t1({"adas-elu": [1.0], "adam-elu": [2.0]}).assign(fid=NAN)
     assert claims.adas_beats_adam(df).verdict == UNTESTABLE
