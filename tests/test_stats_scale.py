@@ -217,7 +217,8 @@ def test_sweep_warms_the_reference_statistics_on_every_core_before_its_workers(m
 
     calls = []
 
-    def fake_warm(scale, data, device):
+    def fake_warm(scale, data, device, holdout=None):
+        assert holdout is None  # phantoms: the sweep's default (none needed)
         calls.append((scale.name, data, device, torch.get_num_threads()))
         return {"training": 12.0, "held-out": 3.0}
 
