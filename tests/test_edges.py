@@ -307,3 +307,28 @@ def test_disk_full_names_the_file_being_written(tmp_path, monkeypatch):
     user = from_os_error(e.value)
     assert "disk full while writing" in str(user) and str(target) in str(user)
     assert list(tmp_path.iterdir()) == []  # no temp file left behind
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sweep_stopped_by_a_signal_requeues_and_exits_128_plus_signal(tmp_path, sig, code):
+    import optuna
+
+    flags = ["sweep", "batchnorm", "--out", str(tmp_path), "--image-size", "16", "--features",
+             "4", "--batch-size", "16", "--num-images", "64", "--no-fid", "--sample-every", "0",
+             "--device", "cpu", "--steps", "100000", "--checkpoint-every", "5", "--no-estimate"]
+    proc = subprocess.Popen([sys.executable, "-m", "xraygan", *flags], env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not list(tmp_path.glob("*/*/checkpoints/last.pt")):
+            time.sleep(0.2)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=180)
+    finally:
+        proc.kill()
+    assert proc.returncode == code and "Traceback" not in err, err[-2000:]
+    study = optuna.load_study(study_name="batchnorm-quick",
+                              storage=f"sqlite:///{tmp_path / 'batchnorm-quick.db'}")
+    states = [t.state.name for t in study.trials]
+    assert "RUNNING" not in states and "WAITING" in states  # checkpointed and queued again
