@@ -405,8 +405,10 @@ def _worker_main(opts: SweepOptions, index: int) -> None:
     apply_process_policy(role="sweep-worker", workers=opts.workers)
     try:
         worker(opts, index, echo=lambda s: print(s, flush=True))
-    except KeyboardInterrupt:
-        sys.exit(130)
+    except KeyboardInterrupt as e:
+        from xraygan.process import signal_exit_code
+
+        sys.exit(signal_exit_code(getattr(e, "signal", "SIGINT")))
 
 
 def run_sweep(opts: SweepOptions, echo: Callable[[str], None] = print) -> optuna.Study:
@@ -426,8 +428,12 @@ def run_sweep(opts: SweepOptions, echo: Callable[[str], None] = print) -> optuna
         for p in procs:
             p.join()
         bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
-        if 130 in bad:
-            raise KeyboardInterrupt
+        stopped = {129: "SIGHUP", 130: "SIGINT", 143: "SIGTERM"}
+        for code in (143, 129, 130):  # a worker stopped by a signal: the sweep stops the same way
+            if code in bad:
+                from xraygan.process import StopRequested
+
+                raise StopRequested(stopped[code])
         if bad:
             study = optuna.load_study(study_name=opts.name, storage=opts.url)
             missing = unfinished_cells(study, opts)

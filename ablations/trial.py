@@ -26,7 +26,7 @@ from xraygan.config import ExperimentConfig
 from xraygan.data import ImageSet, load_dataset
 from xraygan.errors import TrainingDiverged
 from xraygan.fingerprint import fingerprint
-from xraygan.process import governor_tick, stop_on_signals
+from xraygan.process import StopRequested, governor_tick, stop_on_signals
 from xraygan.train import resolve_amp, resolve_device, total_steps, train
 
 from .spec import Cell, StudyContext, StudySpec
@@ -278,7 +278,7 @@ def execute(study: optuna.Study, trial: optuna.Trial, cell: Cell, env: TrialEnv)
             finish("interrupted", TrialState.FAIL,
                    failure=f"interrupted at step {result.step}")
             requeue(study, study.get_trials(deepcopy=False)[trial.number])
-            raise KeyboardInterrupt
+            raise StopRequested(stop.raised)
         try:
             record = evaluate(cfg, run_dir, result.summary, env)
             name, value = env.spec.score(record["score_inputs"])

@@ -32,6 +32,16 @@ def signal_exit_code(name: str | None) -> int:
         return 130
 
 
+class StopRequested(KeyboardInterrupt):
+    """A run stopped by ``signal`` (its name) after checkpointing: raised through the layers
+    above the training loop (a sweep's trial), so the entry point exits with
+    :func:`signal_exit_code` of it."""
+
+    def __init__(self, signal_name: str | None) -> None:
+        super().__init__(signal_name or "SIGINT")
+        self.signal = signal_name or "SIGINT"
+
+
 class StopFlag:
     """SIGINT/SIGTERM/SIGHUP set a flag; ``flag()`` returns the signal's name (or None), so a loop that
     polls it checkpoints after the current step and returns. A second signal raises

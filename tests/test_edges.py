@@ -29,20 +29,29 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "XRAYGAN_THREADS": "1"}
 
 
 # ------------------------------------------------------------------ signals
-@pytest.mark.parametrize("sig, code", [(signal.SIGHUP, 129), (signal.SIGTERM, 143)])
-def test_hangup_and_term_checkpoint_and_exit_128_plus_signal(tmp_path, sig, code):
-    proc = subprocess.Popen([sys.executable, "-m", "xraygan", *TINY_TRAIN, "--steps", "100000",
-                             "--checkpoint-every", "5", "--out", str(tmp_path)],
-                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def signal_after_checkpoint(argv: list[str], root: Path, pattern: str,
+                            sig: int) -> tuple[int, str, str]:
+    """Run ``xraygan ARGV``, send ``sig`` once a checkpoint matching ``root/pattern`` exists;
+    (exit code, stdout, stderr)."""
+    proc = subprocess.Popen([sys.executable, "-m", "xraygan", *argv], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not list(tmp_path.glob("*/checkpoints/last.pt")):
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not list(root.glob(pattern)):
             time.sleep(0.2)
         proc.send_signal(sig)
-        out, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=180)
     finally:
         proc.kill()
-    assert proc.returncode == code, err[-2000:]
+    return proc.returncode, out, err
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGHUP, 129), (signal.SIGTERM, 143)])
+def test_hangup_and_term_checkpoint_and_exit_128_plus_signal(tmp_path, sig, code):
+    got, out, err = signal_after_checkpoint(
+        [*TINY_TRAIN, "--steps", "100000", "--checkpoint-every", "5", "--out", str(tmp_path)],
+        tmp_path, "*/checkpoints/last.pt", sig)
+    assert got == code, err[-2000:]
     assert "Traceback" not in err
     run = next(tmp_path.glob("0*"))
     summary = runs.read_summary(run)
@@ -307,3 +316,19 @@ def test_disk_full_names_the_file_being_written(tmp_path, monkeypatch):
     user = from_os_error(e.value)
     assert "disk full while writing" in str(user) and str(target) in str(user)
     assert list(tmp_path.iterdir()) == []  # no temp file left behind
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sweep_stopped_by_a_signal_requeues_and_exits_128_plus_signal(tmp_path, sig, code):
+    import optuna
+
+    flags = ["sweep", "batchnorm", "--out", str(tmp_path), "--image-size", "16", "--features",
+             "4", "--batch-size", "16", "--num-images", "64", "--no-fid", "--sample-every", "0",
+             "--device", "cpu", "--steps", "100000", "--checkpoint-every", "5", "--no-estimate"]
+    got, _, err = signal_after_checkpoint(flags, tmp_path, "*/*/checkpoints/last.pt", sig)
+    assert got == code and "Traceback" not in err, err[-2000:]
+    study = optuna.load_study(study_name="batchnorm-quick",
+                              storage=f"sqlite:///{tmp_path / 'batchnorm-quick.db'}")
+    states = [t.state.name for t in study.trials]
+    assert "RUNNING" not in states and "WAITING" in states  # checkpointed and queued again

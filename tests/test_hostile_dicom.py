@@ -77,3 +77,18 @@ def test_jpeg_sof_is_read():
     assert declared_size(b"\xfe\xff\x00\xe0\x00\x00\x00\x00" + buf.getvalue()) == (37, 21, 1, "JPEG SOF")
     assert declared_size(b"no codestream here") is None
     assert declared_size(b"\xff\xd8\xff") is None
+
+
+@pytest.mark.parametrize("text", ["[]", '{"format": "xraygan-dicom-cache"}', "[" * 100000,
+                                  "{" + '"a":1,' * 10 + '"b":2}'])
+def test_damaged_cache_index_is_a_data_error(tmp_path, text):
+    import json
+
+    from xraygan.data.cache import CACHE_FORMAT, CACHE_VERSION, INDEX, load_cache
+    from xraygan.errors import DataError
+
+    if text.startswith('{"format"'):
+        text = json.dumps({"format": CACHE_FORMAT, "version": CACHE_VERSION, "arrays": [1]})
+    (tmp_path / INDEX).write_text(text)
+    with pytest.raises(DataError, match=INDEX):
+        load_cache(tmp_path, 16)

@@ -115,6 +115,8 @@ def stats_files(draw):
     sigma = np.cov(x, rowvar=False).reshape(d, d) if n_rows >= 2 else np.eye(d)
     damage = draw(st.sampled_from(["none", "nan", "inf", "negate", "asym", "shape", "dtype",
                                    "missing", "n1", "huge", "rank3", "scalar_mu"]))
+    if damage == "asym" and d == 1:
+        damage = "negate"  # a 1x1 matrix is always symmetric
     arrays = {"mu": mu, "sigma": sigma, "n": np.int64(max(n_rows, 2))}
     if damage == "nan":
         arrays["sigma"] = sigma.copy()

@@ -94,9 +94,12 @@ def _main(argv: list[str] | None) -> int:
     except UnicodeError as e:  # a file name or text that is not valid UTF-8
         print(f"xraygan {args.command}: error: {_unicode_message(e)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"xraygan {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # Ctrl-C, or a run stopped by a signal after checkpointing
+        from ..process import signal_exit_code
+
+        name = getattr(e, "signal", "SIGINT")
+        print(f"xraygan {args.command}: interrupted ({name})", file=sys.stderr)
+        return signal_exit_code(name)
 
 
 def _unicode_message(e: UnicodeError) -> str:

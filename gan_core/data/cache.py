@@ -459,19 +459,33 @@ def build_cache(
 
 def read_index(cache_dir: str | Path) -> dict[str, Any]:
     """The cache's index.json, checked; DataError naming the folder when it is no cache."""
+    from ..safeio import read_bounded
+
     path = Path(cache_dir) / INDEX
+    if not path.exists():
+        raise DataError(f"{cache_dir}: no prepared cache here (no {INDEX}); run xraygan data prepare")
     try:
-        index = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"{cache_dir}: no prepared cache here (no {INDEX}); run xraygan data prepare") from None
-    except (OSError, ValueError) as e:
+        index = json.loads(read_bounded(path, "json_bytes", str(path), error=DataError))
+    except (OSError, ValueError, RecursionError) as e:
         raise DataError(f"{path}: unreadable cache index ({e})") from None
+    if not isinstance(index, dict):
+        raise DataError(f"{path}: not a cache index (a JSON {type(index).__name__}, expected an object)")
     if index.get("format") != CACHE_FORMAT or index.get("version") != CACHE_VERSION:
         raise DataError(
             f"{path}: not a version-{CACHE_VERSION} xraygan cache "
             f"(format {index.get('format')!r}, version {index.get('version')!r}); prepare it again"
         )
+    wrong = [k for k, t in INDEX_FIELDS.items() if not isinstance(index.get(k), t)
+             or (t is int and isinstance(index.get(k), bool))]
+    if wrong:
+        raise DataError(f"{path}: damaged cache index (field(s) {', '.join(wrong)} missing or of "
+                        "the wrong type); prepare it again")
     return index
+
+
+INDEX_FIELDS = {"arrays": dict, "sizes": list, "count": int, "fingerprint": str, "skipped": list,
+                "source": str}
+"""Fields of index.json that loading a cache reads, with their types."""
 
 
 def load_cache(cache_dir: str | Path, image_size: int, channels: int = 1, *,

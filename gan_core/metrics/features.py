@@ -280,8 +280,13 @@ def load_stats_file(path: str | Path) -> FeatureStats:
         _fit(heads["mu"].shape, heads["sigma"].shape, path)
         try:
             with np.load(path, allow_pickle=False) as z:
-                n = int(z["n"]) if "n" in files else 0
+                n = int(z["n"]) if "n" in files else 0  # pytorch-fid writes no n: unknown
+                if "n" in files and n < 2:
+                    raise StatsFileError(f"{path}: statistics of n = {n} images; a covariance "
+                                         "needs 2")
                 stats = FeatureStats.from_mu_sigma(z["mu"], z["sigma"], n)
+        except StatsFileError:
+            raise
         except (OSError, ValueError, EOFError) as e:
             raise StatsFileError(f"{path}: not a readable .npz statistics file ({e})") from None
         check_stats(stats, path)
