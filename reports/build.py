@@ -148,8 +148,12 @@ def decide_claims(data: Sequence[StudyData], memory: pd.DataFrame | None) -> lis
     sample size), memory claims once."""
     out: list[Claim] = []
     for pop in populations(data):
+        # the claims the population's study kinds bear on (a table1 population has no Table
+        # III claim to be untestable about)
+        mine = set().union(*(claims_for_study(k, study_sections(k)[1]) for k in pop.frames))
+        keys = [k for k in claim_keys("trials") if k in mine]
         out += [dataclasses.replace(c, population=pop.label) for c in
-                evaluate_claims(pop.frames, None, pop.registered, keys=claim_keys("trials"))]
+                evaluate_claims(pop.frames, None, pop.registered, keys=keys)]
     out += evaluate_claims({}, memory, keys=claim_keys("memory"))
     if not any(c.population for c in out):  # no trials at all: the trials claims, without data
         out = evaluate_claims({}, None, keys=claim_keys("trials")) + out

@@ -52,3 +52,14 @@ def test_measurement_rules_give_their_known_answers():
     assert len(rows) == 9 and all(r.ok for r in rows)
     text = calibration_markdown(rows)
     assert text.startswith("# Calibration of the claim rules") and "| bn_saving | effect |" in text
+
+
+def test_claims_calibrate_command_writes_its_page(tmp_path, capsys):
+    from xraygan.cli import main
+
+    page = tmp_path / "claims-calibration.md"
+    assert main(["claims", "calibrate", "--reps", "10", "--markdown", str(page)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Claim ") and "adas_beats_adam" in out and f"written: {page}" in out
+    text = page.read_text()
+    assert "| no_data_copying | quarter-copies |" in text and "simulation seed 0" in text

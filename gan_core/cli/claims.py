@@ -65,6 +65,6 @@ def run_calibrate(args: argparse.Namespace) -> int:
     if args.markdown:
         from xraygan.runs import atomic_write_text
 
-        atomic_write_text(args.markdown, calibration_markdown(table))
+        atomic_write_text(args.markdown, calibration_markdown(table, seed=args.sim_seed))
         print(f"written: {args.markdown}")
     return 0
