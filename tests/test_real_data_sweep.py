@@ -155,3 +155,9 @@ def test_estimate_counts_only_uncached_reference_sets(real_folders, isolated):
     path.parent.mkdir(parents=True)
     path.write_bytes(b"")  # presence is what the estimate checks
     assert checked.uncached_images == 10 and checked.reference_images == 40
+
+
+def test_holdout_with_phantoms_is_refused(tmp_path, capsys):
+    assert main(["sweep", "table1", "--holdout", "0.2", "--dry-run", "--no-estimate",
+                 "--out", str(tmp_path)]) == 2
+    assert "--holdout applies to folder:, dicom: and cache: data" in capsys.readouterr().err

@@ -145,8 +145,11 @@ def build_options(args: argparse.Namespace):
     from xraygan.ablations.seeds import DEFAULT_SEEDS
 
     seeds = args.seeds if args.seeds is not None else DEFAULT_SEEDS if spec.name == "seeds" else 1
-    ctx = StudyContext(scale, data=args.data, seeds=seeds, trials=args.trials,
-                       holdout=getattr(args, "holdout", None))
+    holdout = getattr(args, "holdout", None)
+    if holdout is not None and args.data.split(":")[0] == "phantom":
+        raise ConfigError("--holdout applies to folder:, dicom: and cache: data; phantoms hold "
+                          "out the images after --num-images by themselves")
+    ctx = StudyContext(scale, data=args.data, seeds=seeds, trials=args.trials, holdout=holdout)
     if args.cell:
         study, _, key = args.cell.partition(":")
         if not key:
