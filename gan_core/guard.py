@@ -12,7 +12,7 @@ bounded by the cgroup's memory limit minus its usage (containers, CI runners, Sl
 for a CUDA device the free memory ``torch.cuda.mem_get_info`` reports.
 
 The training estimate follows xraygan.memory.estimate (parameters, gradients, optimizer state
-from the same OPTIMIZER_STATE registry, the batch, what autograd saves during the D update, the
+from the optimizer's own state model (its spec in xraygan.optim), the batch, what autograd saves during the D update, the
 widest activation's gradient) but counts saved tensors from the layer plans instead of a
 forward pass, plus the host side: the dataset as uint8 and the phantom generator's working
 arrays, and the sample grid. It is an estimate to catch bombs (10x too big), not a profiler:
@@ -192,7 +192,7 @@ def _where(device: Any) -> str:
 # --------------------------------------------------------------------------- estimate from shapes
 @dataclass(frozen=True)
 class _Shape:
-    """A parameter's shape, with the few tensor methods OPTIMIZER_STATE models call.
+    """A parameter's shape, with the few tensor methods optimizer state models call.
 
     Python ints: no overflow and no allocation, even for a 10^20-element weight."""
 
@@ -291,10 +291,9 @@ TRAIN_FLAGS = {
 
 def estimate_model(model: ModelConfig, optim: OptimConfig, batch_size: int) -> dict[str, int]:
     """Parameters, gradients, optimizer state and step activations of G and D (bytes)."""
-    from .memory.estimate import OPTIMIZER_STATE
     from .models.geometry import plan_discriminator, plan_generator
+    from .optim.factory import state_bytes
 
-    state_model = OPTIMIZER_STATE.get(optim.name, field="optim.name")
     g_params, g_buf, g_saved, _ = _net_shapes(plan_generator(model))
     d_params, d_buf, d_saved, d_widest = _net_shapes(plan_discriminator(model))
     param_bytes = sum(s.numel() * 4 for s in (*g_params, *d_params))
@@ -303,7 +302,7 @@ def estimate_model(model: ModelConfig, optim: OptimConfig, batch_size: int) -> d
     return {
         "params": param_bytes + g_buf + d_buf,
         "grads": param_bytes,
-        "optimizer_state": int(state_model([*g_params, *d_params], optim)),  # type: ignore[arg-type]
+        "optimizer_state": int(state_bytes([*g_params, *d_params], optim)),
         "batch": 4 * batch_size * (model.channels * model.image_size**2 + model.latent_dim),
         "activations": activations,
         "workspace": 4 * batch_size * d_widest,

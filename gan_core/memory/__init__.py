@@ -2,7 +2,6 @@
 estimate, the measured peak, batch-norm savings and growth laws (paper Fig. 7 and 8)."""
 
 from .estimate import (
-    OPTIMIZER_STATE,
     SavedForBackward,
     StepEstimate,
     TorchinfoStats,
@@ -28,7 +27,6 @@ from .report import (
 )
 
 __all__ = [
-    "OPTIMIZER_STATE",
     "GrowthFit",
     "MeasuredPeak",
     "MemoryRow",

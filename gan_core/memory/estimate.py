@@ -25,15 +25,14 @@ the parameter shapes.
 from __future__ import annotations
 
 import contextlib
-import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
 from ..config import ModelConfig, OptimConfig
-from ..registry import Registry
+from ..optim.factory import state_bytes
 
 # --------------------------------------------------------------------------- torchinfo
 
@@ -76,38 +75,8 @@ def paper_estimate_bytes(g: TorchinfoStats, d: TorchinfoStats, batch_size: int) 
 
 # --------------------------------------------------------------------------- optimizer state
 
-StateBytes = Callable[[list[torch.Tensor], OptimConfig], int]
-"""Bytes of the state an optimizer keeps for these parameters after its first step."""
-
-OPTIMIZER_STATE: Registry[StateBytes] = Registry("optimizer state model")
-_STEP_BYTES = 4  # the per-parameter ``step`` counter: a 0-d float32 tensor in torch and AdaS
-
-
 def _nbytes(t: torch.Tensor) -> int:
     return t.numel() * t.element_size()
-
-
-@OPTIMIZER_STATE.register("adam")
-def adam_state_bytes(params: list[torch.Tensor], cfg: OptimConfig) -> int:
-    """exp_avg and exp_avg_sq (torch.optim.Adam), plus the step counter."""
-    return sum(2 * _nbytes(p) + _STEP_BYTES for p in params)
-
-
-@OPTIMIZER_STATE.register("adas")
-def adas_state_bytes(params: list[torch.Tensor], cfg: OptimConfig) -> int:
-    """xraygan.optim.Adas: exp_avg_sq and moment like p; lr, lr_exp_avg_sq, lr_moment of shape
-    p.shape[1:] (one per input); master_lr and master_exp_avg_sq (0-d); the step counter."""
-    total = 0
-    for p in params:
-        rest = math.prod(p.shape[1:]) if p.dim() > 0 else 1
-        total += 2 * _nbytes(p) + (3 * rest + 2) * p.element_size() + _STEP_BYTES
-    return total
-
-
-@OPTIMIZER_STATE.register("sgd")
-def sgd_state_bytes(params: list[torch.Tensor], cfg: OptimConfig) -> int:
-    """A momentum buffer per parameter when momentum > 0; nothing otherwise."""
-    return sum(_nbytes(p) for p in params) if cfg.momentum > 0 else 0
 
 
 # --------------------------------------------------------------------------- saved tensors
@@ -269,14 +238,13 @@ def estimate_step(
         saved = saved_at_batch(G, D, model, batch_size, amp_dtype=amp_dtype,
                                channels_last=channels_last)
     trainable = [p for m in (G, D) for p in m.parameters() if p.requires_grad]
-    state_model = OPTIMIZER_STATE.get(optim.name, field="optim.name")
     # G and D have their own optimizer; the state is per parameter, so one sum covers both.
     param_bytes = sum(_nbytes(t) for m in (G, D) for t in (*m.parameters(), *m.buffers()))
     batch = batch_size * (model.channels * model.image_size**2 + model.latent_dim) * 4
     return StepEstimate(
         params=param_bytes,
         grads=sum(_nbytes(p) for p in trainable),
-        optimizer_state=state_model(trainable, optim),
+        optimizer_state=state_bytes(trainable, optim),
         batch=batch,
         activations=saved.d_phase,
         workspace=saved.largest_d,

@@ -48,15 +48,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-DEFAULTS: dict[str, Any] = {
-    "lr": 0.001,
-    "lr2": 0.005,
-    "lr3": 0.0005,
-    "betas": (0.999, 0.999, 0.9999),
-    "eps": 1e-8,
-    "weight_decay": 0.0,
-}
-"""The reference's defaults (lr, lr2, lr3, beta_1, beta_2, beta_3, epsilon); weight decay off."""
+from .factory import ADAS_DEFAULTS as DEFAULTS  # the reference's defaults, with the spec
 
 
 def bias_factor(beta1: float, step: int, dtype: torch.dtype) -> float:

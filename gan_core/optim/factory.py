@@ -1,19 +1,21 @@
-"""Optimizers by name, with their default hyperparameters, and TTUR learning-rate resolution.
+"""Optimizers by name: one :class:`OptimizerSpec` per optimizer holds everything the project
+knows about it, as timm's ``OptimInfo`` does, so a new optimizer is one registration.
 
-``OPTIMIZERS`` maps a name (``OptimConfig.name``) to an :class:`OptimizerSpec`; the trainer
-calls :func:`build_optimizers` and never names an optimizer class itself. Config values are
-checked here, before any optimizer exists, so a bad value is a :class:`ConfigError` naming the
-``optim.*`` field instead of a torch traceback.
+The spec carries the default learning rate and betas, its capabilities (betas, momentum), its
+builder and the model of the state it keeps per parameter (used by the memory estimate and the
+resource guard before anything is allocated). Value ranges live once, in the config's field
+metadata (``OptimConfig``); :func:`check_config` adds only what depends on the optimizer.
+
+Importing this module does not import torch: the command line lists and checks optimizer names
+without it. Builders import torch when called.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..config import (
     TTUR_D_FACTOR,
@@ -24,110 +26,139 @@ from ..config import (
 )
 from ..errors import ConfigError
 from ..registry import Registry
-from .adas import DEFAULTS as ADAS_DEFAULTS
-from .adas import Adas
+
+if TYPE_CHECKING:
+    import torch
+
+
+class ParamLike(Protocol):
+    """What a state model reads of a parameter: a tensor, or the guard's shape stand-in."""
+
+    shape: Sequence[int]
+
+    def numel(self) -> int: ...
+    def element_size(self) -> int: ...
+    def dim(self) -> int: ...
+
+
+STEP_BYTES = 4  # the per-parameter ``step`` counter: a 0-d float32 tensor in torch and AdaS
+
+
+def _nbytes(p: ParamLike) -> int:
+    return p.numel() * p.element_size()
 
 
 @dataclass(frozen=True)
 class OptimizerSpec:
-    """How to build one optimizer; ``beta1``/``beta2`` are the defaults for ``None`` in the
-    config (``None`` here: the optimizer has no betas)."""
+    """One optimizer: defaults, capabilities, builder and state-memory model."""
 
     default_lr: float
-    build: Callable[[list[Tensor], OptimConfig, float], torch.optim.Optimizer]
-    beta1: float | None = None
-    beta2: float | None = None
+    build: Callable[[list[Any], OptimConfig, float], torch.optim.Optimizer]
+    state_bytes: Callable[[Sequence[ParamLike], OptimConfig], int]
+    """Bytes of the state kept for these parameters after the first step."""
+    betas: tuple[float, float] | None = None
+    """Defaults for ``optim.beta1``/``beta2`` left unset; None: the optimizer has no betas."""
+    has_momentum: bool = False
+    """Reads ``optim.momentum``; without it, a momentum other than 0 is an error."""
     description: str = ""
 
 
 OPTIMIZERS: Registry[OptimizerSpec] = Registry("optimizer")
 
 
-def _betas(cfg: OptimConfig, spec: OptimizerSpec) -> tuple[float, float]:
-    b1 = spec.beta1 if cfg.beta1 is None else cfg.beta1
-    b2 = spec.beta2 if cfg.beta2 is None else cfg.beta2
-    assert b1 is not None and b2 is not None
+def betas_of(cfg: OptimConfig, spec: OptimizerSpec) -> tuple[float, float]:
+    assert spec.betas is not None
+    b1 = spec.betas[0] if cfg.beta1 is None else cfg.beta1
+    b2 = spec.betas[1] if cfg.beta2 is None else cfg.beta2
     return b1, b2
 
 
-def _build_adam(params: list[Tensor], cfg: OptimConfig, lr: float) -> torch.optim.Optimizer:
-    return torch.optim.Adam(
-        params,
-        lr=lr,
-        betas=_betas(cfg, ADAM),
-        eps=cfg.eps,
-        weight_decay=cfg.weight_decay,
-        foreach=True,
-    )
+# --------------------------------------------------------------------------- Adam
+def _build_adam(params: list[Any], cfg: OptimConfig, lr: float) -> torch.optim.Optimizer:
+    import torch
+
+    return torch.optim.Adam(params, lr=lr, betas=betas_of(cfg, ADAM), eps=cfg.eps,
+                            weight_decay=cfg.weight_decay, foreach=True)
 
 
-def _build_sgd(params: list[Tensor], cfg: OptimConfig, lr: float) -> torch.optim.Optimizer:
-    return torch.optim.SGD(
-        params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True
-    )
-
-
-def _build_adas(params: list[Tensor], cfg: OptimConfig, lr: float) -> torch.optim.Optimizer:
-    b1, b2 = _betas(cfg, ADAS)
-    return Adas(
-        params,
-        lr=lr,
-        lr2=cfg.lr2,
-        lr3=cfg.lr3,
-        betas=(b1, b2, cfg.beta3),
-        eps=cfg.eps,
-        weight_decay=cfg.weight_decay,
-    )
+def _adam_state(params: Sequence[ParamLike], cfg: OptimConfig) -> int:
+    """exp_avg and exp_avg_sq (torch.optim.Adam), plus the step counter."""
+    return sum(2 * _nbytes(p) + STEP_BYTES for p in params)
 
 
 # DCGAN (Radford et al. 2015, sec. 4): Adam, lr 2e-4, beta1 0.5.
-ADAM = OPTIMIZERS.add("adam", OptimizerSpec(2e-4, _build_adam, 0.5, 0.999, "Adam (DCGAN settings)"))
-SGD = OPTIMIZERS.add("sgd", OptimizerSpec(0.01, _build_sgd, None, None, "SGD, optional momentum"))
-# Eliyahu's reference defaults; lr is the *initial* per-input learning rate.
-ADAS = OPTIMIZERS.add(
-    "adas",
-    OptimizerSpec(
-        ADAS_DEFAULTS["lr"],
-        _build_adas,
-        ADAS_DEFAULTS["betas"][0],
-        ADAS_DEFAULTS["betas"][1],
-        "AdaS (Eliyahu): learned per-input learning rates",
-    ),
-)
+ADAM = OPTIMIZERS.add("adam", OptimizerSpec(
+    2e-4, _build_adam, _adam_state, betas=(0.5, 0.999), description="Adam (DCGAN settings)"))
 
 
-def _check_lr(field: str, lr: float | None) -> None:
-    check_learning_rate(field, lr)  # the one definition, from the config's field metadata
+# --------------------------------------------------------------------------- SGD
+def _build_sgd(params: list[Any], cfg: OptimConfig, lr: float) -> torch.optim.Optimizer:
+    import torch
+
+    return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                           foreach=True)
 
 
+def _sgd_state(params: Sequence[ParamLike], cfg: OptimConfig) -> int:
+    """A momentum buffer per parameter when momentum > 0; nothing otherwise."""
+    return sum(_nbytes(p) for p in params) if cfg.momentum > 0 else 0
+
+
+SGD = OPTIMIZERS.add("sgd", OptimizerSpec(
+    0.01, _build_sgd, _sgd_state, has_momentum=True, description="SGD, optional momentum"))
+
+
+# --------------------------------------------------------------------------- AdaS
+ADAS_DEFAULTS: dict[str, Any] = {
+    "lr": 0.001,
+    "lr2": 0.005,
+    "lr3": 0.0005,
+    "betas": (0.999, 0.999, 0.9999),
+    "eps": 1e-8,
+    "weight_decay": 0.0,
+}
+"""Eliyahu's reference defaults (lr, lr2, lr3, beta_1, beta_2, beta_3, epsilon); weight decay
+off. ``lr`` is the *initial* per-input learning rate."""
+
+
+def _build_adas(params: list[Any], cfg: OptimConfig, lr: float) -> torch.optim.Optimizer:
+    from .adas import Adas
+
+    b1, b2 = betas_of(cfg, ADAS)
+    return Adas(params, lr=lr, lr2=cfg.lr2, lr3=cfg.lr3, betas=(b1, b2, cfg.beta3), eps=cfg.eps,
+                weight_decay=cfg.weight_decay)
+
+
+def _adas_state(params: Sequence[ParamLike], cfg: OptimConfig) -> int:
+    """exp_avg_sq and moment like p; lr, lr_exp_avg_sq, lr_moment of shape p.shape[1:] (one per
+    input); master_lr and master_exp_avg_sq (0-d); the step counter."""
+    total = 0
+    for p in params:
+        rest = math.prod(p.shape[1:]) if p.dim() > 0 else 1
+        total += 2 * _nbytes(p) + (3 * rest + 2) * p.element_size() + STEP_BYTES
+    return total
+
+
+ADAS = OPTIMIZERS.add("adas", OptimizerSpec(
+    ADAS_DEFAULTS["lr"], _build_adas, _adas_state,
+    betas=(ADAS_DEFAULTS["betas"][0], ADAS_DEFAULTS["betas"][1]),
+    description="AdaS (Eliyahu): learned per-input learning rates"))
+
+
+# --------------------------------------------------------------------------- checks and TTUR
 def check_config(cfg: OptimConfig) -> OptimizerSpec:
-    """Validate the fields ``cfg.name`` uses; return its spec. Fields another optimizer would
-    use and that the user set away from their neutral value are rejected, not ignored."""
+    """Validate ``cfg`` and return its spec. Ranges come from the config's field metadata;
+    fields the optimizer does not read must keep their neutral value (rejected, not ignored)."""
     spec = OPTIMIZERS.get(cfg.name, field="optim.name")
-    check_section(cfg, "optim")  # ranges of every field (lrs, betas, eps, ...): config metadata
-    if spec.beta1 is None:
+    check_section(cfg, "optim")
+    if spec.betas is None:
         for name in ("beta1", "beta2"):
             if getattr(cfg, name) is not None:
                 raise ConfigError(f"optim.{name}: {cfg.name} has no betas; leave it unset")
-    else:
-        for name in ("beta1", "beta2"):
-            value = getattr(cfg, name)
-            if value is not None and not 0.0 <= value < 1.0:
-                raise ConfigError(f"optim.{name}: expected 0 <= {name} < 1, got {value}")
-    if cfg.name == "sgd":
-        if not 0.0 <= cfg.momentum < 1.0:
-            raise ConfigError(f"optim.momentum: expected 0 <= momentum < 1, got {cfg.momentum}")
-    elif cfg.momentum != 0.0:
-        raise ConfigError(f"optim.momentum: only sgd uses momentum, not {cfg.name}; leave it 0")
-    if cfg.name in ("adam", "adas") and not (math.isfinite(cfg.eps) and cfg.eps > 0):
-        raise ConfigError(f"optim.eps: expected a finite value > 0, got {cfg.eps}")
-    if cfg.name == "adas":
-        for name in ("lr2", "lr3"):
-            value = getattr(cfg, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ConfigError(f"optim.{name}: expected a finite value >= 0, got {value}")
-        if not 0.0 <= cfg.beta3 < 1.0:
-            raise ConfigError(f"optim.beta3: expected 0 <= beta3 < 1, got {cfg.beta3}")
+    if not spec.has_momentum and cfg.momentum != 0.0:
+        users = ", ".join(n for n in OPTIMIZERS.names() if OPTIMIZERS.get(n).has_momentum)
+        raise ConfigError(f"optim.momentum: only {users} uses momentum, not {cfg.name}; "
+                          "leave it 0")
     return spec
 
 
@@ -142,16 +173,21 @@ def resolved_lrs(cfg: OptimConfig) -> tuple[float, float]:
     return float(lr_g), float(lr_d)
 
 
-def build_optimizer(params: Iterable[Tensor], cfg: OptimConfig, lr: float) -> torch.optim.Optimizer:
+def state_bytes(params: Sequence[ParamLike], cfg: OptimConfig) -> int:
+    """Bytes of optimizer state ``cfg.name`` keeps for ``params`` (after its first step)."""
+    return OPTIMIZERS.get(cfg.name, field="optim.name").state_bytes(params, cfg)
+
+
+def build_optimizer(params: Iterable[Any], cfg: OptimConfig, lr: float) -> torch.optim.Optimizer:
     """The optimizer ``cfg.name`` over ``params`` with learning rate ``lr`` (for AdaS: the
     initial per-input rate) and the other hyperparameters from ``cfg``."""
     spec = check_config(cfg)
-    _check_lr("lr", lr)
+    check_learning_rate("lr", lr)
     return spec.build(list(params), cfg, float(lr))
 
 
 def build_optimizers(
-    g_params: Iterable[Tensor], d_params: Iterable[Tensor], cfg: OptimConfig
+    g_params: Iterable[Any], d_params: Iterable[Any], cfg: OptimConfig
 ) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
     """``(opt_g, opt_d)`` with the learning rates of :func:`resolved_lrs`."""
     lr_g, lr_d = resolved_lrs(cfg)
