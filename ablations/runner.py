@@ -35,13 +35,11 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 from xraygan.errors import ConfigError, XrayganError
 
 from . import load_studies
+from .liveness import GRACE_S, HEARTBEAT_S, MAX_RETRY
 from .scale import holdout_for
 from .spec import STUDIES, Cell, StudyContext, StudySpec
 from .storage import (
     DEFAULT_OUT,
-    GRACE_S,
-    HEARTBEAT_S,
-    MAX_RETRY,
     create_or_load,
     default_storage,
     open_storage,

@@ -26,9 +26,8 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from xraygan.errors import ConfigError, StorageError
 
-HEARTBEAT_S = 30
-GRACE_S = 120  # four missed heartbeats: a busy machine is not a dead one
-MAX_RETRY = 2  # a trial killed three times is left failed (something kills it on purpose)
+from .liveness import GRACE_S, HEARTBEAT_S, MAX_RETRY
+
 DEFAULT_OUT = "studies"
 CONNECT_TIMEOUT_S = 10  # a server that does not answer in 10 s is down, not slow
 SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2", "postgresql+psycopg", "mysql",

@@ -79,7 +79,7 @@ def param_of(f: dataclasses.Field) -> Param | None:
 
 
 def _activation_names() -> tuple[str, ...]:
-    from .models.layers import ACTIVATIONS  # lazy: models import this module
+    from .models.activations import ACTIVATIONS  # lazy: models import this module
 
     return tuple(ACTIVATIONS.names())
 

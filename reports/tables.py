@@ -102,7 +102,7 @@ def fmt_ci_value(ci: MeanCI, kind: str = "value") -> str:
 DISPLAY_NAMES = {
     # optimizers (xraygan.optim)
     "adas": "AdaS", "adam": "Adam", "sgd": "SGD",
-    # activations (xraygan.models.layers.ACTIVATIONS)
+    # activations (xraygan.models.activations.ACTIVATIONS)
     "elu": "ELU", "celu": "CELU", "gelu": "GELU", "relu": "ReLU", "leaky_relu": "LeakyReLU",
     "selu": "SELU", "silu": "SiLU", "mish": "Mish", "tanh": "Tanh", "sigmoid": "Sigmoid",
     "softplus": "Softplus", "identity": "identity",

@@ -179,3 +179,54 @@ def test_argcomplete_completes_flags(monkeypatch, capfd):
     out.close()
     answer = os.fdopen(r).read()
     assert "--optimizer" in answer
+
+
+ALLOWED_METAVARS = {"N", "X", "W", "LR", "FILE", "DIR", "NAME", "URL", "SPEC", "DEVICE", "CELL",
+                    "CLASS", "RUN", "S", "TEXT", "STUDY", "STUDY:KEY", "C"}
+CHOICES_OR_LIST = re.compile(r"\{[\w,-]+\}|[A-Z],[A-Z],\.\.\.")
+
+
+@pytest.mark.parametrize("name", sorted(PARSERS))
+def test_every_placeholder_comes_from_the_vocabulary(name):
+    # argparse's own placeholder is the destination in capitals (BATCH_SIZE, NOISE_SEED)
+    fmt = PARSERS[name]._get_formatter()
+    odd = {}
+    for a in options(PARSERS[name]):
+        if a.nargs == 0 or a.choices is not None:
+            continue
+        shown = fmt._metavar_formatter(a, fmt._get_default_metavar_for_optional(a))(1)[0]
+        if shown not in ALLOWED_METAVARS and not CHOICES_OR_LIST.fullmatch(shown):
+            odd[a.option_strings[0]] = shown
+    assert not odd, f"{name}: placeholders outside the vocabulary: {odd}"
+
+
+@pytest.mark.parametrize("name", sorted(PARSERS))
+def test_one_default_style_and_no_empty_default(name):
+    text = " ".join(PARSERS[name].format_help().split())
+    assert re.findall(r"\(default [^:]", text) == [], "use (default: X)"
+    assert "(default: )" not in text
+
+
+@pytest.mark.parametrize("name", sorted(PARSERS))
+def test_older_spellings_parse_but_are_not_listed(name):
+    text = PARSERS[name].format_help()
+    for old in ("--sizes", "--image-sizes", "--samples", "--size,", "--out FILE"):
+        assert old not in text, f"{name} lists {old}"
+
+
+def test_an_older_spelling_still_parses():
+    args = build_parser().parse_args(["data", "preview", "phantom", "--out", "g.png",
+                                      "--size", "32"])
+    assert (str(args.out), args.size) == ("g.png", 32)
+
+
+def test_every_device_flag_defaults_to_auto():
+    for name, parser in PARSERS.items():
+        for a in options(parser):
+            if a.dest != "device":
+                continue
+            if name in ("xraygan train", "xraygan sweep"):  # config flags: unset means the config's
+                assert "(default: auto)" in a.help or "the scale's, auto" in a.help, name
+            else:
+                assert a.default == "auto", name
+    assert "default: the scale's, auto" in " ".join(PARSERS["xraygan sweep"].format_help().split())

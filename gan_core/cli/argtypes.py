@@ -10,6 +10,7 @@ the config field it sets accept exactly the same values. Paths are checked for t
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import os
 import re
@@ -226,9 +227,35 @@ def plain(text: str) -> str:
     return text
 
 
+# The placeholder an option's help shows for its value, by the kind of value its type parses;
+# argparse's own (the destination in capitals: BATCH_SIZE, NOISE_SEED) would leak code names.
+METAVARS = {"int": "N", "float": "X", "name": "NAME", "out_dir": "DIR", "existing_dir": "DIR",
+            "input_file": "FILE", "output_file": "FILE", "config_file": "FILE"}
+
+DEVICE_HELP = "auto | cpu | cuda | cuda:N (auto: cuda when available, else cpu)"
+
+
+def add_device_argument(parser: Any, default: str | None = "auto", help: str = DEVICE_HELP) -> None:
+    """``--device``, the same flag in every command; ``auto`` resolves when the command runs."""
+    parser.add_argument("--device", default=default, metavar="DEVICE", help=help)
+
+
 class HelpFormatter(argparse.HelpFormatter):
-    """Every option's default shown, reST markup stripped, and descriptions kept as written
-    where a paragraph is indented (example command lines), wrapped where it is prose."""
+    """Every option's default shown in one style, ``(default: X)``; reST markup stripped;
+    placeholders from the value's kind (N, X, FILE, DIR); an option's older spellings parse
+    but are not listed; descriptions kept as written where a paragraph is indented (example
+    command lines), wrapped where it is prose."""
+
+    def _get_default_metavar_for_optional(self, action: argparse.Action) -> str:
+        return METAVARS.get(getattr(action.type, "__name__", ""), "VALUE")
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        long = [s for s in action.option_strings if s.startswith("--")]
+        if len(long) > 1:  # the first long spelling is the name; later ones are aliases
+            shown = [s for s in action.option_strings if not s.startswith("--")] + long[:1]
+            action = copy.copy(action)
+            action.option_strings = shown
+        return super()._format_action_invocation(action)
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = plain(action.help or "")
@@ -236,10 +263,11 @@ class HelpFormatter(argparse.HelpFormatter):
                 or action.help is argparse.SUPPRESS or "default" in text.lower()
                 or action.default is argparse.SUPPRESS):
             return text
-        if action.default is None:  # an optional input/output: not used unless given
+        if action.default is None or action.default == "":  # not used unless given
             return text + " (default: none)"
         if isinstance(action.default, (list, tuple)):
-            return text + " (default: " + " ".join(map(str, action.default)) + ")"
+            shown = " ".join(map(str, action.default)) or "none"
+            return text + " (default: " + shown + ")"
         return text + " (default: %(default)s)"
 
     def _format_text(self, text: str) -> str:

@@ -1,8 +1,8 @@
 """``xraygan data``: prepare a DICOM folder into a cache, write phantom DICOMs, preview a dataset.
 
-    xraygan data prepare /data/vinbigdata --sizes 64 128 --labels "No finding" --workers 2
+    xraygan data prepare /data/vinbigdata --image-size 64 128 --labels "No finding" --workers 2
     xraygan data phantom-dicom demo-cxr --count 200 --size 1024 --codec j2k
-    xraygan data preview dicom:/data/vinbigdata --out grid.png --size 64
+    xraygan data preview dicom:/data/vinbigdata --png grid.png --image-size 64
 """
 
 from __future__ import annotations
@@ -42,15 +42,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--image-size", "--sizes", dest="sizes", type=int_type(16, 4096), nargs="+", default=[64, 128],
                     metavar="N", help="image sides (default: 64 128)")
     pr.add_argument("--limit", type=int_type(0, 10_000_000), default=0,
-                    help="at most N usable images, a seeded random choice (default 0: all)")
+                    help="at most N usable images, a seeded random choice (default: 0, all)")
     pr.add_argument("--subset-seed", "--seed", dest="seed", type=seed_type(), default=0,
                     help="seed of the --limit choice (default: 0)")
-    pr.add_argument("--labels", nargs="+", default=[],
+    pr.add_argument("--labels", nargs="+", default=[], metavar="CLASS",
                     help='keep images with these train.csv classes (names or ids), e.g. "No finding"')
     pr.add_argument("--workers", type=int_type(1, 64), default=None, help="decoding processes (default: CPUs, at most 8)")
     pr.add_argument("--square", choices=SQUARE_POLICIES, default="crop",
                     help="crop: centre square (default); pad: add black borders; squash: resize")
-    pr.add_argument("--cache", type=Path, default=None,
+    pr.add_argument("--cache", type=Path, default=None, metavar="DIR",
                     help="cache folder (default: $XRAYGAN_CACHE_DIR or ~/.cache/xraygan/<name>-<hash>)")
     pr.add_argument("--max-pixels", type=_positive_int, default=None, metavar="N",
                     help="refuse files whose header claims more than N pixels (rows x columns "
@@ -61,9 +61,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     ph = dsub.add_parser("phantom-dicom", help="write phantom radiographs as a VinBigData-shaped DICOM folder")
     ph.add_argument("out", type=Path, help="folder to write (train/, test/, train.csv)")
-    ph.add_argument("--count", type=int_type(1, MAX_PHANTOM_FILES), default=64, help="train images (default 64)")
-    ph.add_argument("--test-count", type=int_type(0, MAX_PHANTOM_FILES), default=0, help="unlabelled test images (default 0)")
-    ph.add_argument("--size", type=int_type(16, MAX_PHANTOM_SIDE), default=512, help="longer side in pixels (default 512)")
+    ph.add_argument("--count", type=int_type(1, MAX_PHANTOM_FILES), default=64, help="train images (default: 64)")
+    ph.add_argument("--test-count", type=int_type(0, MAX_PHANTOM_FILES), default=0, help="unlabelled test images (default: 0)")
+    ph.add_argument("--size", type=int_type(16, MAX_PHANTOM_SIDE), default=512, help="longer side in pixels (default: 512)")
     ph.add_argument("--data-seed", "--seed", dest="seed", type=seed_type(), default=0,
                     help="seed of the phantom generator (default: 0)")
     ph.add_argument("--codec", choices=("j2k", "raw"), default="j2k",

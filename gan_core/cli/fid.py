@@ -16,18 +16,19 @@ import argparse
 import math
 import sys
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from .. import runs
 from ..errors import DataError, XrayganError
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from .argtypes import int_type, out_dir, output_file, seed_type
+    from .argtypes import add_device_argument, int_type, out_dir, output_file, seed_type
 
     p = sub.add_parser(
         "fid",
@@ -47,7 +48,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="size of dataset-spec images (default: the run's size, else 64)")
     p.add_argument("--batch-size", type=int_type(min=1), default=64, metavar="N",
                    help="images per Inception batch")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    add_device_argument(p)
     p.add_argument("--kid", action=argparse.BooleanOptionalAction, default=True,
                    help="also report KID (unbiased, for few samples)")
     p.add_argument("--k", type=int_type(min=1, max=100), default=5,
@@ -168,12 +169,15 @@ def run_fid(args: argparse.Namespace) -> int:
     if args.b is None and args.save_stats is None:
         raise XrayganError("name a reference B, or pass --save-stats FILE to only save A's "
                            "statistics")
+    from ..train import resolve_device
+
+    device = str(resolve_device(args.device))
     size = args.image_size or _run_size(args.a) or (args.b and _run_size(args.b)) or 64
-    kw = dict(samples=args.samples, image_size=size, seed=args.seed, device=args.device)
+    kw = dict(samples=args.samples, image_size=size, seed=args.seed, device=device)
     from ..guard import check_feature_extraction
 
-    check_feature_extraction(args.samples, args.batch_size, device=args.device)
-    common = dict(device=args.device, batch_size=args.batch_size, progress=not args.no_progress)
+    check_feature_extraction(args.samples, args.batch_size, device=device)
+    common = dict(device=device, batch_size=args.batch_size, progress=not args.no_progress)
 
     def as_set(name: str, spec: str) -> tuple[SampleSet, str]:
         src, fp, desc = load_source(spec, **kw)

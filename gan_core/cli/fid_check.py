@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .argtypes import int_type, output_file
+from .argtypes import add_device_argument, int_type, output_file
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,20 +23,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     # the flags here, not in xraygan.ablations.fid_check: building the parser must not import
     # torch (every `xraygan` command builds all parsers)
     p.add_argument("study", help="study name, e.g. table1-quick")
-    p.add_argument("--storage", default=None,
-                   help="Optuna storage URL (default sqlite:///studies/STUDY.db)")
+    p.add_argument("--storage", default=None, metavar="URL",
+                   help="Optuna storage URL (default: sqlite:///studies/STUDY.db)")
     p.add_argument("--fid-samples", type=int_type(min=2, max=10**6), default=2048, metavar="N",
-                   help="generated images per trial (default 2048)")
-    p.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
+                   help="generated images per trial (default: 2048)")
+    add_device_argument(p)
     p.add_argument("--cells", nargs="+", metavar="CELL", default=None,
                    help="only these cell groups, e.g. --cells adas-elu adam-elu (default: all); "
                    "results already computed are read back from each run's evaluations.jsonl")
     p.add_argument("--md", type=output_file, default=Path("reports/out/fid_check.md"),
-                   metavar="FILE", help="markdown output (default reports/out/fid_check.md)")
+                   metavar="FILE", help="markdown output (default: reports/out/fid_check.md)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from xraygan.ablations.fid_check import run as fid_check
 
+    from ..train import resolve_device
+
+    args.device = str(resolve_device(args.device))
     return fid_check(args)

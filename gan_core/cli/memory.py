@@ -11,8 +11,9 @@ from ..errors import ConfigError
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..config import ModelConfig, TrainConfig
+    from ..optim import OPTIMIZERS
     from ..presets import PRESETS
-    from .argtypes import config_file, field_type, output_file, registry_type
+    from .argtypes import add_device_argument, config_file, field_type, output_file, registry_type
 
     p = sub.add_parser(
         "memory",
@@ -39,10 +40,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="every placement (both, g, d, none) and the saving of each vs both")
     p.add_argument("--batch-size", type=field_type(TrainConfig, "batch_size"), default=64,
                    metavar="N")
-    p.add_argument("--optimizer", help="adas | adam | sgd (default: the config's, adas)")
+    p.add_argument("--optimizer", type=registry_type(OPTIMIZERS, "optimizer"), metavar="NAME",
+                   help=f"{' | '.join(OPTIMIZERS.names())} (default: the config's, adas)")
     p.add_argument("--momentum", type=field_type(OptimConfig, "momentum"), metavar="X",
                    help="SGD momentum (adds a state buffer; default: 0)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    add_device_argument(p)
     p.add_argument("--amp", choices=("off", "bf16", "fp16", "auto"), default="off")
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     p.add_argument("--measure", action=argparse.BooleanOptionalAction, default=True,

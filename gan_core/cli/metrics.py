@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import pandas as pd
-
 from .. import runs
 from ..errors import RunFolderError
 
@@ -27,7 +25,7 @@ CORRELATION_COLUMNS = ("fid", "d_loss_mean", "d_loss_var", "precision", "recall"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from .argtypes import int_type, output_file
+    from .argtypes import add_device_argument, int_type, output_file
 
     p = sub.add_parser(
         "metrics",
@@ -47,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="neighbours of precision/recall and density/coverage")
     p.add_argument("--heldout-samples", type=int_type(min=10, max=10**6), default=512,
                    metavar="N", help="held-out real images of the memorization test (at most)")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    add_device_argument(p)
     p.add_argument("--json", type=output_file, metavar="FILE", help="write all results as JSON")
     p.add_argument("--csv", type=output_file, metavar="FILE", help="write the table as CSV")
     p.set_defaults(func=run)
@@ -56,12 +54,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..metrics import run_metrics
     from ..metrics.correlation import correlation_matrices
+    from ..train import resolve_device
+
+    device = str(resolve_device(args.device))
 
     rows, damaged = [], []
     for run_dir in runs.find_runs(args.runs):
         try:
             result = run_metrics(run_dir, fid=args.fid, kid=args.kid, fid_samples=args.fid_samples,
-                                 device=args.device, k=args.k,
+                                 device=device, k=args.k,
                                  heldout_samples=args.heldout_samples)  # fmt: skip
         except RunFolderError as e:  # a damaged run: go on with the others, fail at the end
             damaged.append(str(e))
@@ -71,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     if damaged and not rows:
         raise RunFolderError(damaged[0] if len(damaged) == 1 else
                              f"{len(damaged)} runs could not be evaluated: {'; '.join(damaged)}")
+    import pandas as pd
+
     table = pd.DataFrame(rows)
     shown = [c for c in TABLE_COLUMNS if c in table.columns]
     quality = [c for c in QUALITY_COLUMNS if c in table.columns]

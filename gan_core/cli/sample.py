@@ -18,16 +18,16 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import torch
-from PIL import Image
+from typing import TYPE_CHECKING, Any
 
 from .. import runs
 from ..errors import ConfigError
 from ..progress import Progress
-from .argtypes import existing_dir, int_type, out_dir, seed_type
+from .argtypes import add_device_argument, existing_dir, int_type, out_dir, seed_type
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 INFO = "samples.json"
 
@@ -50,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="images generated per forward pass")
     p.add_argument("--noise-seed", type=seed_type(), default=12345,
                    help="seed of the latent noise; with the same value and --batch-size, xraygan fid scores the same images")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    add_device_argument(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
     p.set_defaults(func=run)
 
@@ -59,6 +59,8 @@ def to_pixels(images: torch.Tensor, bits: int) -> np.ndarray:
     """G output in [-1, 1], (B, C, H, W) -> (B, H, W) or (B, H, W, C) uint8 / uint16.
 
     8 bits round exactly as the sample grids and FID do (xraygan.imageio.to_uint8)."""
+    import numpy as np
+
     top = 255.0 if bits == 8 else 65535.0
     dtype = np.uint8 if bits == 8 else np.uint16
     x = images.detach().float().add(1.0).mul(top / 2).round_().clamp_(0, top).cpu().numpy()
@@ -68,6 +70,8 @@ def to_pixels(images: torch.Tensor, bits: int) -> np.ndarray:
 
 def png_file(pixels: np.ndarray) -> bytes:
     import io
+
+    from PIL import Image
 
     buf = io.BytesIO()
     # (H, W) uint16 -> mode I;16; (H, W) uint8 -> L; (H, W, 3) uint8 -> RGB
@@ -79,6 +83,8 @@ def write_samples(run_dir: Path, n: int, out: Path, *, bits: int = 8, batch_size
                   noise_seed: int = 12345, device: str = "cpu",
                   progress: bool = True) -> dict[str, Any]:
     """Write ``n`` PNGs of ``run_dir``'s generator into ``out``; return what was written."""
+    import torch
+
     from ..sampling import load_generator
 
     if bits not in (8, 16):
@@ -120,8 +126,10 @@ def write_samples(run_dir: Path, n: int, out: Path, *, bits: int = 8, batch_size
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..train import resolve_device
+
     info = write_samples(args.run, args.n, args.out, bits=args.bits, batch_size=args.batch_size,
-                         noise_seed=args.noise_seed, device=args.device,
+                         noise_seed=args.noise_seed, device=str(resolve_device(args.device)),
                          progress=not args.no_progress)
     print(f"{info['n']} PNGs ({info['image_size']}x{info['image_size']}, {info['bits']}-bit) "
           f"from {args.run} step {info['step']} -> {args.out} in {info['seconds']:.1f} s")

@@ -10,7 +10,16 @@ from pathlib import Path
 
 from ..config import COUNT_MAX, DataConfig, ModelConfig, TrainConfig, validate
 from ..errors import ConfigError
-from .argtypes import config_file, field_type, float_type, int_type, out_dir, output_file
+from .argtypes import (
+    DEVICE_HELP,
+    add_device_argument,
+    config_file,
+    field_type,
+    float_type,
+    int_type,
+    out_dir,
+    output_file,
+)
 
 
 def _scale_help(name: str, what: str) -> str:
@@ -25,8 +34,8 @@ def _scale_help(name: str, what: str) -> str:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from xraygan.ablations.liveness import GRACE_S, HEARTBEAT_S, MAX_RETRY
     from xraygan.ablations.seeds import DEFAULT_SEEDS
-    from xraygan.ablations.storage import GRACE_S, HEARTBEAT_S, MAX_RETRY
 
     p = sub.add_parser(
         "sweep",
@@ -98,8 +107,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="epochs per trial, instead of --steps (default: the scale's)")
     s.add_argument("--batch-size", type=field_type(TrainConfig, "batch_size"), metavar="N",
                    help="default: the scale's")
-    s.add_argument("--device", metavar="DEVICE", help="auto | cpu | cuda | cuda:N "
-                   "(default: the scale's, auto)")
+    add_device_argument(s, default=None, help=f"{DEVICE_HELP} (default: the scale's, auto)")
     s.add_argument("--fid-samples", type=int_type(2, 10**6), metavar="N",
                    help="generated images for FID (default: the scale's)")
     s.add_argument("--no-fid", action="store_true", help="skip FID (score by the fallback metric)")
@@ -123,9 +131,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def build_options(args: argparse.Namespace):
     """SweepOptions from the parsed flags (also used by tests)."""
     from xraygan.ablations import SCALES, StudyContext
+    from xraygan.ablations.liveness import GRACE_S, HEARTBEAT_S, MAX_RETRY
     from xraygan.ablations.runner import SweepOptions, get_spec
     from xraygan.ablations.seeds import cell_of
-    from xraygan.ablations.storage import GRACE_S, HEARTBEAT_S, MAX_RETRY
 
     from ..tensorboard import wanted as tensorboard_wanted
 

@@ -41,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r = p.add_argument_group("run")
     r.add_argument("--out", type=out_dir, default="runs", metavar="DIR",
                    help="folder of run folders (default: runs)")
-    r.add_argument("--name", help="run name, the run folder's prefix (default: preset-optimizer)")
+    r.add_argument("--name", metavar="NAME", help="run name, the run folder's prefix (default: preset-optimizer)")
     r.add_argument("--resume", metavar="RUN", type=existing_dir,
                    help="continue RUN from its last checkpoint; --steps/--epochs may raise the "
                    "length, nothing else may change (default: a new run)")
@@ -108,10 +108,10 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     """Flags shared by every command that builds an experiment (train; sweep and memory take
     a subset), generated from the config fields' metadata: names, types, ranges, help and
     defaults cannot drift from what validate() accepts."""
-    from ..presets import PRESETS, get_preset
+    from ..presets import PRESETS
 
     shown_defaults = {
-        "model": get_preset("paper-elu", 64), "optim": OptimConfig(), "data": DataConfig(),
+        "model": PRESETS.get("paper-elu")(64), "optim": OptimConfig(), "data": DataConfig(),
         "train": TrainConfig(),
     }
     groups = {}

@@ -7,10 +7,21 @@ A dataset spec names the source: ``phantom`` (built-in procedural chest radiogra
 At the image sizes GANs are trained on here (64 to 128 px) a whole dataset fits in memory as
 uint8 (15,000 images at 128x128 are 245 MB), so the trainer indexes one tensor instead of
 running a DataLoader: no worker processes, no per-step decode, and exact resumption.
+
+The names below load on first use (they need torch), so that the command line can import the
+package's light modules (limits, image operations) without it.
 """
 
 from __future__ import annotations
 
-from .base import DATASETS, ImageSet, dataset_kinds, load_dataset, parse_spec
+from typing import Any
 
 __all__ = ["DATASETS", "ImageSet", "dataset_kinds", "load_dataset", "parse_spec"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from . import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

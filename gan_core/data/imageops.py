@@ -5,14 +5,18 @@ squares. The policy is the user's choice, and documented:
   crop   centre crop to the shorter side (keeps scale, loses the edges: usually the arms)
   pad    pad the shorter side with the image's minimum (keeps everything, adds black borders)
   squash resize anisotropically (keeps everything, distorts anatomy)
+
+numpy and PIL load inside the functions: the command line reads SQUARE_POLICIES for its help.
 """
 
 from __future__ import annotations
 
-import numpy as np
-from PIL import Image
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SQUARE_POLICIES = ("crop", "pad", "squash")
 
@@ -28,6 +32,8 @@ def to_square(img: np.ndarray, policy: str = "crop") -> np.ndarray:
         s = min(h, w)
         top, left = (h - s) // 2, (w - s) // 2
         return img[top : top + s, left : left + s]
+    import numpy as np
+
     s = max(h, w)
     out = np.full((s, s), img.min(), dtype=img.dtype)
     top, left = (s - h) // 2, (s - w) // 2
@@ -41,6 +47,9 @@ def resize(img: np.ndarray, size: int) -> np.ndarray:
     PIL's float mode filters with a support scaled to the reduction factor, so a 3000 px
     radiograph shrunk to 64 px is properly low-passed instead of aliased.
     """
+    import numpy as np
+    from PIL import Image
+
     if img.shape == (size, size):
         return img.astype(np.float32, copy=False)
     pil = Image.fromarray(np.ascontiguousarray(img, dtype=np.float32), mode="F")
@@ -49,4 +58,6 @@ def resize(img: np.ndarray, size: int) -> np.ndarray:
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
     """[0, 1] float -> uint8 0..255 with rounding and clipping."""
+    import numpy as np
+
     return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)

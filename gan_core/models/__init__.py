@@ -2,17 +2,17 @@
 
 ``build_models(cfg)`` plans both networks (xraygan.models.geometry, the paper's eq. 5) and
 checks every field before allocating a weight, so a bad configuration costs milliseconds and
-names the field or layer at fault.
+names the field or layer at fault. Planning and checking need no torch; the modules load it
+when first used (``Generator``, ``Discriminator``, ``dcgan_init``).
 """
 
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from ..config import ModelConfig
 from ..errors import ConfigError
-from .discriminator import Discriminator
-from .generator import Generator
+from .activations import ACTIVATIONS, NORMALIZATIONS, check_activation, make_activation
 from .geometry import (
     LayerPlan,
     conv_out_size,
@@ -22,7 +22,12 @@ from .geometry import (
     plan_generator,
     solve_kernel,
 )
-from .layers import ACTIVATIONS, NORMALIZATIONS, check_activation, dcgan_init, make_activation
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from .discriminator import Discriminator
+    from .generator import Generator
 
 __all__ = [
     "ACTIVATIONS",
@@ -45,6 +50,16 @@ __all__ = [
     "solve_kernel",
 ]
 
+_TORCH_NAMES = {"Generator": "generator", "Discriminator": "discriminator", "dcgan_init": "layers"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TORCH_NAMES:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_TORCH_NAMES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 def check_model_config(cfg: ModelConfig) -> None:
     """Every check of ``cfg`` that needs no allocation: fields, names, both geometries."""
@@ -57,17 +72,24 @@ def check_model_config(cfg: ModelConfig) -> None:
 
 
 def build_generator(cfg: ModelConfig) -> Generator:
+    from .generator import Generator
+
     check_model_config(cfg)
     return Generator(cfg)
 
 
 def build_discriminator(cfg: ModelConfig) -> Discriminator:
+    from .discriminator import Discriminator
+
     check_model_config(cfg)
     return Discriminator(cfg)
 
 
 def build_models(cfg: ModelConfig) -> tuple[Generator, Discriminator]:
     """(G, D), both checked before either is allocated."""
+    from .discriminator import Discriminator
+    from .generator import Generator
+
     check_model_config(cfg)
     return Generator(cfg), Discriminator(cfg)
 

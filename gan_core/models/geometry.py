@@ -114,7 +114,7 @@ class LayerPlan:
 
     For ``linear`` layers (the optional fully connected layers) the map is flattened: features
     are ``channels * size * size`` and kernel, stride and padding are 0 (they do not apply).
-    ``activation`` is a name in xraygan.models.layers.ACTIVATIONS; "identity" = none (D's logit).
+    ``activation`` is a name in xraygan.models.activations.ACTIVATIONS; "identity" = none (D's logit).
     """
 
     index: int

@@ -1,63 +1,14 @@
-"""Building blocks chosen by name: activations, normalizations, and the DCGAN initialisation.
-
-Activations are picked separately for G and D from the config (the paper compares ELU against
-DCGAN's ReLU / LeakyReLU 0.2); an unknown name fails with the valid list, as in timm's
-``create_act``.
-"""
+"""Building blocks: one planned layer as modules, and the DCGAN initialisation."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from ..registry import Registry
+from .activations import make_activation, make_norm
 from .geometry import LayerPlan
-
-ActivationFactory = Callable[[float], nn.Module]
-"""Takes the negative slope (only leaky activations use it) and returns a fresh module."""
-
-ACTIVATIONS: Registry[ActivationFactory] = Registry("activation")
-ACTIVATIONS.add("elu", lambda slope: nn.ELU())  # the paper's choice (Table II)
-ACTIVATIONS.add("relu", lambda slope: nn.ReLU())  # DCGAN generator
-ACTIVATIONS.add("leaky_relu", lambda slope: nn.LeakyReLU(slope))  # DCGAN discriminator, 0.2
-ACTIVATIONS.add("selu", lambda slope: nn.SELU())
-ACTIVATIONS.add("celu", lambda slope: nn.CELU())
-ACTIVATIONS.add("gelu", lambda slope: nn.GELU())
-ACTIVATIONS.add("silu", lambda slope: nn.SiLU())
-ACTIVATIONS.add("mish", lambda slope: nn.Mish())
-ACTIVATIONS.add("softplus", lambda slope: nn.Softplus())
-ACTIVATIONS.add("tanh", lambda slope: nn.Tanh())
-ACTIVATIONS.add("sigmoid", lambda slope: nn.Sigmoid())
-ACTIVATIONS.add("identity", lambda slope: nn.Identity())
-
-
-def make_activation(name: str, slope: float = 0.2, field: str | None = None) -> nn.Module:
-    """A fresh activation module by registry name; ``field`` names the config field in errors."""
-    return ACTIVATIONS.get(name, field=field)(slope)
-
-
-NormFactory = Callable[[int], nn.Module]
-"""Takes the number of channels and returns a fresh normalization module."""
-
-NORMALIZATIONS: Registry[NormFactory] = Registry("normalization")
-NORMALIZATIONS.add("batchnorm", lambda channels: nn.BatchNorm2d(channels))
-NORMALIZATIONS.add("none", lambda channels: nn.Identity())
-
-
-def make_norm(name: str, channels: int) -> nn.Module:
-    """A fresh normalization module for ``channels`` feature maps."""
-    return NORMALIZATIONS.get(name)(channels)
-
-
-def check_activation(name: str, field: str, slope: float) -> None:
-    """Fail before allocation on an unknown activation or a meaningless leaky slope."""
-    ACTIVATIONS.get(name, field=field)
-    if name == "leaky_relu" and not 0.0 <= slope < 1.0:
-        raise ConfigError(f"model.leaky_slope: expected a value in [0, 1), got {slope}")
 
 
 @torch.no_grad()

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from torch import nn
 
 from ..config import ModelConfig
+from .activations import check_activation
 from .geometry import LayerPlan, describe_plan
-from .layers import block_from_plan, check_activation, dcgan_init
+from .layers import block_from_plan, dcgan_init
 
 
 class PlannedNet(nn.Module):
