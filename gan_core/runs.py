@@ -7,7 +7,7 @@
       checkpoints/last.pt G, D, both optimizers, the noise RNG state, step, config (weights_only-safe)
       summary.json        status, steps, timings and end-of-run metrics (updated at every checkpoint)
       evaluations.jsonl   one JSON object per later evaluation (xraygan metrics / fid)
-      .lock               held (flock) by the one process training into the folder: "PID HOST"
+      .lock               while training: held (flock) by the one writer, "PID HOST"
 
 Every reader and writer of these files lives here; metrics, ablations and reports go through
 this module, never through hard-coded paths. Writes are atomic (temp file + rename), so a
@@ -248,12 +248,24 @@ def _lock_fd(fd: int) -> bool:
         raise
 
 
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    own = os.fstat(fd)
+    return (own.st_dev, own.st_ino) == (st.st_dev, st.st_ino)
+
+
 class RunLock:
     """The exclusive lock of one run folder, held for a whole training run.
 
     ``flock`` on ``RUN/.lock``: the kernel drops it when the holder dies (kill -9 included),
     so a stale lock cannot block a resume; the file keeps "PID HOST" for the message a second
     writer gets. Taking the lock also removes the temp files a dead writer left behind.
+    Releasing removes the file, so a finished run folder holds only its results: the holder
+    unlinks it before unlocking, and a writer that locked a file just unlinked sees that its
+    inode is no longer the path's and tries again.
     """
 
     def __init__(self, run: str | Path, create: bool = True) -> None:
@@ -268,15 +280,23 @@ class RunLock:
             self.run.mkdir(parents=True, exist_ok=True)
         elif not self.run.is_dir():
             raise RunFolderError(f"{self.run}: no such run folder")
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
-        if not _lock_fd(fd):
-            try:
-                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").split()
-            finally:
-                os.close(fd)
-            pid, host = (holder + ["?", "?"])[:2] if holder else ("?", "?")
-            raise RunInUse(f"run {self.run} is in use by PID {pid} on {host}; wait for it to "
-                           "finish or stop it (Ctrl-C checkpoints) before writing to this run")
+        for _ in range(100):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+            if not _lock_fd(fd):
+                try:
+                    holder = os.pread(fd, 200, 0).decode("utf-8", "replace").split()
+                finally:
+                    os.close(fd)
+                pid, host = (holder + ["?", "?"])[:2] if holder else ("?", "?")
+                raise RunInUse(f"run {self.run} is in use by PID {pid} on {host}; wait for it "
+                               "to finish or stop it (Ctrl-C checkpoints) before writing to "
+                               "this run")
+            if _same_file(fd, self.path):
+                break
+            os.close(fd)  # locked a lock file its holder removed on release: open the new one
+        else:
+            raise RunFolderError(f"{self.path}: could not take the run's lock (its file keeps "
+                                 "being replaced)")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
         self._fd = fd
@@ -287,10 +307,13 @@ class RunLock:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             try:
-                os.ftruncate(fd, 0)  # no holder; the kernel frees the flock at close
+                os.unlink(self.path)  # still locked: no writer can take this inode meanwhile
             except OSError:
-                pass
-            os.close(fd)
+                try:
+                    os.ftruncate(fd, 0)  # could not remove it: at least name no holder
+                except OSError:
+                    pass
+            os.close(fd)  # the kernel frees the flock here
 
     @property
     def held(self) -> bool:

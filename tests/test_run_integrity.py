@@ -67,6 +67,31 @@ def test_a_second_writer_is_refused_with_pid_and_host(tmp_path):
         assert isinstance(e.value, RunFolderError)
     with runs.lock_run(run):  # released: free again
         pass
+    assert not (run / runs.LOCK).exists()  # a released lock leaves no file behind
+
+
+def test_a_lock_taken_on_a_removed_lock_file_is_retaken_on_the_new_one(tmp_path, monkeypatch):
+    # a writer that opened the lock file just before its holder removed it must not hold a lock
+    # on the orphaned inode while a third writer locks the new file
+    run = tmp_path / "r"
+    run.mkdir()
+    opened = []
+    real_open = os.open
+
+    def open_then_replace(path, *a, **k):
+        fd = real_open(path, *a, **k)
+        if str(path).endswith(runs.LOCK):
+            opened.append(fd)
+            if len(opened) == 1:
+                os.unlink(path)  # the holder released between our open and our flock
+        return fd
+
+    monkeypatch.setattr(runs.os, "open", open_then_replace)
+    with runs.lock_run(run) as lock:
+        assert len(opened) == 2  # the orphaned file was dropped and the new one locked
+        assert os.fstat(lock._fd).st_ino == os.stat(run / runs.LOCK).st_ino
+        with pytest.raises(runs.RunInUse):
+            runs.lock_run(run)
 
 
 def test_lock_takes_away_only_dead_writers_temp_files(tmp_path):
