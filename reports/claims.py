@@ -561,6 +561,12 @@ def dloss_inverse_fid(runs: pd.DataFrame | None, p: ClaimProtocol) -> Finding:
 
 
 # --------------------------------------------------------------------------- the page
+def claim_title(statement: str) -> str:
+    """A claim's heading: its statement without the parenthesised source or a subclause
+    ("AdaS beats Adam (Table I: ...)" -> "AdaS beats Adam")."""
+    return statement.split(" (")[0].split(", so ")[0].split(": ")[0].rstrip(". ")
+
+
 def claims_markdown(claims: Sequence[Claim]) -> str:
     """A summary table (claim, verdict, family-adjusted p, scope) and, per claim, its
     evidence, reason, rule, registration, scope and data."""
@@ -572,7 +578,7 @@ def claims_markdown(claims: Sequence[Claim]) -> str:
     for c in claims:
         p = (f"p = {c.p:.3g}, Holm-adjusted {c.p_adjusted:.3g} within family {c.family!r}"
              if math.isfinite(c.p_adjusted) else f"family {c.family!r}, no p-value")
-        out.append(f"\n### {c.key}: {c.verdict}\n\n- Claim: {c.statement}\n- Verdict: "
+        out.append(f"\n### {claim_title(c.statement)}: {c.verdict}\n\n- Claim: {c.statement}\n- Verdict: "
                    f"**{c.verdict}** ({c.reason}); {p}\n- Evidence: {c.evidence}\n"
                    f"- Scope: {c.scope}\n- Rule: {c.rule}\n- Registration: {c.registration}\n"
                    f"- Data: {c.data}\n")

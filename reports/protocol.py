@@ -4,7 +4,6 @@ trials ran on, software)."""
 
 from __future__ import annotations
 
-import os
 import platform
 import sys
 from collections.abc import Mapping
@@ -172,9 +171,16 @@ def protocol_rows(df: pd.DataFrame, study_attrs: Mapping[str, Any] | None = None
         rows.append(("Inception weights", weights_checksum()))
     sw = software()
     rows.append(("Software (report machine)", ", ".join(f"{k} {v}" for k, v in sw.items())))
-    rows.append(("Report machine", f"{platform.platform()}, {platform.processor() or '?'}, "
-                 f"{os.cpu_count()} CPUs"))
+    rows.append(("Report machine", report_machine()))
     return rows
+
+
+def report_machine() -> str:
+    """The OS and the CPU this report was written on, in words (platform.processor() is empty
+    on Linux, so the CPU comes from the machine fingerprint)."""
+    from xraygan.fingerprint import describe
+
+    return f"{platform.platform()}; {describe()}"
 
 
 def protocol_markdown(df: pd.DataFrame, study_attrs: Mapping[str, Any] | None = None,

@@ -315,3 +315,14 @@ def test_best_fid_best_recall_verdicts():
     unequal = cells(0.42, 0.40).assign(prdc_n_real=2048)
     assert best_fid_best_recall(unequal).reason.startswith("equal_sets")
     assert best_fid_best_recall(None).verdict == UNTESTABLE
+
+
+def test_claim_headings_are_words_not_keys():
+    from xraygan.reports.claims import claim_title
+
+    assert claim_title("AdaS beats Adam (Table I: FID 104.6 vs 238.3 with ELU, about half)") == \
+        "AdaS beats Adam"
+    assert claim_title("The mean D loss correlates inversely with FID, so D's loss can serve as "
+                       "an assessment metric (Fig. 5)") == "The mean D loss correlates inversely with FID"
+    assert claim_title("The best-FID configuration is also the most diverse (highest recall): "
+                       "FID alone ranks diversity") == "The best-FID configuration is also the most diverse"

@@ -51,3 +51,10 @@ def test_trial_attr_fingerprint_reaches_the_frame():
     assert row["machine"] == AVX2
     assert record({"machine": AVX512}, trial=1)["machine"] == AVX512
     assert record({}, trial=2)["machine"] is None
+
+
+def test_report_machine_names_the_cpu_in_words():
+    from xraygan.reports.protocol import report_machine
+
+    line = report_machine()
+    assert "?" not in line and " cores, torch " in line
