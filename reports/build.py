@@ -70,10 +70,11 @@ class Report:
 
 def load_inputs(studies: Sequence[str], storage: str | None = None,
                 run_paths: Sequence[str | Path] = (),
-                memory_files: Sequence[str | Path] = ()) -> list[StudyData]:
+                memory_files: Sequence[str | Path] = (),
+                studies_dir: str | Path = "studies") -> list[StudyData]:
     out = []
     for name in studies:
-        study = load_study(name, storage)
+        study = load_study(name, storage, studies_dir)
         df = trials_frame(study)
         kind = study.user_attrs.get("study") or (df["study"].dropna().iloc[0] if len(df) else name)
         if kind == "table3":  # a number in every cell: score failed runs' last samples
@@ -485,18 +486,18 @@ def index_page(data: Sequence[StudyData], pages: Mapping[str, Path], claims: Seq
 def build_report(studies: Sequence[str], out_dir: str | Path = DEFAULT_OUT,
                  storage: str | None = None, runs: Sequence[str | Path] = (),
                  memory: Sequence[str | Path] = (), *, checksum: bool = True,
-                 draw: bool = True) -> Report:
+                 draw: bool = True, studies_dir: str | Path = "studies") -> Report:
     """Write one page per study (one for ``runs`` folders, one per ``memory`` file written by
     ``xraygan memory --json``) plus index.md under ``out_dir``.
 
     ``studies`` are Optuna study names (``table1-quick``) in ``storage`` (default: each in
-    studies/NAME.db, where ``xraygan sweep`` puts it).
+    STUDIES_DIR/NAME.db, where ``xraygan sweep --out STUDIES_DIR`` puts it).
     """
     if not studies and not runs and not memory:
         raise XrayganError("nothing to report: name a study (e.g. table1-quick), or pass --runs "
                            "or --memory")
     out_dir = Path(out_dir)
-    data = load_inputs(studies, storage, runs, memory)
+    data = load_inputs(studies, storage, runs, memory, studies_dir)
     mems = [m for d in data if d.kind in MEMORY_KINDS and not none_completed(d.frame)
             and not (m := memory_of(d)).empty]
     claims = decide_claims(data, pd.concat(mems, ignore_index=True) if mems else None)

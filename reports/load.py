@@ -108,24 +108,23 @@ def record(attrs: Mapping[str, Any], **base: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- studies
-def default_storage(study_name: str, out: str | Path = "studies") -> str:
-    """Where ``xraygan sweep`` puts a study by default: ``sqlite:///OUT/NAME.db``."""
-    return f"sqlite:///{(Path(out) / f'{study_name}.db').resolve()}"
-
-
-def load_study(name: str, storage: str | None = None):
+def load_study(name: str, storage: str | None = None, studies_dir: str | Path = "studies"):
     """The Optuna study ``name`` (e.g. ``table1-quick``) from ``storage`` (default:
-    studies/NAME.db); a missing file or name raises XrayganError listing what exists."""
+    STUDIES_DIR/NAME.db, where ``xraygan sweep --out STUDIES_DIR`` puts it); a missing file or
+    name raises XrayganError listing what exists."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    url = storage or default_storage(name)
-    if url.startswith("sqlite:///") and not Path(url.split(":///", 1)[1]).is_file():
-        raise XrayganError(f"study {name!r}: no database {url.split(':///', 1)[1]}; run "
-                           f"`xraygan sweep` first or pass --storage URL")
     from xraygan.ablations.storage import (
+        default_storage,
         open_storage,  # bad URL, corrupt file, dead server: one line
     )
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = storage or default_storage(studies_dir, name)
+    if url.startswith("sqlite:///") and not Path(url.split(":///", 1)[1]).is_file():
+        raise XrayganError(f"study {name!r}: no database {url.split(':///', 1)[1]}; run "
+                           "`xraygan sweep` first, or pass the sweep's --out as --studies DIR "
+                           "or its --storage URL")
 
     opened = open_storage(url)
     names = optuna.get_all_study_names(storage=opened)

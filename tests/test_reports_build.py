@@ -91,12 +91,19 @@ def test_report_cli(inputs, capsys):
     assert "study 'nosuch' is not in" in capsys.readouterr().err
 
 
-def test_report_of_a_tiny_real_table1_sweep(tmp_path):
+def test_report_of_a_tiny_real_table1_sweep(tmp_path, capsys):
     """The quick study in CI size through the real runner: trains 4 tiny runs (~1 min on CPU)."""
     studies = tmp_path / "studies"
     assert main(["sweep", "table1", "--image-size", "16", "--features", "4", "--steps", "10",
                  "--batch-size", "8", "--num-images", "32", "--no-fid", "--sample-every", "5",
-                 "--checkpoint-every", "10", "--out", str(studies)]) == 0
+                 "--checkpoint-every", "10", "--out", str(studies), "--no-estimate"]) == 0
+    # the sweep names the report command that finds a study written with --out
+    printed = capsys.readouterr().out
+    assert f"xraygan report table1-quick --studies {studies} " in printed
+    assert main(["report", "table1-quick", "--studies", str(studies), "--no-figures",
+                 "--out", str(tmp_path / "by-folder")]) == 0
+    assert (tmp_path / "by-folder" / "table1-quick.md").is_file()
+    assert not list(studies.rglob(".lock"))  # finished run folders keep no lock file
     report = build_report(["table1-quick"], tmp_path / "out",
                           storage=f"sqlite:///{studies / 'table1-quick.db'}")
     page = report.pages["table1-quick"].read_text()

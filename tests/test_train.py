@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+import re
 import signal
 
 import pandas as pd
@@ -150,7 +151,8 @@ def test_cli_train_and_dry_run(tmp_path, capsys):
     assert '"ttur": true' in out and "parameters" in out and not any(tmp_path.iterdir())
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "status: completed at step 3/3" in out
+    assert re.search(r"^  status +completed at step 3/3$", out, re.M)
+    assert re.search(r"^  xraygan train --resume \S+ --steps 6 +train it longer$", out, re.M)
     cfg = runs.read_config(next(tmp_path.iterdir()))
     assert cfg.optim.name == "adam" and cfg.optim.ttur and cfg.model.g_features == 8
 

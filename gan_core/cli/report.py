@@ -4,8 +4,9 @@ and run folders (reports/)."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from .argtypes import input_file, out_dir
+from .argtypes import existing_dir, input_file, out_dir
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -14,13 +15,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="write the report: tables, figures, the paper's claims with verdicts",
         description="Write one markdown page per study (Table I / III, memory, throughput, "
         "figures, claims) and an index linking them. STUDY is an Optuna study name as "
-        "`xraygan sweep` created it (table1-quick); its storage defaults to studies/STUDY.db.",
+        "`xraygan sweep` created it (table1-quick); it is read from DIR/STUDY.db, DIR being the "
+        "sweep's --out (--studies DIR; default: studies), or from --storage URL.",
     )
     p.add_argument("studies", nargs="*", metavar="STUDY", help="study names (e.g. table1-quick)")
     p.add_argument("--out", type=out_dir, default=None, metavar="DIR",
                    help="output folder (default: reports/out)")
+    p.add_argument("--studies", dest="studies_dir", type=existing_dir, default=Path("studies"),
+                   metavar="DIR",
+                   help="the folder xraygan sweep --out wrote the studies to (default: studies)")
     p.add_argument("--storage", metavar="URL", help="Optuna storage URL holding the studies "
-                   "(default: sqlite:///studies/STUDY.db per study)")
+                   "(default: sqlite:///DIR/STUDY.db per study)")
     p.add_argument("--runs", nargs="+", default=(), metavar="RUN",
                    help="also report these run folders (or folders of runs; default: none)")
     p.add_argument("--memory", nargs="+", default=(), metavar="FILE", type=input_file,
@@ -34,8 +39,8 @@ def run(args: argparse.Namespace) -> int:
 
     out = args.out or DEFAULT_OUT
     report = build_report(args.studies, out, storage=args.storage, runs=args.runs,
-                          memory=args.memory,
-                          draw=not args.no_figures)
+                          memory=args.memory, draw=not args.no_figures,
+                          studies_dir=args.studies_dir)
     for name, page in report.pages.items():
         print(f"{name}: {page} ({len(report.figures[name])} figures)")
     for c in report.claims:

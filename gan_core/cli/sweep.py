@@ -253,6 +253,11 @@ def run(args: argparse.Namespace) -> int:
         wall = f"{r['wall_time_s']:.0f} s" if r["wall_time_s"] is not None else ""
         print(f"  {r['trial']:3d} {r['cell']:24s} {r['state']:8s} {r['status']:11s} {value:18s} {wall}")
     print(f"runs: {opts.study_dir}")
+    from xraygan.ablations.storage import DEFAULT_OUT
+
+    from .summary import sweep_next
+
+    print("\n".join(sweep_next(opts.name, opts.out, opts.url, DEFAULT_OUT)))
     if args.json:
         from ..runs import atomic_write_json
 

@@ -252,17 +252,13 @@ def run(args: argparse.Namespace) -> int:
             should_stop=stop, tensorboard=wanted_tensorboard(args.tensorboard),
             on_step=governor_tick,
         )
+    from .summary import run_summary
+
     s = result.summary
-    print(f"run folder: {result.run_dir}")
     if s.get("skipped_files"):  # unreadable files were left out of the dataset: say so
         print(f"data: {s.get('num_images')} images from {s.get('dataset')}; skipped "
               f"{s['skipped_files']} unreadable files (xraygan data prepare lists them by reason)")
-    print(f"status: {result.status} at step {result.step}/{s.get('total_steps')}, "
-          f"{s.get('images_per_s', 0):.1f} images/s, {s.get('train_time_s', 0):.1f} s")
-    metrics = s.get("metrics") or {}
-    shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
-    if shown:
-        print("metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items())))
+    print("\n".join(run_summary(result.run_dir, result.status, result.step, s)))
     if args.json:
         from ..runs import atomic_write_json
 
@@ -271,6 +267,5 @@ def run(args: argparse.Namespace) -> int:
     if result.status == "interrupted":
         from ..process import signal_exit_code
 
-        print(f"resume with: xraygan train --resume {result.run_dir}")
         return signal_exit_code(stop.raised)
     return 0
