@@ -11,9 +11,9 @@ Studies (``xraygan sweep --list``), one module each:
     compress-search  TPE with pruning: the smallest G without blurry squares near the deep FID
     seeds            one configuration over N seeds (mean and confidence interval)
 
-Helpers (not studies): ``ablations.reference`` fills the FID statistics cache once before a
-sweep (``xraygan sweep`` calls it when it has more than one worker); ``python -m ablations.fid_check STUDY``
-re-scores a finished sweep's runs at 2,048 FID samples beside its reduced FID (``nox -s
+Helpers (not studies): ``xraygan.ablations.reference`` fills the FID statistics cache once
+before a sweep (``xraygan sweep`` calls it when it has more than one worker); ``xraygan
+fid-check STUDY`` re-scores a finished sweep's runs at 2,048 FID samples beside its reduced FID (``nox -s
 fid_check``). Scales, seeds and workers of the quick reproduction: ablations/scale.py.
 
 Storage layout (defaults): ``studies/<study>-<scale>.db`` (SQLite) and the run folders in
@@ -39,6 +39,8 @@ Trial user attributes (a stable contract: ``xraygan report`` reads these):
     metrics          flat dict from xraygan.metrics.run_metrics (fid, d_loss_mean, d_loss_var,
                      d_loss_std, t0, collapse_detected, blockiness, fid_infinity, ...; NaN stored
                      as null)
+    metric.NAME      each finite number of ``metrics`` again as its own attr (metric.fid,
+                     metric.kid, metric.d_loss_mean, ...): optuna-dashboard sorts and plots these
     objective        name of the quantity that is the trial's value (fid, or a fallback)
     peak_memory_bytes  measured peak of one training step (CUDA: the whole run's peak)
     memory           {measured_peak_bytes, measured_resident_bytes, method, device,

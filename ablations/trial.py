@@ -289,7 +289,23 @@ def execute(study: optuna.Study, trial: optuna.Trial, cell: Cell, env: TrialEnv)
             (run_dir / "trial_error.txt").write_text(traceback.format_exc())
             return finish("error", TrialState.FAIL, failure=f"evaluation: {type(e).__name__}: {e}")
         record.pop("score_inputs")
-        return finish("completed", TrialState.COMPLETE, value, objective=name, **record, **extra)
+        if env.tensorboard:  # this trial's metrics and grid parameters, one HParams row
+            from xraygan.tensorboard import hparams_of, log_results
+
+            log_results(run_dir, result.step, record["metrics"],
+                        hparams_of(cfg.to_dict(), {"cell": cell.key, **dict(cell.params)}))
+        return finish("completed", TrialState.COMPLETE, value, objective=name, **record, **extra,
+                      **flat_metrics(record["metrics"]))
+
+
+METRIC_ATTR_PREFIX = "metric."
+
+
+def flat_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Each finite numeric metric as its own user attr, ``metric.fid`` etc.: optuna-dashboard
+    sorts, filters and plots scalar attrs, not values inside the nested ``metrics`` dict."""
+    return {METRIC_ATTR_PREFIX + k: float(v) for k, v in metrics.items()
+            if isinstance(v, (int, float)) and math.isfinite(v)}
 
 
 def name_metric(study: optuna.Study, name: str) -> None:

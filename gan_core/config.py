@@ -455,3 +455,15 @@ def validate(cfg: ExperimentConfig) -> None:
     t = cfg.train
     if t.steps == 0 and t.epochs == 0:
         raise ConfigError("train: give a number of steps (--steps) or epochs (--epochs)")
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config dict as ``section.field`` -> value (``{"model": {"image_size": 64}}``
+    -> ``{"model.image_size": 64}``)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out

@@ -14,6 +14,12 @@ Scalar tags:
   memory/cuda_allocated_mb, memory/cuda_peak_mb   (CUDA runs)
 Images: ``samples`` (the grid saved as samples/step_*.png). Text: ``config`` (config.json).
 
+When the run is evaluated (``xraygan train`` at the end; a sweep after each trial), every
+numeric end-of-run metric goes in as ``eval/<name>`` (``eval/fid``, ``eval/kid``,
+``eval/d_loss_mean``, ...) at the last step, together with the run's hyperparameters (the
+flattened config, and a sweep trial's cell and grid parameters), so TensorBoard's HParams tab
+compares the trials of a sweep side by side.
+
 Opt-in (``xraygan train --tensorboard``, ``xraygan sweep --tensorboard``, or
 XRAYGAN_TENSORBOARD=1): an event writer is a background thread and a second copy of the log,
 which a benchmark run should not pay for unasked. Needs the ``tensorboard`` package
@@ -23,6 +29,7 @@ which a benchmark run should not pay for unasked. Needs the ``tensorboard`` pack
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -68,6 +75,35 @@ def rss_mb() -> float | None:
     except (OSError, ValueError, IndexError):
         return None
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def hparams_of(config: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Flat ``section.field`` -> value pairs TensorBoard accepts (numbers, strings, booleans)."""
+    from .config import flatten
+
+    out = {k: v if isinstance(v, (bool, int, float, str)) else str(v)
+           for k, v in flatten(config).items() if v is not None}
+    out.update(extra or {})
+    return out
+
+
+def log_results(run_dir: str | Path, step: int, metrics: dict[str, Any],
+                hparams: dict[str, Any]) -> None:
+    """The end-of-run metrics as ``eval/<name>`` scalars and one HParams record, in RUN/tb/."""
+    if not available():
+        return  # --tensorboard already said so when the run started
+    from torch.utils.tensorboard import SummaryWriter
+
+    values = {f"eval/{k}": float(v) for k, v in metrics.items()
+              if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+    writer = SummaryWriter(log_dir=str(tb_dir(run_dir)))
+    try:
+        # also writes each value as a scalar at ``step``; run_name ".": into RUN/tb itself,
+        # so each run (each trial of a sweep) is one HParams row
+        writer.add_hparams(hparams, values, run_name=".", global_step=step)
+    finally:
+        writer.flush()
+        writer.close()
 
 
 class TensorBoardLog:

@@ -30,7 +30,7 @@ from torch import nn
 
 from . import guard, runs
 from .checkpoint import check_against_run, load_checkpoint, save_checkpoint
-from .config import ExperimentConfig, ModelConfig, OptimConfig, validate
+from .config import ExperimentConfig, ModelConfig, OptimConfig, flatten, validate
 from .data import ImageSet, load_dataset
 from .errors import DISK_FULL_ERRNOS, ConfigError, DiskFullError, TrainingDiverged
 from .fingerprint import fingerprint
@@ -545,7 +545,13 @@ def train(
         finally:
             if tb is not None:
                 tb.close()
-        return finish(session, loop, evaluate=evaluate, fid=fid)
+        result = finish(session, loop, evaluate=evaluate, fid=fid)
+        if tensorboard and result.summary.get("metrics"):
+            from .tensorboard import hparams_of, log_results
+
+            log_results(session.run_dir, result.step, result.summary["metrics"],
+                        hparams_of(cfg.to_dict()))
+        return result
     except OSError as e:
         if e.errno not in DISK_FULL_ERRNOS:
             raise
@@ -572,21 +578,11 @@ def _check_resumable(saved: ExperimentConfig, new: ExperimentConfig) -> None:
     a = replace(saved, train=replace(saved.train, steps=0, epochs=0.0))
     b = replace(new, train=replace(new.train, steps=0, epochs=0.0))
     if a != b:
-        diff = [k for k, v in _flatten(b.to_dict()).items() if _flatten(a.to_dict()).get(k) != v]
+        diff = [k for k, v in flatten(b.to_dict()).items() if flatten(a.to_dict()).get(k) != v]
         raise ConfigError(
             "cannot resume with a different configuration (only --steps/--epochs may change); "
             f"changed: {', '.join(diff)}"
         )
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def _diverged(run_dir: Path, step: int, ld: float, lg: float, last_good: int | None, t: float,

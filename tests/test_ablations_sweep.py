@@ -22,6 +22,7 @@ from xraygan.ablations import QUICK, STUDIES, StudyContext, StudySpec, load_stud
 from xraygan.ablations.runner import SweepOptions, outcome, run_sweep
 from xraygan.ablations.spec import Cell, first_metric, named
 from xraygan.config import ExperimentConfig, OptimConfig
+from xraygan.errors import ConfigError
 
 load_studies()
 
@@ -81,7 +82,7 @@ def test_tiny_table1_end_to_end(table1_tiny):
     assert len(again.trials) == 4
     # a sweep with other settings under the same name is refused
     other = dataclasses.replace(opts, ctx=StudyContext(TINY.with_overrides(steps=13)))
-    with pytest.raises(Exception, match="created with other settings"):
+    with pytest.raises(ConfigError, match="created with other settings"):
         run_sweep(other)
 
 
@@ -160,9 +161,20 @@ def test_two_workers_no_duplicated_cells(tmp_path, capfd, monkeypatch):
                for ln in err.splitlines()) == 4
     starts = [ln for ln in out.splitlines() if ": start, cell " in ln]
     assert len(starts) == 4 and all(re.search(r"cell [1-4]/4", ln) for ln in starts)
-    # one TensorBoard run per trial, in the trial's run folder
+    # one TensorBoard run per trial, in the trial's run folder, with its end-of-run metrics and
+    # an HParams record naming its cell
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     for t in study.trials:
-        assert len(list(Path(t.user_attrs["run_dir"], "tb").glob("events.out.tfevents.*"))) == 1
+        acc = EventAccumulator(str(Path(t.user_attrs["run_dir"], "tb")))
+        acc.Reload()
+        assert {"loss/d", "eval/d_loss_mean"} <= set(acc.Tags()["scalars"])
+        assert acc.Scalars("eval/d_loss_mean")[0].value == pytest.approx(
+            t.user_attrs["metrics"]["d_loss_mean"], rel=1e-6)
+        # every metric also as its own user attr, which optuna-dashboard can sort and plot
+        assert t.user_attrs["metric.d_loss_mean"] == t.user_attrs["metrics"]["d_loss_mean"]
+        hp = acc.PluginTagToContent("hparams")
+        assert t.user_attrs["cell"].encode() in b"".join(hp.values())
     cells = Counter(t.user_attrs["cell"] for t in study.trials)
     assert cells == Counter({"bn-none": 1, "bn-d": 1, "bn-g": 1, "bn-both": 1})
     assert all(t.state == TrialState.COMPLETE for t in study.trials)

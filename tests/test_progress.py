@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from xraygan import runs
 from xraygan.cli import main
 from xraygan.progress import Progress, format_duration, is_terminal
 
@@ -119,3 +120,20 @@ def test_tensorboard_event_file_has_the_scalars_and_sample_grids(tmp_path, capfd
     assert all(0 <= e.value <= 1 for e in acc.Scalars("D/fake"))
     assert [e.step for e in acc.Images("samples")] == [3, 6]
     assert acc.Images("samples")[0].width == 2 + 2 * (16 + 2)  # the 2x2 grid of 16 px samples
+
+
+def test_tensorboard_gets_the_end_of_run_metrics_and_hparams(tmp_path, capfd):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    evaluated = [a for a in TINY if a != "--no-eval"]
+    assert main(["train", "--steps", "6", "--out", str(tmp_path), "--no-progress",
+                 "--tensorboard", "--log-every", "2", *evaluated]) == 0
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    acc = EventAccumulator(str(run / "tb"))
+    acc.Reload()
+    metrics = runs.read_summary(run)["metrics"]
+    (last,) = acc.Scalars("eval/d_loss_mean")
+    assert last.step == 6 and last.value == pytest.approx(metrics["d_loss_mean"], rel=1e-6)
+    hp = b"".join(acc.PluginTagToContent("hparams").values())
+    assert b"optim.name" in hp and b"eval/d_loss_mean" in hp
