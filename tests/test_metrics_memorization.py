@@ -6,6 +6,7 @@ import torch
 
 from xraygan.data.imageops import to_uint8
 from xraygan.data.phantom import generate_phantoms
+from xraygan.errors import DataError
 from xraygan.metrics.memorization import (
     CT_THRESHOLD,
     memorization,
@@ -93,5 +94,5 @@ def test_holdout_split_is_seeded_disjoint_and_applied_by_load_dataset(tmp_path):
     # phantoms: the held-out images are the ones after the training set, none of them trained on
     ph = heldout_set(DataConfig(source="phantom", num_images=16), 32, max_images=4)
     assert torch.equal(ph.images[:, 0], _phantoms(4, 16)[:, 0])
-    with pytest.raises(Exception, match="data.holdout is 0"):
+    with pytest.raises(DataError, match="data.holdout is 0"):
         heldout_set(DataConfig(source=f"folder:{tmp_path}"), 32)
