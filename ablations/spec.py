@@ -52,9 +52,6 @@ peak_memory_bytes) -> (name of the quantity used, value): the trial's Optuna val
 
 
 DEFAULT_SECTIONS = ("protocol", "trials", "throughput", "dynamics", "samples", "collapse", "claims")
-QUALITY_SECTIONS = ("protocol", "trials", "table1", "quality", "correlation", "throughput",
-                    "dynamics", "samples", "spectrum", "memorization", "collapse", "claims")
-"""Table I-like pages (table1, seeds, runs): Table I, the metrics beyond FID, Fig. 5, figures."""
 
 
 @dataclass(frozen=True)

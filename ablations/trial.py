@@ -26,8 +26,9 @@ from xraygan.config import ExperimentConfig
 from xraygan.data import ImageSet, load_dataset
 from xraygan.errors import TrainingDiverged
 from xraygan.fingerprint import fingerprint
+from xraygan.precision import resolve_amp
 from xraygan.process import StopRequested, governor_tick, stop_on_signals
-from xraygan.train import resolve_amp, resolve_device, total_steps, train
+from xraygan.train import resolve_device, total_steps, train
 
 from .spec import Cell, StudyContext, StudySpec
 from .storage import requeue

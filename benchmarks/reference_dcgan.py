@@ -4,7 +4,7 @@ GANStep in the modes the project offers, each timed in a fresh process.
 ``python benchmarks/reference_dcgan.py MODE [--steps N] [--warmup W]`` prints one JSON line
 with images/s. A fresh process per measurement gives each contender the allocator state it
 would have on its own: the reference runs as the recipe does (glibc defaults), ours as
-``xraygan train`` does (xraygan.perf.tune_malloc). test_bench_reference.py interleaves them.
+``xraygan train`` does (xraygan.process.tune_malloc). test_bench_reference.py interleaves them.
 
 The reference follows the recipe line by line: same networks (paper-elu at 64x64 from
 gan_core, D's logit followed by ``nn.Sigmoid`` as the recipe's D ends), ``nn.BCELoss``, Adam
@@ -94,7 +94,7 @@ def reference_step_fn(device: str = "cpu", amp_dtype: torch.dtype | None = None,
 def ours_step_fn(mode: str):
     from xraygan.config import OptimConfig
     from xraygan.memory.measure import build_step, make_batch
-    from xraygan.perf import tune_malloc
+    from xraygan.process import tune_malloc
 
     amp, channels_last, malloc = MODES[mode]
     if malloc:

@@ -1,4 +1,4 @@
-"""Training throughput under load, per thread policy (issue 10, item 3).
+"""Training throughput under load, per thread policy.
 
 The quick-scale step (paper-elu 32x32, width 32, batch 64, AdaS) runs in a fresh process per
 probe (benchmarks/load_probe.py: libgomp reads OMP_WAIT_POLICY only when torch loads it), quiet,
@@ -14,7 +14,7 @@ minute of the host), with the median and range of those ratios.
 
 One benchmark per load level; its ``extra_info`` has, per policy, the median images/s, every
 round's figure, the ratio to the same policy's quiet median (``ratio_to_quiet``), and for the
-quiet level ``default_to_best_static``. Targets (issue 10): the default ("adaptive") >= 0.7x of
+quiet level ``default_to_best_static``. Targets: the default ("adaptive") >= 0.7x of
 its quiet throughput next to one busy neighbour, >= 0.3x next to two, quiet within 5 % of the
 best static setting; ``targets`` says which were met. ``XRAYGAN_LOAD_STRICT=1`` makes a missed
 target fail the benchmark (off by default: a neighbour the suite did not start can miss it).

@@ -1,4 +1,4 @@
-"""Cost of the metrics beyond FID (issue 12): precision/recall/density/coverage and the
+"""Cost of the metrics beyond FID: precision/recall/density/coverage and the
 memorization test on features FID has already computed, against FID's own cost (Inception
 features of both sets plus the Fréchet distance), and the chunked distances at 10,000 x 10,000.
 

@@ -7,7 +7,7 @@ timings and the ratios of the interleaved comparison go into ``extra_info``), or
 Three contenders with the same random gradients: gan_core's AdaS (foreach, fused), a plain
 per-parameter transcription of the reference equations (the shape of Eliyahu's
 ``adasopt_pytorch.py``: one loop over parameters, out-of-place temporaries), and
-``torch.optim.Adam(foreach=True)``. Target (issue 2): AdaS <= 2x Adam and >= 2x faster than the
+``torch.optim.Adam(foreach=True)``. Target: AdaS <= 2x Adam and >= 2x faster than the
 reference.
 """
 

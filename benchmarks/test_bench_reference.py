@@ -3,7 +3,7 @@
 paper-elu at 64x64, batch 64, Adam, on the CPU. Each contender runs in a fresh process
 (benchmarks/reference_dcgan.py) so each has the allocator state it would have alone; rounds
 interleave the contenders so that load from other processes hits all of them alike, and the
-ratios of medians over rounds are reported. Targets (issue 5): the recommended fast CPU mode
+ratios of medians over rounds are reported. Targets: the recommended fast CPU mode
 (bf16 autocast + channels-last) >= 1.5x the reference, fp32 >= 1.1x.
 
 ``extra_info`` holds every contender's images/s per round, the medians and the ratios, the

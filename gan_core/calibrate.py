@@ -1,7 +1,7 @@
 """How long will this sweep take here? A few seconds of calibration on this machine, then
 arithmetic.
 
-A quoted time only holds on the machine it was measured on (issue 10: the same quick Table I
+A quoted time only holds on the machine it was measured on (the same quick Table I
 took 10 minutes on one 2-core CPU and half an hour on another). So instead of a figure in the
 README, :func:`calibrate` times what a sweep spends its time on, now, on this machine and
 under its current load: a handful of training steps of each distinct configuration of the
@@ -64,7 +64,7 @@ def contention(cal: Calibration, workers: int) -> float:
     runnable tasks than cores the scheduler shares the cores evenly, so a task gets
     cores / runnable of one: the ratio of the two shares. Quiet (others 0, workers x threads =
     cores): 1. Next to one busy process on 2 cores, 2 workers x 1 thread: 1.5 (measured in the
-    quick start: trials 1.6-1.8x their quiet time, issue 13)."""
+    quick start: trials 1.6-1.8x their quiet time)."""
     if cal.cores <= 0 or cal.threads <= 0:
         return 1.0
     sweep = max(1.0, (workers * cal.threads + cal.others) / cal.cores)
@@ -250,8 +250,9 @@ def calibrate(configs: Sequence[Any], *, fid: bool, workers: int = 1,
 
     from .fingerprint import describe as describe_machine
     from .memory.measure import make_batch
+    from .precision import resolve_amp
     from .process import cores_available, model_params, threads_for
-    from .train import build_trainer, resolve_amp, resolve_device
+    from .train import build_trainer, resolve_device
 
     others = other_runnable()  # before our own steps run: they would count themselves
     t_start = time.perf_counter()

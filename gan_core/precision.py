@@ -22,7 +22,7 @@ from .fingerprint import has_native_bf16
 # EPYC, AVX2 without avx512_bf16, 2 cores shared with other jobs (load 13-15), torch 2.14.1:
 #   2 threads: fp32 7.0-18.3 images/s, bf16 1.05-1.80; fp32/bf16 8.1x (6.7-10.2x)
 #   1 thread:  fp32 60-130 images/s,  bf16 4.7-5.6;   fp32/bf16 15.5x (12.8-24x)
-# Issue 10, the same step on a quiet AVX2 EPYC Milan, 2 threads: 484 vs 50 images/s, 9.7x.
+# The same step on a quiet AVX2 EPYC Milan, 2 threads: 484 vs 50 images/s, 9.7x.
 EMULATED_BF16_COST = ("measured 8-16x slower than fp32 on an AVX2 AMD EPYC (paper-elu 32x32, "
                       "width 32, batch 64: 484 vs 50 images/s quiet)")
 

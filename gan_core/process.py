@@ -209,7 +209,7 @@ def set_wait_policy(value: str | None = None) -> str | None:
     """Choose libgomp's wait policy; call before torch is imported (libgomp reads it once, at
     load). An explicit user setting always wins. ``value=None`` keeps libgomp's default
     (spin about 300,000 iterations, then sleep): 9 % faster than PASSIVE at 2 threads on quiet
-    cores (issue 10); under load PASSIVE held up better in benchmarks/test_bench_load.py, where
+    cores (AVX2 EPYC); under load PASSIVE held up better in benchmarks/test_bench_load.py, where
     the governor's drop to 1 thread is the remedy. Returns the value in effect."""
     if _wait:
         return _wait["value"]
@@ -350,7 +350,7 @@ class ThreadGovernor:
 
     Why: with N threads on N cores, one busy neighbour process leaves a parallel region waiting
     at its barrier for the thread the scheduler parked, and throughput collapses (2 threads next
-    to one busy process: a third of their quiet speed; 1 thread: about 0.9x, issue 10). Which
+    to one busy process: a third of their quiet speed; 1 thread: about 0.9x, on an AVX2 EPYC). Which
     count wins depends on the load, and the load changes, so the governor measures: it times
     windows of steps (at least ``window_s`` seconds and 2 steps); on the first window, when the
     median step time drifts by more than ``drift`` from the one measured when the count was

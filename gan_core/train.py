@@ -38,6 +38,7 @@ from .imageio import save_grid
 from .losses import build_loss
 from .models import build_models, count_parameters
 from .optim import build_optimizers, resolved_lrs
+from .precision import resolve_amp
 from .step import GANStep
 
 
@@ -52,9 +53,6 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"train.device: {name} asked for, but no CUDA device is available")
     return device
-
-
-from .precision import resolve_amp  # noqa: E402,F401  (moved; re-exported for callers)
 
 
 def total_steps(cfg: ExperimentConfig, num_images: int) -> int:

@@ -362,7 +362,7 @@ def _collapse(p: Page) -> str:
 
 @section("compression")
 def _compression(p: Page) -> str:
-    """compress-search's answer (issue 13): a shallower G within the reference's blockiness
+    """compress-search's answer: a shallower G within the reference's blockiness
     margin and FID factor, with its numbers and sample grid, or that none of N trials was."""
     from xraygan.ablations.compress_search import finding
 

@@ -156,7 +156,7 @@ def protocol_rows(df: pd.DataFrame, study_attrs: Mapping[str, Any] | None = None
         ("FID generated samples", fid_n),
         ("FID reference", "the run's whole training set" if fid_computed else "—"),
         ("Seeds (train.seed)", _values(df, "seed")),
-        # H8 (issue 13): why one seed is not a result
+        # why one seed is not a result
         ("Seeds across machines", "a seed fixes a run on one machine class only: the same seed "
          "trains differently on another CPU (oneDNN kernels) or a GPU (e.g. adam-elu FID 254.2 "
          "vs 297.5 on an AVX-512 and an AVX2 EPYC), so verdicts rest on the spread over seeds; "

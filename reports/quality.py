@@ -1,4 +1,4 @@
-"""The metrics beyond FID per configuration (issue 12), the table beside Table I and Table III:
+"""The metrics beyond FID per configuration, the table beside Table I and Table III:
 fidelity and diversity (precision, recall, density, coverage), privacy (data-copying C_T, copy
 fraction) and frequency content (spectral distance, high-frequency deficit)."""
 

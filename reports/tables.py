@@ -280,7 +280,7 @@ def table3_markdown(df: pd.DataFrame) -> str:
             rows.append([factor, *cells, paper.TABLE3_VERDICT])
         out.append(f"**{title}**\n\n" + markdown(["Compressed", "D", "G", "both", "Paper"], rows))
     long_rows = []
-    spectral = "hf_deficit" in df.columns  # the spectral deficit beside blockiness (issue 12)
+    spectral = "hf_deficit" in df.columns  # the spectral deficit beside blockiness
     for _, r in tf.iterrows():
         hf = ([fmt_ci_value(_ci(df[df["group"] == r["group"]], "hf_deficit"), "hf_deficit")]
               if spectral else [])

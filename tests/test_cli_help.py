@@ -71,7 +71,6 @@ def test_plain_strips_rest_markup():
 
 
 def test_every_config_field_has_a_train_flag():
-    """Issue 11: weight_decay, lr2, lr3, beta3, eps, init_std had no flag."""
     flags = {(c.section, c.name): c.flag for c in config_flags()}
     for section, cls in (("model", ModelConfig), ("optim", OptimConfig), ("data", DataConfig),
                          ("train", TrainConfig)):
@@ -93,7 +92,7 @@ def test_train_help_defaults_come_from_the_fields():
 
 
 def test_sweep_help_reads_the_scales():
-    """Issue 11 item 8: the help said 300 steps and 500 FID samples for quick."""
+    """The --quick help states the scale's own steps and FID samples."""
     from xraygan.ablations.scale import FULL, QUICK
 
     text = " ".join(PARSERS["xraygan sweep"].format_help().split())

@@ -256,7 +256,7 @@ def test_exit_status_of_a_sweep():
 
 
 def test_a_sweep_whose_every_trial_fails_exits_3(capsys, tmp_path):
-    """Issue 11: every trial failed and the sweep exited 0. Here the batch is larger than the
+    """A sweep whose every trial fails exits non-zero. Here the batch is larger than the
     data, which only the trial can see; one trial, no training step."""
     code, out, err = run_cli(capsys, [
         "sweep", "seeds", "--seeds", "1", "--image-size", "16", "--features", "4", "--steps", "2",

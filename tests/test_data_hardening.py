@@ -1,4 +1,4 @@
-"""Bad inputs and faults on the data side (issue 11): train.csv of every shape, symlinked and
+"""Bad inputs and faults on the data side: train.csv of every shape, symlinked and
 looping folders, resource caps that are not journaled, a skipped-file summary on the console,
 and preparation workers that die with their parent. Each case asserts the message names the
 file and the reason, or the right result."""
@@ -76,7 +76,7 @@ def test_csv_rows_of_every_shape_parse_or_are_reported_by_line(tmp_path):
 
 
 def test_empty_class_name_is_not_no_finding(tmp_path):
-    """Issue 11: an image whose only row has an empty class_name was selected as a normal."""
+    """An image whose only row has an empty class_name is not selected as a normal."""
     path = _csv(tmp_path, HEADER + "a,,,R1,,,,\na,,,R2,,,,\nb,No finding,14,R1,,,,\n")
     table = read_train_csv(path)
     assert table.labels == {"b": {NO_FINDING}} and "a" not in table.labels

@@ -287,7 +287,7 @@ def _j2k_16bit_precision(img: np.ndarray) -> bytes:
 
 
 def test_j2k_with_2000_overwritten_bytes_is_rejected_not_trained_on(tmp_path):
-    """The corrupt-download case of issue 11: every damaged decode that leaves the 12-bit range
+    """A corrupt download: every damaged decode that leaves the 12-bit range
     is refused as corrupt; one with in-range values is still a checked image."""
     import warnings
 

@@ -117,7 +117,7 @@ def test_empty_missing_and_unusable_folders_raise_data_errors(tmp_path):
         load_dataset(DataConfig(source="folder"), 16)
 
 
-# --------------------------------------------------------------------------- bad files (issue 11)
+# --------------------------------------------------------------------------- bad files
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:

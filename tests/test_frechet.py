@@ -124,6 +124,6 @@ def test_kid_subsets_differ_and_small_sets_give_one_estimate():
     a, b = rng.standard_normal((128, 16)), rng.standard_normal((128, 16)) + 0.3
     assert kid_subset_size(128, 128) == 64 and kid_subset_size(2048, 4096) == 1000
     m, sd = kernel_inception_distance(a, b, num_subsets=30)
-    assert sd > 0  # subsets of 64 of 128 differ: a real spread (issue 14: "+- 0.000000")
+    assert sd > 0  # subsets of 64 of 128 differ: a real spread, not "+- 0.000000"
     one, nan = kernel_inception_distance(a[:50], b[:50])
     assert np.isnan(nan) and one == pytest.approx(polynomial_mmd2_unbiased(a[:50], b[:50]))

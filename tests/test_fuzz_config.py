@@ -1,4 +1,4 @@
-"""Fuzz config files (issue 11 item 7): hypothesis builds config objects field by field (right
+"""Fuzz config files: hypothesis builds config objects field by field (right
 and wrong types, out-of-range and non-finite numbers, unknown keys, nesting of the wrong
 shape), writes them as JSON, TOML or YAML, and reads them with the one strict reader.
 

@@ -69,8 +69,3 @@ def test_off_and_fp16(avx2):
     with pytest.raises(ConfigError, match="train.amp: fp16 autocast needs CUDA"):
         resolve_amp("fp16", "cpu")
 
-
-def test_train_module_reexports_resolve_amp():
-    from xraygan import train
-
-    assert train.resolve_amp is resolve_amp

@@ -92,8 +92,8 @@ def fid_kid(gen: SampleSet, ref: SampleSet, notes: list[str], *, kid: bool = Tru
     out["fid_few_samples"] = min(s1.n, s2.n) < s1.dims
     if FID_INF_MIN <= n1 <= FID_INF_MAX and gen.features is not None:
         # FID_inf (fid_infinity.py): FID extrapolated in 1/N (part of the sample-size bias at a
-        # few hundred samples), from subsets of the
-        # same features (a few seconds at a few hundred samples; H8, issue 13)
+        # few hundred samples), from subsets of the same features (a few seconds at a few
+        # hundred samples)
         from .fid_infinity import fid_infinity
 
         out.update(fid_infinity((s2.mean, s2.cov), gen.features).to_dict())

@@ -8,7 +8,7 @@ metrics/kernel_inception_distance.py), the estimate is averaged over random subs
 
 Subsets are drawn without replacement and hold at most half of the smaller set, so that they
 differ from each other: a subset as large as the set is the set itself, every draw gives the
-same number and the spread over subsets reads 0 (the ``0.218028 +- 0.000000`` of issue 14).
+same number and the spread over subsets reads 0 (``0.218028 +- 0.000000``).
 Below ``MIN_SUBSET_SAMPLES`` images per set there are not enough samples for distinct subsets:
 the whole sets give one unbiased estimate and no spread (``std`` is NaN, printed as nothing).
 """
