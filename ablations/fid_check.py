@@ -3,12 +3,12 @@
 The quick reproduction scores every trial by FID on ``QUICK.fid_samples`` generated images (a
 budget choice, ablations/scale.py) and records FID_inf and KID beside it. This re-scores the
 same finished runs (same checkpoints, same evaluation noise seed) at ``--fid-samples`` (default
-2,048) and writes one table: per trial the recorded small-N numbers next to FID at 2,048 (and
-its own FID_inf), then, for AdaS vs Adam, the effect under each metric (reports.stats.effect),
-so a reader sees whether the reduced metric changes any conclusion.
+2,048): per trial the recorded small-N numbers next to FID at 2,048 (and its own FID_inf).
+xraygan.reports.fid_check turns the rows into a table with the AdaS-vs-Adam effect under each
+metric, so a reader sees whether the reduced metric changes any conclusion.
 
-    xraygan fid-check table1-quick [--storage URL] [--fid-samples 2048] [--md FILE]
-        [--cells adas-elu adam-elu]
+    xraygan fid-check table1-quick [--studies DIR | --storage URL] [--fid-samples 2048]
+        [--md FILE] [--cells adas-elu adam-elu]
 
 (``nox -s fid_check``). It costs one Inception pass of 2,048 images per trial (about 300 s per
 trial on two quiet AVX2 EPYC cores), so it is not part of the quick start.
@@ -16,15 +16,12 @@ trial on two quiet AVX2 EPYC cores), so it is not part of the quick start.
 
 from __future__ import annotations
 
-import argparse
-import math
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 SMALL = ("fid", "fid_infinity", "kid")  # recorded by the sweep at the scale's sample count
-PAIR = ("adas-elu", "adam-elu")
 
 
 def rescore(run_dir: str | Path, fid_samples: int, device: str = "cpu") -> dict[str, Any]:
@@ -68,65 +65,13 @@ def check(trials: Sequence[Mapping[str, Any]], fid_samples: int = 2048, device: 
         m = t.get("metrics") or {}
         big = rescore(t["run_dir"], fid_samples, device)
         # a line per trial, so a log redirected to a file shows progress (~3.5 min apart on CPU)
+        fid = big.get("fid")
+        shown = f"{fid:.1f}" if isinstance(fid, (int, float)) else "n/a"
         print(f"fid_check: {i}/{len(todo)} {t.get('cell')}: FID@{fid_samples} "
-              f"{_num(big.get('fid')):.1f} ({time.monotonic() - start:.0f} s)", file=sys.stderr,
+              f"{shown} ({time.monotonic() - start:.0f} s)", file=sys.stderr,
               flush=True)
         rows.append({"cell": _group(t), "seed": t.get("seed"), "n_small": m.get("fid_n1"),
                      **{f"{k}_small": m.get(k) for k in SMALL},
                      "n_large": big.get("fid_n1"), "fid_large": big.get("fid"),
                      "fid_infinity_large": big.get("fid_infinity"), "kid_large": big.get("kid")})
     return rows
-
-
-def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The per-trial table and the AdaS-vs-Adam effect under each metric."""
-    from xraygan.reports.stats import effect, fmt, fmt_effect
-
-    if not rows:
-        return "No completed trials to re-score.\n"
-    ns, nl = rows[0]["n_small"], rows[0]["n_large"]
-    head = (f"| cell | seed | FID@{ns} | FID_inf from {ns} | KID@{ns} | FID@{nl} | "
-            f"FID_inf from {nl} | KID@{nl} |\n|---|---|---|---|---|---|---|---|\n")
-    body = "".join(
-        f"| {r['cell']} | {r['seed']} | {fmt(r['fid_small'], 1)} | "
-        f"{fmt(r['fid_infinity_small'], 1)} | {fmt(r['kid_small'], 4)} | "
-        f"{fmt(r['fid_large'], 1)} | {fmt(r['fid_infinity_large'], 1)} | "
-        f"{fmt(r['kid_large'], 4)} |\n" for r in rows)
-    out = [head + body]
-    for col, label in (("fid_small", f"FID@{ns}"), ("fid_infinity_small", f"FID_inf({ns})"),
-                       ("kid_small", f"KID@{ns}"), ("fid_large", f"FID@{nl}")):
-        vals = [[_num(r[col]) for r in rows if r["cell"] == c] for c in PAIR]
-        if all(vals):
-            out.append(f"- {label}: {fmt_effect(effect(*vals), 3 if 'kid' in col else 1, ('AdaS', 'Adam'))}\n")
-    return "".join(out)
-
-
-def _num(v: Any) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def run(args: argparse.Namespace) -> int:
-    """Re-score, write the markdown, print it; XrayganError (no such study) propagates."""
-    from xraygan.reports.load import load_study
-    from xraygan.runs import atomic_write_text
-
-    study = load_study(args.study, args.storage)
-    rows = check([t.user_attrs for t in study.trials], args.fid_samples, args.device, args.cells)
-    text = f"# {args.study}: reduced FID against FID at {args.fid_samples}\n\n" + markdown_table(rows)
-    atomic_write_text(args.md, text)
-    print(text)
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m xraygan.ablations.fid_check``: the same as ``xraygan fid-check``."""
-    from xraygan.cli import main as cli_main
-
-    return cli_main(["fid-check", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -106,8 +106,9 @@ def check_dataset(cfg: Any, fid: bool) -> tuple[list[ReferenceSet], str]:
 def preflight(opts: Any) -> Preflight:
     """Check a sweep (ablations.runner.SweepOptions) before any expensive work; raise
     ConfigError / DataError (one line, naming the flag) on the first problem."""
-    from xraygan.calibrate import sweep_configs
     from xraygan.guard import check_training
+
+    from .estimate import sweep_configs
 
     scale = opts.ctx.scale
     configs = [cfg for _, cfg in sweep_configs(opts)]

@@ -327,37 +327,3 @@ def other_runnable(samples: int = 5, interval_s: float = 0.05) -> float:
             time.sleep(interval_s)
     got.sort()
     return float(max(0, got[len(got) // 2]))
-
-
-def sweep_configs(opts: Any) -> list[tuple[str, Any]]:
-    """(key, ExperimentConfig) of every trial of a sweep (ablations.runner.SweepOptions); a
-    search study's trials as its base configuration."""
-    from xraygan.ablations.runner import get_spec, selected_cells
-
-    spec = get_spec(opts.study)
-    ctx = opts.ctx
-    if spec.is_grid:
-        return [(c.key, c.config) for c in selected_cells(opts)]
-    base = ctx.base if ctx.base is not None else ctx.config()
-    return [(f"trial{i}", base) for i in range(ctx.trials or spec.default_trials)]
-
-
-def sweep_estimate(opts: Any, *, budget_s: float = 1.0,
-                   checked: Any = None) -> tuple[Estimate, Calibration]:
-    """Calibrate and estimate an ablations sweep (ablations.runner.SweepOptions). ``checked``:
-    the sweep's :class:`ablations.preflight.Preflight`, which knows the reference sets of the
-    data at hand and which of them are cached (run here when not given)."""
-    if checked is None:
-        from xraygan.ablations.preflight import preflight
-
-        checked = preflight(opts)
-    scale = opts.ctx.scale
-    pairs = sweep_configs(opts)
-    fid_samples = scale.fid_samples if scale.fid else 0
-    plans = plan_trials(pairs, fid_samples=fid_samples)
-    cal = calibrate([cfg for _, cfg in pairs], fid=bool(fid_samples), workers=opts.workers,
-                    budget_s=budget_s)
-    todo = checked.uncached_images
-    est = estimate(plans, cal, workers=opts.workers, reference_images=todo,
-                   reference_cached=checked.reference_images - todo)
-    return est, cal

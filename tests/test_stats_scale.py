@@ -141,15 +141,15 @@ def test_compress_search_without_a_reference_cannot_answer():
     assert math.isnan(f.blockiness_limit)
 
 
-def test_reference_warmup_passes_sweep_flags_through_and_skips_without_fid(capsys):
-    from xraygan.ablations import reference
+def test_reference_warmup_skips_a_scale_without_fid():
+    from xraygan.ablations.reference import warm_scale
 
-    assert reference.main(["--quick", "--no-fid", "--seeds", "3", "--workers", "2"]) == 0
-    assert capsys.readouterr().err == ""
+    assert warm_scale(QUICK.with_overrides(fid=False)) == {}
 
 
 def test_fid_check_table_shows_both_sample_sizes_and_the_effects():
-    from xraygan.ablations.fid_check import check, markdown_table
+    from xraygan.ablations.fid_check import check
+    from xraygan.reports.fid_check import markdown_table
 
     assert check([{"status": "pruned", "run_dir": "/x"}]) == []  # nothing to re-score
     rows = [{"cell": c, "seed": s, "n_small": 256, "fid_small": f + 40, "fid_infinity_small": f + 5,
@@ -245,11 +245,9 @@ def test_sweep_warms_the_reference_statistics_on_every_core_before_its_workers(m
 
 
 def test_fid_check_is_a_cli_subcommand_with_one_line_errors(tmp_path, capsys):
-    from xraygan.ablations import fid_check
     from xraygan.cli import main
 
     assert main(["fid-check", "nosuch", "--storage", f"sqlite:///{tmp_path}/none.db"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("xraygan fid-check: error: ") and "none.db" in err and "\n" not in err
     assert main(["fid-check", "table1-quick", "--fid-samples", "0"]) == 2  # bounded flag
-    assert fid_check.main(["nosuch", "--storage", f"sqlite:///{tmp_path}/none.db"]) == 2  # python -m

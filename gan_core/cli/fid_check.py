@@ -1,15 +1,15 @@
 """``xraygan fid-check STUDY``: re-score a finished sweep's runs with FID at 2,048 samples beside
-the reduced FID, FID_inf and KID it recorded (xraygan.ablations.fid_check). A subcommand, not
-only a module, so that it runs under the CLI's process policy: the OpenMP wait policy is set
-before torch loads, which a ``python -m`` module inside the torch-importing ablations package
-cannot do."""
+the reduced FID, FID_inf and KID it recorded. The study is loaded here (xraygan.reports.load),
+re-scored by xraygan.ablations.fid_check and tabulated by xraygan.reports.fid_check: only the
+command line imports both. It runs under the CLI's process policy (the OpenMP wait policy is
+set before torch loads)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from .argtypes import add_device_argument, int_type, output_file
+from .argtypes import add_device_argument, existing_dir, int_type, output_file
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,8 +23,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     # the flags here, not in xraygan.ablations.fid_check: building the parser must not import
     # torch (every `xraygan` command builds all parsers)
     p.add_argument("study", help="study name, e.g. table1-quick")
+    p.add_argument("--studies", dest="studies_dir", type=existing_dir, default=Path("studies"),
+                   metavar="DIR", help="the folder xraygan sweep --out wrote the study to "
+                   "(default: studies)")
     p.add_argument("--storage", default=None, metavar="URL",
-                   help="Optuna storage URL (default: sqlite:///studies/STUDY.db)")
+                   help="Optuna storage URL (default: sqlite:///DIR/STUDY.db)")
     p.add_argument("--fid-samples", type=int_type(min=2, max=10**6), default=2048, metavar="N",
                    help="generated images per trial (default: 2048)")
     add_device_argument(p)
@@ -37,9 +40,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xraygan.ablations.fid_check import run as fid_check
+    """Re-score, write the markdown, print it; XrayganError (no such study) propagates."""
+    from xraygan.ablations.fid_check import check
+    from xraygan.reports.fid_check import markdown_table
+    from xraygan.reports.load import load_study
 
+    from ..runs import atomic_write_text
     from ..train import resolve_device
 
-    args.device = str(resolve_device(args.device))
-    return fid_check(args)
+    study = load_study(args.study, args.storage, args.studies_dir)
+    rows = check([t.user_attrs for t in study.trials], args.fid_samples,
+                 str(resolve_device(args.device)), args.cells)
+    text = f"# {args.study}: reduced FID against FID at {args.fid_samples}\n\n" + markdown_table(rows)
+    atomic_write_text(args.md, text)
+    print(text)
+    return 0

@@ -211,11 +211,11 @@ def run(args: argparse.Namespace) -> int:
 
     spec = get_spec(opts.study)
     check_cells(spec, opts.ctx)  # a bad override fails here, before any trial or storage
+    from xraygan.ablations.estimate import sweep_configs, sweep_estimate
     from xraygan.ablations.preflight import preflight
 
     checked = preflight(opts)  # data, held-out split, weights: before features or training
     from ..calibrate import describe as describe_estimate
-    from ..calibrate import sweep_configs, sweep_estimate
     from ..process import apply_process_policy, model_params
 
     # in-process trials (one worker) own this process's threads; K workers set their own
