@@ -30,10 +30,11 @@ Trial user attributes (a stable contract: ``xraygan report`` reads these):
     seed             train.seed
     run_dir          absolute path of the run folder (on ``host``)
     host, pid        where it ran
-    status           waiting | running | completed | diverged | pruned | error | interrupted |
-                     duplicate. A FAIL trial with any other status (normally "running") was
-                     killed: its heartbeat went stale; its retry carries ``retry_of``.
-                     ``ablations.runner.outcome(trial)`` applies this rule.
+    status           a TrialStatus (ablations/status.py): waiting | running | completed |
+                     diverged | pruned | error | interrupted | duplicate. A FAIL trial with any
+                     other status (normally "running") was killed: its heartbeat went stale;
+                     its retry carries ``retry_of``. ``ablations.runner.outcome(trial)``
+                     applies this rule.
     failure          the reason, for every status but completed (the TrainingDiverged message
                      for diverged trials: which loss, at which step)
     metrics          flat dict from xraygan.metrics.run_metrics (fid, d_loss_mean, d_loss_var,

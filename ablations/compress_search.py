@@ -27,6 +27,7 @@ from typing import Any
 import optuna
 
 from .spec import STUDIES, Cell, StudyContext, StudySpec, first_metric, named
+from .status import TrialStatus
 from .table3 import dcgan_strides
 
 BLOCKINESS_MARGIN = 0.05
@@ -162,7 +163,7 @@ def finding(trials: Sequence[Mapping[str, Any]]) -> Finding:
     ``trials``: the user attrs of the study's trials (any order; the reference is the one with
     ``reference`` true). Only completed trials qualify; pruned and failed ones count as tried.
     """
-    refs = [t for t in trials if t.get("reference") and t.get("status") == "completed"]
+    refs = [t for t in trials if t.get("reference") and t.get("status") == TrialStatus.COMPLETED]
     others = [t for t in trials if not t.get("reference")]
     nan = math.nan
     if not refs:
@@ -175,15 +176,15 @@ def finding(trials: Sequence[Mapping[str, Any]]) -> Finding:
 
     def qualifies(t: Mapping[str, Any]) -> bool:
         depth = _depth(t)
-        if t.get("status") != "completed" or depth is None or ref_depth is None:
+        if t.get("status") != TrialStatus.COMPLETED or depth is None or ref_depth is None:
             return False
         if not depth < ref_depth or not _metric(t, "blockiness") <= block_limit:
             return False
         return not math.isfinite(fid_limit) or _metric(t, "fid") <= fid_limit
 
     ok = sorted((t for t in others if qualifies(t)), key=lambda t: t.get("params_g") or math.inf)
-    done = sum(t.get("status") == "completed" for t in others)
-    pruned = sum(t.get("status") == "pruned" for t in others)
+    done = sum(t.get("status") == TrialStatus.COMPLETED for t in others)
+    pruned = sum(t.get("status") == TrialStatus.PRUNED for t in others)
     fid_rule = (f", FID <= {1 + FID_TOLERANCE:.2f} x the reference's {ref_fid:.1f} "
                 f"(= {fid_limit:.1f})" if math.isfinite(fid_limit) else " (FID not computed: "
                 "blockiness only)")

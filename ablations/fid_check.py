@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .status import TrialStatus
+
 SMALL = ("fid", "fid_infinity", "kid")  # recorded by the sweep at the scale's sample count
 
 
@@ -58,7 +60,7 @@ def check(trials: Sequence[Mapping[str, Any]], fid_samples: int = 2048, device: 
     import time
 
     rows = []
-    todo = [t for t in trials if t.get("status") == "completed" and t.get("run_dir")
+    todo = [t for t in trials if t.get("status") == TrialStatus.COMPLETED and t.get("run_dir")
             and (not cells or _group(t) in cells)]
     start = time.monotonic()
     for i, t in enumerate(todo, 1):

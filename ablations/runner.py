@@ -38,6 +38,7 @@ from . import load_studies
 from .liveness import GRACE_S, HEARTBEAT_S, MAX_RETRY
 from .scale import holdout_for
 from .spec import STUDIES, Cell, StudyContext, StudySpec
+from .status import FAILED_ON_PURPOSE, TrialStatus
 from .storage import (
     DEFAULT_OUT,
     create_or_load,
@@ -174,7 +175,7 @@ def sync_cells(study: optuna.Study, cells: list[Cell], grid: list[Cell] | None =
     the grid, as the workers' suggestions do)."""
     taken = {
         t.user_attrs.get("cell") for t in study.get_trials(deepcopy=False)
-        if t.state in TAKEN or t.user_attrs.get("status") == "diverged"
+        if t.state in TAKEN or t.user_attrs.get("status") == TrialStatus.DIVERGED
     }
     dists = grid_distributions(grid or cells)
     added = []
@@ -186,7 +187,7 @@ def sync_cells(study: optuna.Study, cells: list[Cell], grid: list[Cell] | None =
                 distributions={k: dists[k] for k in params},
                 system_attrs={"fixed_params": params},  # what study.enqueue_trial stores
                 user_attrs={"cell": cell.key, "cell_params": dict(cell.params),
-                            "reference": cell.reference, "status": "waiting"}))
+                            "reference": cell.reference, "status": TrialStatus.WAITING}))
             added.append(cell.key)
     return added
 
@@ -256,7 +257,7 @@ def duplicate_of(study: optuna.Study, trial: optuna.Trial, key: str) -> int | No
     for t in study.get_trials(deepcopy=False):
         if t.number == trial.number or t.user_attrs.get("cell") != key:
             continue
-        if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or t.user_attrs.get("status") == "diverged":
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or t.user_attrs.get("status") == TrialStatus.DIVERGED:
             return t.number
         if t.state == TrialState.RUNNING and t.number < trial.number:
             return t.number
@@ -269,7 +270,7 @@ def sweep_position(study: optuna.Study, n_cells: int) -> str:
     trials = study.get_trials(deepcopy=False)
     started = {t.user_attrs.get("cell") for t in trials
                if t.state in (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
-               or t.user_attrs.get("status") == "diverged"}
+               or t.user_attrs.get("status") == TrialStatus.DIVERGED}
     walls = [t.user_attrs["wall_time_s"] for t in trials
              if t.state == TrialState.COMPLETE and t.user_attrs.get("wall_time_s")]
     text = f"cell {len(started)}/{n_cells}"
@@ -313,12 +314,12 @@ def worker(opts: SweepOptions, index: int = 0, echo: Callable[[str], None] = pri
                 break
             key = trial.user_attrs.get("cell")
             if key not in cells:
-                trial.set_user_attr("status", "error")
+                trial.set_user_attr("status", TrialStatus.ERROR)
                 trial.set_user_attr("failure", f"cell {key!r} is not in study {opts.study}")
                 study.tell(trial, state=TrialState.FAIL)
                 continue
             if (dup := duplicate_of(study, trial, key)) is not None:
-                trial.set_user_attr("status", "duplicate")
+                trial.set_user_attr("status", TrialStatus.DUPLICATE)
                 trial.set_user_attr("failure", f"cell {key} is covered by trial {dup}")
                 study.tell(trial, state=TrialState.FAIL)
                 continue
@@ -337,7 +338,7 @@ def worker(opts: SweepOptions, index: int = 0, echo: Callable[[str], None] = pri
         trials = study.get_trials(deepcopy=False)
         waiting = any(t.state == TrialState.WAITING for t in trials)
         counted = [t for t in trials if t.state in TAKEN
-                   or t.user_attrs.get("status") in ("diverged", "error")]
+                   or t.user_attrs.get("status") in (TrialStatus.DIVERGED, TrialStatus.ERROR)]
         if not waiting and len(counted) >= target:
             if opts.wait and others_running(study):
                 time.sleep(poll)
@@ -347,7 +348,7 @@ def worker(opts: SweepOptions, index: int = 0, echo: Callable[[str], None] = pri
         try:
             cell = spec.suggest(trial, opts.ctx)
         except XrayganError as e:  # a sampled geometry that cannot be built
-            trial.set_user_attr("status", "error")
+            trial.set_user_attr("status", TrialStatus.ERROR)
             trial.set_user_attr("failure", f"{type(e).__name__}: {e}")
             study.tell(trial, state=TrialState.FAIL)
             continue
@@ -388,7 +389,7 @@ def _run(study: optuna.Study, trial: optuna.Trial, cell: Cell, env: TrialEnv) ->
     status = execute(study, trial, cell, env)
     ft = study.get_trials(deepcopy=False)[trial.number]
     value = f" {ft.user_attrs.get('objective')}={ft.value:.4g}" if ft.value is not None else ""
-    why = f" ({ft.user_attrs.get('failure')})" if status != "completed" else ""
+    why = f" ({ft.user_attrs.get('failure')})" if status != TrialStatus.COMPLETED else ""
     env.echo(f"trial {trial.number} {cell.key}: {status} in {time.perf_counter() - t0:.0f} s"
              f"{value}{why}")
     return 1
@@ -454,16 +455,13 @@ def unfinished_cells(study: optuna.Study, opts: SweepOptions) -> list[str]:
             if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     spec = get_spec(opts.study)
     done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-            or t.user_attrs.get("status") in ("diverged", "error")]
+            or t.user_attrs.get("status") in (TrialStatus.DIVERGED, TrialStatus.ERROR)]
     if spec.is_grid:
         finished = {t.user_attrs.get("cell") for t in done}
         left += [c.key for c in spec.grid(opts.ctx) if c.key not in finished]
     elif len(done) < (opts.ctx.trials or spec.default_trials):
         left.append("trials of the search")
     return left
-
-
-FAILED_ON_PURPOSE = ("diverged", "error", "interrupted", "duplicate")
 
 
 def outcome(trial: FrozenTrial) -> str:
@@ -473,7 +471,7 @@ def outcome(trial: FrozenTrial) -> str:
     if trial.state == TrialState.FAIL and status not in FAILED_ON_PURPOSE:
         return "killed"
     if trial.state == TrialState.WAITING:
-        return "waiting"
+        return TrialStatus.WAITING
     return status or trial.state.name.lower()
 
 

@@ -27,6 +27,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 from xraygan.errors import ConfigError, StorageError
 
 from .liveness import GRACE_S, HEARTBEAT_S, MAX_RETRY
+from .status import TrialStatus
 
 DEFAULT_OUT = "studies"
 CONNECT_TIMEOUT_S = 10  # a server that does not answer in 10 s is down, not slow
@@ -223,7 +224,7 @@ def requeue(study: optuna.Study, trial: FrozenTrial, *, max_retry: int | None = 
     if max_retry is not None and len(history) > max_retry:
         return False
     attrs = {**trial.user_attrs, "retry_of": trial.number, "retry_history": history,
-             "status": "waiting"}
+             "status": TrialStatus.WAITING}
     for stale in ("failure", "metrics"):
         attrs.pop(stale, None)
     study.add_trial(create_trial(

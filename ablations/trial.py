@@ -31,6 +31,7 @@ from xraygan.process import StopRequested, governor_tick, stop_on_signals
 from xraygan.train import resolve_device, total_steps, train
 
 from .spec import Cell, StudyContext, StudySpec
+from .status import TrialStatus
 from .storage import requeue
 
 HOST = socket.gethostname()
@@ -238,7 +239,7 @@ def execute(study: optuna.Study, trial: optuna.Trial, cell: Cell, env: TrialEnv)
               cell_params=dict(cell.params), reference=cell.reference, config=cfg.to_dict(),
               seed=cfg.train.seed, run_dir=str(run_dir.resolve()), host=HOST, pid=os.getpid(),
               fingerprint=fingerprint(resolve_device(cfg.train.device)),
-              intermediate=reporter.kind, status="running")
+              intermediate=reporter.kind, status=TrialStatus.RUNNING)
     resumed_step = 0
     if resume:
         from xraygan.checkpoint import load_checkpoint
@@ -268,15 +269,15 @@ def execute(study: optuna.Study, trial: optuna.Trial, cell: Cell, env: TrialEnv)
                                on_step=governor_tick,
                                tensorboard=env.tensorboard)
         except TrainingDiverged as e:
-            return finish("diverged", TrialState.FAIL, failure=str(e))
+            return finish(TrialStatus.DIVERGED, TrialState.FAIL, failure=str(e))
         except optuna.TrialPruned as e:
-            return finish("pruned", TrialState.PRUNED, failure=f"pruned: {e}")
+            return finish(TrialStatus.PRUNED, TrialState.PRUNED, failure=f"pruned: {e}")
         except Exception as e:  # a bad cell must not stop the study: record it, go on
             (run_dir / "trial_error.txt").write_text(traceback.format_exc())
-            return finish("error", TrialState.FAIL, failure=f"{type(e).__name__}: {e}")
+            return finish(TrialStatus.ERROR, TrialState.FAIL, failure=f"{type(e).__name__}: {e}")
 
-        if result.status == "interrupted":  # Ctrl-C / SIGTERM: checkpointed; queue the rest
-            finish("interrupted", TrialState.FAIL,
+        if result.status == runs.RunStatus.INTERRUPTED:  # Ctrl-C / SIGTERM: checkpointed; queue the rest
+            finish(TrialStatus.INTERRUPTED, TrialState.FAIL,
                    failure=f"interrupted at step {result.step}")
             requeue(study, study.get_trials(deepcopy=False)[trial.number])
             raise StopRequested(stop.raised)
@@ -288,14 +289,14 @@ def execute(study: optuna.Study, trial: optuna.Trial, cell: Cell, env: TrialEnv)
                 extra = env.spec.finish(env.ctx, cell, {**attrs, **record}, env.reference)
         except Exception as e:
             (run_dir / "trial_error.txt").write_text(traceback.format_exc())
-            return finish("error", TrialState.FAIL, failure=f"evaluation: {type(e).__name__}: {e}")
+            return finish(TrialStatus.ERROR, TrialState.FAIL, failure=f"evaluation: {type(e).__name__}: {e}")
         record.pop("score_inputs")
         if env.tensorboard:  # this trial's metrics and grid parameters, one HParams row
             from xraygan.tensorboard import hparams_of, log_results
 
             log_results(run_dir, result.step, record["metrics"],
                         hparams_of(cfg.to_dict(), {"cell": cell.key, **dict(cell.params)}))
-        return finish("completed", TrialState.COMPLETE, value, objective=name, **record, **extra,
+        return finish(TrialStatus.COMPLETED, TrialState.COMPLETE, value, objective=name, **record, **extra,
                       **flat_metrics(record["metrics"]))
 
 

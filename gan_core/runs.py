@@ -31,6 +31,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,16 @@ SAMPLES = "samples"
 CHECKPOINTS = "checkpoints"
 LAST_CHECKPOINT = "last.pt"
 LOCK = ".lock"
+
+
+class RunStatus(StrEnum):
+    """summary.json's ``status``: where a run folder's training stands."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    INTERRUPTED = "interrupted"  # Ctrl-C / SIGTERM: checkpointed, resumable
+    DIVERGED = "diverged"  # a loss or a parameter became non-finite
+    FAILED = "failed"  # stopped by the system (a full disk): the last checkpoint is intact
 
 METRIC_COLUMNS = ("step", "epoch", "loss_d", "loss_g", "d_real", "d_fake", "images_per_s", "time_s")
 """Columns of metrics.csv. d_real / d_fake are mean D(x) and D(G(z)) as probabilities."""

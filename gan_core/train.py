@@ -316,7 +316,7 @@ def begin(session: Session) -> dict[str, Any]:
     """Mark the run as running in summary.json, with what it runs on."""
     s, t = session, session.trainer
     fields: dict[str, Any] = dict(
-        status="running", step=s.start, total_steps=s.steps, device=str(s.device),
+        status=runs.RunStatus.RUNNING, step=s.start, total_steps=s.steps, device=str(s.device),
         params_g=count_parameters(t.G), params_d=count_parameters(t.D), lr_g=t.lr_g, lr_d=t.lr_d,
         dataset=s.data.description, num_images=s.n_images, skipped_files=len(s.data.skipped),
         machine=fingerprint(s.device), **run_reproducibility(s),
@@ -469,8 +469,8 @@ def run_loop(
     now = time.perf_counter()
     if s.last_good != step:
         checkpoint(step)
-    status = "completed" if step >= steps else "interrupted"
-    if status == "completed" and not runs.sample_path(s.run_dir, step).exists():
+    status = runs.RunStatus.COMPLETED if step >= steps else runs.RunStatus.INTERRUPTED
+    if status == runs.RunStatus.COMPLETED and not runs.sample_path(s.run_dir, step).exists():
         sample(step)
     return LoopResult(
         step=step, status=status, loss_d=ld, loss_g=lg,
@@ -491,7 +491,7 @@ def finish(session: Session, loop: LoopResult, *, evaluate: bool = True, fid: bo
         final_loss_g=loop.loss_g if loop.loss_g is not None else s.prior.get("final_loss_g"),
         **_memory_stats(s.device),
     )
-    if loop.status == "completed" and evaluate:
+    if loop.status == runs.RunStatus.COMPLETED and evaluate:
         from .metrics import run_metrics
 
         summary = runs.update_summary(s.run_dir, metrics=run_metrics(s.run_dir, fid=fid, device=str(s.device)))
@@ -566,7 +566,7 @@ def _disk_full(session: Session, e: OSError) -> DiskFullError:
             f"xraygan train --resume {s.run_dir}" if s.last_good is not None
             else "no checkpoint had been written yet")
     reason = f"disk full (errno {e.errno}) while writing {where} at step {s.current_step}"
-    runs.force_summary(s.run_dir, status="failed", reason=reason, step=s.current_step,
+    runs.force_summary(s.run_dir, status=runs.RunStatus.FAILED, reason=reason, step=s.current_step,
                        last_good_step=s.last_good)
     return DiskFullError(f"{s.run_dir}: {reason}; {kept}")
 
@@ -591,7 +591,7 @@ def _diverged(run_dir: Path, step: int, ld: float, lg: float, last_good: int | N
     kept = (f"the last good checkpoint (step {last_good}) is kept at {runs.checkpoint_path(run_dir)}"
             if last_good is not None else "no checkpoint had been written yet")
     reason = reason or f"{which} became {value} at step {step}"
-    runs.update_summary(run_dir, status="diverged", step=step, reason=reason,
+    runs.update_summary(run_dir, status=runs.RunStatus.DIVERGED, step=step, reason=reason,
                         last_good_step=last_good, train_time_s=round(t, 3))
     raise TrainingDiverged(
         f"{run_dir}: {reason}; {kept}. Lower the learning rate (--lr-g/--lr-d), "

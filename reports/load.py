@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from xraygan import runs
+from xraygan.ablations.status import TrialStatus
 from xraygan.errors import XrayganError
 
 # config fields every table may group or label by: column -> dotted path in config.to_dict()
@@ -177,7 +178,7 @@ def runs_frame(paths: Iterable[str | Path], compute_missing: bool = True) -> pd.
             except XrayganError as e:  # a damaged run stays in the table, marked, not fatal
                 warnings.warn(f"{run}: left without metrics: {e}", stacklevel=2)
                 attrs["metrics"]["notes"] = f"damaged: {e}"
-        rows.append(record(attrs, trial=i, state="COMPLETE" if attrs["status"] == "completed"
+        rows.append(record(attrs, trial=i, state="COMPLETE" if attrs["status"] == TrialStatus.COMPLETED
                            else (attrs["status"] or "UNKNOWN").upper(), value=math.nan))
     return _frame(rows)
 
@@ -280,7 +281,7 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 def completed(df: pd.DataFrame) -> pd.DataFrame:
     """Trials whose run finished and was scored."""
-    return df[df["status"] == "completed"]
+    return df[df["status"] == TrialStatus.COMPLETED]
 
 
 # --------------------------------------------------------------------------- populations

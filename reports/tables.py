@@ -22,6 +22,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from xraygan.ablations.status import TrialStatus
+
 from . import paper
 from .load import completed
 from .stats import MeanCI, fmt, mean_ci
@@ -157,7 +159,7 @@ def cells_frame(df: pd.DataFrame) -> pd.DataFrame:
     ordered = df.sort_values("trial")
     for cell in dict.fromkeys(ordered["cell"]):
         part = ordered[ordered["cell"] == cell]
-        done = part[part["status"] == "completed"]
+        done = part[part["status"] == TrialStatus.COMPLETED]
         final = (done if len(done) else part).iloc[-1]
         others = part[part["trial"] != final["trial"]]
         rows.append({**final.to_dict(), "attempts": len(part),
@@ -169,7 +171,7 @@ def _outcome(r: pd.Series) -> str:
     """A trial's status in one word; a FAIL trial still marked running was killed (its worker
     died; ablations.runner.outcome says the same of a FrozenTrial)."""
     status = r.get("status") or ""
-    if r.get("state") == "FAIL" and status in ("", "running", "waiting"):
+    if r.get("state") == "FAIL" and status in ("", TrialStatus.RUNNING, TrialStatus.WAITING):
         return "killed"
     return status or str(r.get("state", "unknown")).lower()
 
@@ -182,7 +184,7 @@ def trials_markdown(df: pd.DataFrame) -> str:
         value = (f"{r['objective']} = {fmt_value(r['value'], r['objective'] or 'value')}"
                  if pd.notna(r.get("value")) else "—")
         why = r.get("failure") or ""
-        if r["earlier"] and r["status"] == "completed":
+        if r["earlier"] and r["status"] == TrialStatus.COMPLETED:
             why = "earlier attempts: " + ", ".join(r["earlier"])
         rows.append([fmt_value(r["trial"], "trial"), r["cell"], fmt_value(r.get("seed"), "seed"),
                      _outcome(r), r["attempts"], value,
@@ -231,7 +233,7 @@ def table1_markdown(df: pd.DataFrame) -> str:
     if (tf["n"] > 1).any():
         notes.append("ours: mean ± half-width of the 95 % t confidence interval over n seeds")
     cells = cells_frame(df)
-    failed = cells[cells["status"] != "completed"]
+    failed = cells[cells["status"] != TrialStatus.COMPLETED]
     if len(failed):
         notes.append("not completed: " + ", ".join(
             f"{c} ({s})" for c, s in zip(failed["cell"], failed["status"], strict=True)))

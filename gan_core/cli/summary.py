@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..runs import RunStatus
+
 # (label, metric keys shown on one row, significant digits; 0: an integer, None: yes/no);
 # a row without any of its keys is left out
 ROWS = (
@@ -49,7 +51,7 @@ def run_summary(run_dir: Path, status: str, step: int, summary: Mapping[str, Any
     lines = table(rows)
     lines.append(f"  (every metric: {Path(run_dir) / 'summary.json'})")
     run = shlex.quote(str(run_dir))
-    if status == "interrupted":
+    if status == RunStatus.INTERRUPTED:
         nxt = [(f"xraygan train --resume {run}", "continue where it stopped")]
     else:
         nxt = [(f"xraygan fid {run} phantom --kid", "FID and KID against the built-in phantoms"),

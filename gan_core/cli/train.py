@@ -19,6 +19,7 @@ from ..config import (
     validate,
 )
 from ..errors import ConfigError
+from ..runs import RunStatus
 from .argtypes import (
     completer,
     config_file,
@@ -264,7 +265,7 @@ def run(args: argparse.Namespace) -> int:
 
         atomic_write_json(args.json, {**s, "run_dir": str(result.run_dir), "status": result.status,
                                       "step": result.step})
-    if result.status == "interrupted":
+    if result.status == RunStatus.INTERRUPTED:
         from ..process import signal_exit_code
 
         return signal_exit_code(stop.raised)
