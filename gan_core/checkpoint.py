@@ -16,11 +16,13 @@ later as ``KeyError: 'config'``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .config import ExperimentConfig, flatten, validate
 from .errors import CheckpointError, ConfigError, RunFolderError
 from .runs import atomic_torch_save
 
@@ -86,8 +88,6 @@ def check_payload(ckpt: dict[str, Any], path: str | Path) -> None:
         wrong.append("rng.noise (missing: the noise generator's state)")
     if wrong:
         raise InvalidCheckpoint(f"{path}: invalid checkpoint, wrong key(s) {'; '.join(wrong)}")
-    from .config import ExperimentConfig, validate
-
     try:
         cfg = ExperimentConfig.from_dict(ckpt["config"])
         validate(cfg)
@@ -143,7 +143,6 @@ def check_against_run(ckpt: dict[str, Any], path: str | Path, run: str | Path) -
     compared by hash) and optimizer match ``run/config.json``. A checkpoint copied in from
     another run would otherwise be sampled and scored at the other run's image size."""
     from . import runs
-    from .config import ExperimentConfig
 
     mine = ExperimentConfig.from_dict(ckpt["config"])
     folder = runs.read_config(run)
@@ -157,3 +156,54 @@ def check_against_run(ckpt: dict[str, Any], path: str | Path, run: str | Path) -
         raise InvalidCheckpoint(f"{path}: the checkpoint is not from this run folder's config "
                                 f"({'; '.join(diffs)}; checkpoint vs {runs.CONFIG}); copy the "
                                 "whole run folder, not its checkpoint alone")
+
+
+# --------------------------------------------------------------------------- training state
+def training_state(step: int, config: dict[str, Any], trainer: Any,
+                   noise: torch.Generator) -> dict[str, Any]:
+    """The payload of a checkpoint at ``step``: ``trainer`` is a xraygan.train.Trainer."""
+    t = trainer
+    return {
+        "step": step,
+        "config": config,
+        "G": t.G.state_dict(), "D": t.D.state_dict(),
+        "opt_g": t.opt_g.state_dict(), "opt_d": t.opt_d.state_dict(),
+        "scaler": t.step.scaler.state_dict(),
+        "rng": {"noise": noise.get_state()},
+    }
+
+
+def restore_training_state(ckpt: dict[str, Any], trainer: Any, noise: torch.Generator) -> None:
+    """Load a checkpoint's networks, optimizers, grad scaler and noise state into ``trainer``."""
+    t = trainer
+    t.G.load_state_dict(ckpt["G"])
+    t.D.load_state_dict(ckpt["D"])
+    t.opt_g.load_state_dict(ckpt["opt_g"])
+    t.opt_d.load_state_dict(ckpt["opt_d"])
+    if "scaler" in ckpt:
+        t.step.scaler.load_state_dict(ckpt["scaler"])
+    noise.set_state(ckpt["rng"]["noise"])
+
+
+# --------------------------------------------------------------------------- resume checks
+def check_resumable(saved: ExperimentConfig, new: ExperimentConfig) -> None:
+    """Only the length of training may change on resume; anything else is another run."""
+    a = replace(saved, train=replace(saved.train, steps=0, epochs=0.0))
+    b = replace(new, train=replace(new.train, steps=0, epochs=0.0))
+    if a != b:
+        diff = [k for k, v in flatten(b.to_dict()).items() if flatten(a.to_dict()).get(k) != v]
+        raise ConfigError(
+            "cannot resume with a different configuration (only --steps/--epochs may change); "
+            f"changed: {', '.join(diff)}"
+        )
+
+
+def check_resume_length(run_dir: Path, start: int, steps: int, cfg: ExperimentConfig) -> None:
+    """A resume must continue: ``steps`` (the new total) may not be below the checkpoint's."""
+    if start > steps:
+        length = f"--steps {cfg.train.steps}" if cfg.train.steps else f"--epochs {cfg.train.epochs:g}"
+        raise ConfigError(
+            f"--resume: {run_dir} is already at step {start}; {length} means {steps} steps, "
+            f"which would not continue it. Give more than {start} steps to train further; "
+            "the run folder is unchanged"
+        )

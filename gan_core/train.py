@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +29,19 @@ import torch
 from torch import nn
 
 from . import guard, runs
-from .checkpoint import check_against_run, load_checkpoint, save_checkpoint
-from .config import ExperimentConfig, ModelConfig, OptimConfig, flatten, validate
+from .checkpoint import (
+    check_against_run,
+    check_resumable,
+    check_resume_length,
+    load_checkpoint,
+    restore_training_state,
+    save_checkpoint,
+    training_state,
+)
+from .config import ExperimentConfig, ModelConfig, OptimConfig, validate
 from .data import ImageSet, load_dataset
-from .errors import DISK_FULL_ERRNOS, ConfigError, DiskFullError, TrainingDiverged
+from .errors import DISK_FULL_ERRNOS, ConfigError
+from .faults import disk_full, diverged
 from .fingerprint import fingerprint
 from .imageio import save_grid
 from .losses import build_loss
@@ -172,15 +181,8 @@ class Session:
         return self.trainer.step
 
     def checkpoint(self, step: int) -> None:
-        t = self.trainer
-        save_checkpoint(runs.checkpoint_path(self.run_dir), {
-            "step": step,
-            "config": self.cfg.to_dict(),
-            "G": t.G.state_dict(), "D": t.D.state_dict(),
-            "opt_g": t.opt_g.state_dict(), "opt_d": t.opt_d.state_dict(),
-            "scaler": t.step.scaler.state_dict(),
-            "rng": {"noise": self.noise.get_state()},
-        })
+        save_checkpoint(runs.checkpoint_path(self.run_dir),
+                        training_state(step, self.cfg.to_dict(), self.trainer, self.noise))
 
     def sample(self, step: int) -> torch.Tensor:
         """Save the fixed-noise grid of ``step``; return the images (CPU, float, [-1, 1]).
@@ -245,8 +247,7 @@ def _setup_locked(cfg, device, amp_dtype, runs_root, run_dir, resume, dataset, l
     if resume:
         ckpt = load_checkpoint(runs.checkpoint_path(run_dir))
         check_against_run(ckpt, runs.checkpoint_path(run_dir), run_dir)
-        saved = ExperimentConfig.from_dict(ckpt["config"])
-        _check_resumable(saved, cfg)
+        check_resumable(ExperimentConfig.from_dict(ckpt["config"]), cfg)
 
     data = dataset if dataset is not None else load_dataset(
         cfg.data, cfg.model.image_size, cfg.model.channels, progress=progress
@@ -263,13 +264,7 @@ def _setup_locked(cfg, device, amp_dtype, runs_root, run_dir, resume, dataset, l
 
     steps = total_steps(cfg, n_images)
     start = int(ckpt["step"]) if ckpt is not None else 0
-    if start > steps:
-        length = f"--steps {cfg.train.steps}" if cfg.train.steps else f"--epochs {cfg.train.epochs:g}"
-        raise ConfigError(
-            f"--resume: {run_dir} is already at step {start}; {length} means {steps} steps, "
-            f"which would not continue it. Give more than {start} steps to train further; "
-            "the run folder is unchanged"
-        )
+    check_resume_length(run_dir, start, steps, cfg)
 
     noise = torch.Generator().manual_seed(cfg.train.seed)
     fixed_z = torch.randn(
@@ -278,14 +273,7 @@ def _setup_locked(cfg, device, amp_dtype, runs_root, run_dir, resume, dataset, l
     ).to(device)
 
     if ckpt is not None:
-        t = trainer
-        t.G.load_state_dict(ckpt["G"])
-        t.D.load_state_dict(ckpt["D"])
-        t.opt_g.load_state_dict(ckpt["opt_g"])
-        t.opt_d.load_state_dict(ckpt["opt_d"])
-        if "scaler" in ckpt:
-            t.step.scaler.load_state_dict(ckpt["scaler"])
-        noise.set_state(ckpt["rng"]["noise"])
+        restore_training_state(ckpt, trainer, noise)
 
     # Everything that can fail on bad input has run: now the folder, its lock, its config.
     if not resume:
@@ -391,7 +379,7 @@ def run_loop(
     def check_finite(step: int) -> None:
         bad = guard.first_nonfinite(s.named_tensors())
         if bad is not None:
-            _diverged(s.run_dir, step, math.nan, math.nan, s.last_good,
+            diverged(s.run_dir, step, math.nan, math.nan, s.last_good,
                       elapsed_before + time.perf_counter() - t_start,
                       reason=f"{bad} became non-finite (NaN or inf) at step {step}")
 
@@ -432,7 +420,7 @@ def run_loop(
                 log.write({"step": step, "epoch": step / per_epoch, "loss_d": ld, "loss_g": lg,
                            "d_real": dr, "d_fake": df})
                 log.flush()
-                _diverged(s.run_dir, step, ld, lg, s.last_good, elapsed_before + time.perf_counter() - t_start)
+                diverged(s.run_dir, step, ld, lg, s.last_good, elapsed_before + time.perf_counter() - t_start)
             if step % guard.FINITE_CHECK_EVERY == 0:
                 # Losses can stay finite while a weight or a BN running_var is not (train-mode
                 # BN ignores running stats): catch it early, not only at the next checkpoint.
@@ -553,50 +541,10 @@ def train(
     except OSError as e:
         if e.errno not in DISK_FULL_ERRNOS:
             raise
-        raise _disk_full(session, e) from None
+        s = session
+        raise disk_full(s.run_dir, e, s.current_step, s.last_good) from None
     finally:
         session.close()
-
-
-def _disk_full(session: Session, e: OSError) -> DiskFullError:
-    """Mark the run failed (atomic writes left the last checkpoint intact) and say so."""
-    s = session
-    where = e.filename or "a file of the run"
-    kept = (f"the last checkpoint (step {s.last_good}) is intact; free space, then "
-            f"xraygan train --resume {s.run_dir}" if s.last_good is not None
-            else "no checkpoint had been written yet")
-    reason = f"disk full (errno {e.errno}) while writing {where} at step {s.current_step}"
-    runs.force_summary(s.run_dir, status=runs.RunStatus.FAILED, reason=reason, step=s.current_step,
-                       last_good_step=s.last_good)
-    return DiskFullError(f"{s.run_dir}: {reason}; {kept}")
-
-
-def _check_resumable(saved: ExperimentConfig, new: ExperimentConfig) -> None:
-    """Only the length of training may change on resume; anything else is another run."""
-    a = replace(saved, train=replace(saved.train, steps=0, epochs=0.0))
-    b = replace(new, train=replace(new.train, steps=0, epochs=0.0))
-    if a != b:
-        diff = [k for k, v in flatten(b.to_dict()).items() if flatten(a.to_dict()).get(k) != v]
-        raise ConfigError(
-            "cannot resume with a different configuration (only --steps/--epochs may change); "
-            f"changed: {', '.join(diff)}"
-        )
-
-
-def _diverged(run_dir: Path, step: int, ld: float, lg: float, last_good: int | None, t: float,
-              reason: str | None = None) -> None:
-    """``reason`` names what went non-finite when it is not a loss (a parameter or buffer)."""
-    which = "loss_d" if not math.isfinite(ld) else "loss_g"
-    value = ld if which == "loss_d" else lg
-    kept = (f"the last good checkpoint (step {last_good}) is kept at {runs.checkpoint_path(run_dir)}"
-            if last_good is not None else "no checkpoint had been written yet")
-    reason = reason or f"{which} became {value} at step {step}"
-    runs.update_summary(run_dir, status=runs.RunStatus.DIVERGED, step=step, reason=reason,
-                        last_good_step=last_good, train_time_s=round(t, 3))
-    raise TrainingDiverged(
-        f"{run_dir}: {reason}; {kept}. Lower the learning rate (--lr-g/--lr-d), "
-        "or try another optimizer or loss."
-    )
 
 
 def _memory_stats(device: torch.device) -> dict[str, Any]:
