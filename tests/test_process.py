@@ -64,10 +64,11 @@ def test_a_short_spin_by_default_and_the_users_spin_count_wins():
 
 def test_the_cli_entry_point_records_the_wait_policy_before_torch():
     code = ("import sys; from xraygan.cli import main; from xraygan import process; "
-            "before = 'torch' in sys.modules; main(['--version']); "
+            "before = 'torch' in sys.modules; main(['presets', 'paper-elu']); "
             "print(before, 'torch' in sys.modules, process._wait['before_torch'])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    # importing the CLI loads no torch; main() chose the wait policy before its commands did
+    # importing the CLI loads no torch; the command does, and main() chose the wait policy
+    # before it did
     assert out.stdout.split()[-3:] == ["False", "True", "True"]
 
 
