@@ -16,7 +16,7 @@ itself. Before, after and every :data:`SAMPLE_EVERY` iterations during each run 
 excluded from the run's), the probe times a *known reference workload*, the
 quick scale's AdaS step (paper-elu, 32 px, width 32, batch 64, one thread), whose quiet rate on
 the slower CPU class (AVX2 EPYC, 2.45 GHz) is :data:`REFERENCE_QUIET_IMAGES_PER_S` (measured
-there, README "Quick reproduction: time budget"). A run's time on that CPU, quiet, is then
+there, docs/quick-reproduction.md). A run's time on that CPU, quiet, is then
 
     wall_s * reference_rate_measured_here_now / REFERENCE_QUIET_IMAGES_PER_S
 

@@ -2,8 +2,8 @@
 arithmetic.
 
 A quoted time only holds on the machine it was measured on (the same quick Table I
-took 10 minutes on one 2-core CPU and half an hour on another). So instead of a figure in the
-README, :func:`calibrate` times what a sweep spends its time on, now, on this machine and
+took 10 minutes on one 2-core CPU and half an hour on another). So instead of a quoted figure,
+:func:`calibrate` times what a sweep spends its time on, now, on this machine and
 under its current load: a handful of training steps of each distinct configuration of the
 study (at its scale, with the threads each worker will get), the generator producing FID
 samples, and Inception features of a small batch. :func:`estimate` turns that into the

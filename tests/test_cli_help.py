@@ -180,8 +180,9 @@ def test_argcomplete_completes_flags(monkeypatch, capfd):
     assert "--optimizer" in answer
 
 
-ALLOWED_METAVARS = {"N", "X", "W", "LR", "FILE", "DIR", "NAME", "URL", "SPEC", "DEVICE", "CELL",
-                    "CLASS", "RUN", "S", "TEXT", "STUDY", "STUDY:KEY", "C"}
+ALLOWED_METAVARS = {"N", "X", "F", "W", "S", "C", "LR", "FILE", "DIR", "NAME", "URL", "SPEC",
+                    "DEVICE", "CELL", "CLASS", "RUN", "TEXT", "STUDY", "STUDY:KEY", "KEY", "KIND"}
+# F a fraction, W a width, S seconds, C a held-out source
 CHOICES_OR_LIST = re.compile(r"\{[\w,-]+\}|[A-Z],[A-Z],\.\.\.")
 
 

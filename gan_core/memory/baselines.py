@@ -58,13 +58,13 @@ EXACT_FIGURES: dict[str, float] = {"param_bytes": 0.0, "torchinfo_batch_bytes": 
 MEASURED_TOLERANCE = 0.02
 FIGURE_TOLERANCES: dict[str, float] = {**EXACT_FIGURES, MEASURED: MEASURED_TOLERANCE}
 
-# measured / estimate on a machine class without an entry. Data (README "Memory regression
+# measured / estimate on a machine class without an entry. Data (docs/performance.md "Memory regression
 # check", 18 configs: 3 presets x 16/32/64 px x widths 8-32 x batch 4-64 x AdaS/Adam/SGD, at 1
 # and 2 threads; plus the three baseline configs on AVX-512):
 #   AMD EPYC, AVX2, torch 2.14.1:  0.992 (paper-elu 64px w32 b32 adam) .. 1.082 (paper-elu
 #                                  16px w8 b8 adas, 2 threads; 1.063 at 1 thread)
 #   AMD EPYC Zen 4, AVX-512:       1.020 (dcgan 32px) .. 1.088 (paper-elu 16px w8 b8 adas);
-#                                  the README's 64px widths 32-128 rows: 0.992 .. 1.058
+#                                  docs/performance.md's 64px widths 32-128 rows: 0.992 .. 1.058
 # The smallest configs sit highest (a fixed oneDNN scratch weighs most there). The band adds
 # 3 % on both sides, the largest AVX2-vs-AVX-512 difference seen for one config (+2.2 %)
 # rounded up: a new kept activation map in a baseline config moves the ratio by 10 % or more

@@ -1,7 +1,7 @@
 """FID extrapolated to infinitely many samples: FID_inf (Chong & Forsyth, "Effectively Unbiased
 FID and Inception Score and where to find them", CVPR 2020). Fitted far below the feature
 dimension (2,048), as a CPU sweep must (64-256 samples), it removes only part of the
-sample-size bias (roughly 15-40 %; the README measured 38 %): compare FIDs at equal N.
+sample-size bias (roughly 15-40 %; docs/quick-reproduction.md measured 38 %): compare FIDs at equal N.
 
 FID computed from N generated samples is biased upwards, and the bias depends on the generator
 as well as on N, so FIDs at different N (or of different models at a small N) do not compare.
@@ -13,7 +13,7 @@ so FID at several N, each from a random subset of one set of generated features,
 least squares in 1/N, gives FID_inf as the intercept. They fit 15 N between 5k and 50k; a CPU
 sweep cannot afford 50k Inception passes, so the default here fits ``DEFAULT_POINTS`` N evenly
 spaced in 1/N between N_max / 4 and N_max (all the samples given). How well that holds at a few
-hundred samples is measured, not assumed: the README's table compares it with FID at 2,048.
+hundred samples is measured, not assumed: docs/quick-reproduction.md compares it with FID at 2,048.
 
 Pure numpy over features (the 2048-d Inception pool3 vectors of xraygan.metrics.features);
 the reference is either its statistics (mean, covariance) or its raw features. The Fréchet
