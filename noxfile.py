@@ -46,9 +46,16 @@ def run(session: nox.Session, bin_dir: Path, tool: str, *args: str) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suite and build the docs with warnings as errors (under ten minutes on two CPU cores)."""
     bin_dir = shared_env(session)
-    run(session, bin_dir, "pytest", *session.posargs)
+    run(session, bin_dir, "pytest", "-m", "not slow", *session.posargs)
     if not session.posargs:
         run(session, bin_dir, "mkdocs", "build", "--strict", "--site-dir", str(SHARED / "site"))
+
+
+@nox.session(venv_backend="none")
+def tests_slow(session: nox.Session) -> None:
+    """Run every test, the slow ones too (multi-worker sweeps on real-data layouts, signals)."""
+    bin_dir = shared_env(session)
+    run(session, bin_dir, "pytest", *session.posargs)
 
 
 @nox.session(venv_backend="none")
@@ -183,7 +190,7 @@ def isa(session: nox.Session) -> None:
     bin_dir = shared_env(session)
     for name in levels:
         session.log(f"dispatch level {name}: {ISA_LEVELS[name]}")
-        session.run(str(bin_dir / "pytest"), "-q", *ISA_TESTS, external=True,
+        session.run(str(bin_dir / "pytest"), "-q", "-m", "not slow", *ISA_TESTS, external=True,
                     env={**ISA_LEVELS[name], "XRAYGAN_THREADS": "1"})
 
 
