@@ -146,7 +146,7 @@ def populations(data: Sequence[StudyData]) -> list[Population]:
 
 def decide_claims(data: Sequence[StudyData], memory: pd.DataFrame | None) -> list[Claim]:
     """Trials claims per population (never pooled across scale, data, image size or FID
-    sample size), memory claims once."""
+    sample size), memory claims once where there are memory measurements."""
     out: list[Claim] = []
     for pop in populations(data):
         # the claims the population's study kinds bear on (a table1 population has no Table
@@ -155,9 +155,11 @@ def decide_claims(data: Sequence[StudyData], memory: pd.DataFrame | None) -> lis
         keys = [k for k in claim_keys("trials") if k in mine]
         out += [dataclasses.replace(c, population=pop.label) for c in
                 evaluate_claims(pop.frames, None, pop.registered, keys=keys)]
-    out += evaluate_claims({}, memory, keys=claim_keys("memory"))
-    if not any(c.population for c in out):  # no trials at all: the trials claims, without data
-        out = evaluate_claims({}, None, keys=claim_keys("trials")) + out
+    if memory is not None:  # a report without memory data has no memory claim to decide
+        out += evaluate_claims({}, memory, keys=claim_keys("memory"))
+    if not out:  # no data at all: every claim, each saying what it lacks
+        out = (evaluate_claims({}, None, keys=claim_keys("trials"))
+               + evaluate_claims({}, None, keys=claim_keys("memory")))
     return out
 
 

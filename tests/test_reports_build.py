@@ -58,6 +58,15 @@ def test_build_report_writes_pages_figures_and_claims(inputs):
     assert "## Growth law" in mem_page and "fig7_8_memory_vs_width.png" in mem_page
 
 
+def test_a_report_without_memory_data_decides_no_memory_claim(inputs):
+    storage, _, tmp_path = inputs
+    report = build_report(["table1-quick"], tmp_path / "out", storage=storage, checksum=False)
+    keys = {c.key for c in report.claims}
+    assert "adas_beats_adam" in keys
+    assert not keys & {"bn_saving", "memory_exponential"}
+    assert "batch norm" not in report.index.read_text().lower()
+
+
 def test_build_report_from_run_folders_only(tmp_path):
     make_run(tmp_path / "runs", "a", metrics={"d_loss_mean": 0.7, "t0": 100.0})
     make_run(tmp_path / "runs", "b", seed=1, metrics={"d_loss_mean": 0.9, "t0": 100.0})
