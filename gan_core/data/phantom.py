@@ -163,6 +163,75 @@ def _vessel_tables(rngs: list[np.random.Generator]) -> np.ndarray:
     return out
 
 
+def _pose(P: dict[str, np.ndarray], r: int) -> tuple[np.ndarray, np.ndarray]:
+    """Patient coordinates (X, Y) of an r x r pixel grid: shift, tilt and zoom (distance to the
+    detector) per image."""
+    c = (np.arange(r, dtype=np.float32) + 0.5) / r * 2.0 - 1.0
+    x0, y0 = c[None, None, :], c[None, :, None]
+    cos, sin = np.cos(P["tilt"]), np.sin(P["tilt"])
+    X = ((x0 - P["shift"]) * cos - y0 * sin) / P["zoom"]
+    Y = ((x0 - P["shift"]) * sin + y0 * cos) / P["zoom"]
+    return X, Y
+
+
+def _lungs(P: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray):
+    """Both lung fields: per side, an ellipse (apex and lateral wall) cut by the diaphragm dome
+    below, the mediastinum medially and the heart in front (carved out by the caller). ``u`` is
+    the lateral coordinate. Returns (summed profile, dome height per side, per-side profile
+    before the depth factor); profiles are 1 inside the field, 0 outside."""
+    t_lung = np.zeros_like(X)
+    dome = {}
+    fields = {}
+    for side in (-1.0, 1.0):
+        U = side * X
+        width = P["body_w"] * (P["lung_w"] + side * P["lung_wr"])
+        dome_peak = P["dome_r"] + (P["dome_dl"] if side > 0 else 0.0)
+        # hemidiaphragm: a dome peaking mid-lung, falling into the costophrenic sulcus laterally
+        # and into the cardiophrenic angle medially
+        d_y = dome_peak + P["dome_c"] * (U - 0.42 * width) ** 2 + P["cp_angle"] * _smoothstep(
+            (U - 0.6 * width) / (0.4 * width))
+        eff = P.get("eff_l" if side > 0 else "eff_r")
+        if eff is not None:
+            # pleural effusion: fluid (soft tissue density) fills the costophrenic sulcus and
+            # climbs the lateral chest wall as a meniscus, blunting the angle
+            d_y = np.minimum(d_y, dome_peak + 0.1 - eff * _smoothstep((U - 0.5 * width) / (0.5 * width)))
+        dome[side] = d_y
+        cy = dome_peak + 0.05
+        a, b = width - 0.06, cy - P["apex"]
+        q = ((U - 0.06) / a) ** 2 + ((Y - cy) / b) ** 2 * (Y < cy)
+        lung = _chord(q) ** 0.5  # pleural borders are sharp: the lung fills the cage
+        lung = lung * _smoothstep((d_y - Y) / 0.05)  # base on the dome
+        # medial border: upper mediastinum, the aortic knob on the patient's left, the right
+        # heart border on the patient's right (the heart itself is carved out below)
+        lung = lung * np.sqrt(_smoothstep((U - _medial(P, Y, side)) / 0.06))
+        fields[side] = lung * (U > 0)
+        # deeper at the bases: the lungs widen posteriorly towards the diaphragm
+        lung = lung * (0.75 + 0.25 * _smoothstep((Y - P["apex"]) / 1.0))
+        t_lung = t_lung + (U > 0) * lung
+    return t_lung, dome, fields
+
+
+def _medial(P: dict[str, np.ndarray], Y: np.ndarray, side: float) -> np.ndarray:
+    """Distance of a lung's medial border from the midline at height ``Y``."""
+    med = P["med_w"] + (P["knob"] * np.exp(-((Y + 0.38) / 0.10) ** 2) if side > 0 else 0.0)
+    med = med + 0.05 * _smoothstep((Y + 0.1) / 0.4)
+    if side < 0:  # right atrium
+        med = med + P["ra"] * np.exp(-((Y - P["dome_r"] + 0.2) / 0.18) ** 2)
+    return med
+
+
+def _heart(P: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """The heart: a tilted ellipse, apex down and to the image right; 1 at its centre, falling
+    steeply to 0 at its border."""
+    hx = P["heart_x"]
+    hy = P["dome_r"] + P["dome_dl"] - P["heart_dy"]
+    ch, sh_ = np.cos(P["heart_rot"]), np.sin(P["heart_rot"])
+    dx, dy = X - hx, Y - hy
+    hu = (dx * ch + dy * sh_) / P["heart_a"]
+    hv = (-dx * sh_ + dy * ch) / P["heart_b"]
+    return _chord(hu**2 + hv**2) ** 0.3
+
+
 def _render(params: list[dict[str, float]], rngs: list[np.random.Generator], size: int,
             nodule_prob: float) -> np.ndarray:
     """Render a chunk of images; returns float32 (B, size, size) in [0, 1]."""
@@ -171,12 +240,7 @@ def _render(params: list[dict[str, float]], rngs: list[np.random.Generator], siz
     r = size
     P = _param_arrays(params)
     B = len(params)
-    c = (np.arange(r, dtype=np.float32) + 0.5) / r * 2.0 - 1.0
-    # Patient pose: shift, tilt and zoom (distance to the detector) per image.
-    x0, y0 = c[None, None, :], c[None, :, None]
-    cos, sin = np.cos(P["tilt"]), np.sin(P["tilt"])
-    X = ((x0 - P["shift"]) * cos - y0 * sin) / P["zoom"]
-    Y = ((x0 - P["shift"]) * sin + y0 * cos) / P["zoom"]
+    X, Y = _pose(P, r)
 
     # --- torso soft tissue: elliptic cross-section; the outline narrows to the neck at the top
     # and widens into the shoulders, which may run off the frame.
@@ -189,45 +253,12 @@ def _render(params: list[dict[str, float]], rngs: list[np.random.Generator], siz
     # neck is thinner than the chest along the beam
     t_soft *= 0.55 + 0.45 * sh
 
-    # --- lungs: per side, an ellipse (apex and lateral wall) cut by the diaphragm dome below,
-    # the mediastinum medially and the heart in front. ``u`` is the lateral coordinate.
-    t_lung = np.zeros_like(X)
-    dome = {}
-    for side in (-1.0, 1.0):
-        U = side * X
-        width = P["body_w"] * (P["lung_w"] + side * P["lung_wr"])
-        dome_peak = P["dome_r"] + (P["dome_dl"] if side > 0 else 0.0)
-        # hemidiaphragm: a dome peaking mid-lung, falling into the costophrenic sulcus laterally
-        # and into the cardiophrenic angle medially
-        d_y = dome_peak + P["dome_c"] * (U - 0.42 * width) ** 2 + P["cp_angle"] * _smoothstep(
-            (U - 0.6 * width) / (0.4 * width))
-        dome[side] = d_y
-        cy = dome_peak + 0.05
-        a, b = width - 0.06, cy - P["apex"]
-        q = ((U - 0.06) / a) ** 2 + ((Y - cy) / b) ** 2 * (Y < cy)
-        lung = _chord(q) ** 0.5  # pleural borders are sharp: the lung fills the cage
-        lung = lung * _smoothstep((d_y - Y) / 0.05)  # base on the dome
-        # medial border: upper mediastinum, the aortic knob on the patient's left, the right
-        # heart border on the patient's right (the heart itself is carved out below)
-        med = P["med_w"] + (P["knob"] * np.exp(-((Y + 0.38) / 0.10) ** 2) if side > 0 else 0.0)
-        med = med + 0.05 * _smoothstep((Y + 0.1) / 0.4)
-        if side < 0:  # right atrium
-            med = med + P["ra"] * np.exp(-((Y - P["dome_r"] + 0.2) / 0.18) ** 2)
-        lung = lung * np.sqrt(_smoothstep((U - med) / 0.06))
-        # deeper at the bases: the lungs widen posteriorly towards the diaphragm
-        lung = lung * (0.75 + 0.25 * _smoothstep((Y - P["apex"]) / 1.0))
-        t_lung = t_lung + (U > 0) * lung
+    # --- lungs and heart (_lungs, _heart: shared with the recorded anatomy of _anatomy)
+    t_lung, dome, _ = _lungs(P, X, Y)
     t_lung *= P["lung_depth"] * 2.0 * P["body_d"]
-
-    # --- heart: a tilted ellipse, apex down and to the image right. It is anterior, so the lung
-    # behind it is thinned, not removed (retrocardiac lung stays faintly visible).
-    hx = P["heart_x"]
-    hy = P["dome_r"] + P["dome_dl"] - P["heart_dy"]
-    ch, sh_ = np.cos(P["heart_rot"]), np.sin(P["heart_rot"])
-    dx, dy = X - hx, Y - hy
-    hu = (dx * ch + dy * sh_) / P["heart_a"]
-    hv = (-dx * sh_ + dy * ch) / P["heart_b"]
-    heart = _chord(hu**2 + hv**2) ** 0.3
+    # The heart is anterior, so the lung behind it is thinned, not removed (retrocardiac lung
+    # stays faintly visible).
+    heart = _heart(P, X, Y)
     t_lung *= 1.0 - 0.95 * heart
 
     # --- vessel markings and interstitium: angular profiles fanning out of each hilum, bent by
