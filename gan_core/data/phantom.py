@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -36,7 +37,8 @@ from .base import DATASETS, ImageSet
 from .imageops import to_uint8
 
 # Bump when the pixels a given (seed, index, size, nodule_prob) produce change: it keys caches.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 1  # the series ``phantom`` names (see PhantomSeries for version 2)
+VERSIONS = (1, 2)
 DEFAULT_NUM_IMAGES = 2048
 _CHUNK = 32  # images rendered together at most: amortizes numpy call overhead
 # Peak working memory of _render: ~63 live float32 arrays, 252 bytes per pixel of the chunk
@@ -190,11 +192,12 @@ def _lungs(P: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray):
         # and into the cardiophrenic angle medially
         d_y = dome_peak + P["dome_c"] * (U - 0.42 * width) ** 2 + P["cp_angle"] * _smoothstep(
             (U - 0.6 * width) / (0.4 * width))
-        eff = P.get("eff_l" if side > 0 else "eff_r")
+        eff = P.get("eff_l" if side > 0 else "eff_r")  # version 2 only
         if eff is not None:
             # pleural effusion: fluid (soft tissue density) fills the costophrenic sulcus and
             # climbs the lateral chest wall as a meniscus, blunting the angle
-            d_y = np.minimum(d_y, dome_peak + 0.1 - eff * _smoothstep((U - 0.5 * width) / (0.5 * width)))
+            meniscus = dome_peak + 0.1 - eff * _smoothstep((U - 0.5 * width) / (0.5 * width))
+            d_y = np.where(eff > 0, np.minimum(d_y, meniscus), d_y)
         dome[side] = d_y
         cy = dome_peak + 0.05
         a, b = width - 0.06, cy - P["apex"]
@@ -388,17 +391,138 @@ def _render(params: list[dict[str, float]], rngs: list[np.random.Generator], siz
     return out.astype(np.float32)
 
 
-def _rng(seed: int, index: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
+def _rng(seed: int, index: int, *stream: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index, *stream)))
 
 
-def _check(n: int, size: int, start: int, nodule_prob: float) -> None:
+# ---------------------------------------------------------------------------- series, findings
+V2_DEFAULTS = {"cardiomegaly": 0.3, "effusion": 0.2, "nodule": 0.1}
+CARDIOMEGALY_CTR = 0.5  # the radiological rule: a cardiothoracic ratio above 0.5 is enlarged
+# Version 2 draws the CTR from two bands that leave a gap around the 0.5 rule, so that a label
+# is a fact of the image a measurement can recover, not a coin flip at the boundary.
+CTR_NORMAL = (0.40, 0.48)
+CTR_ENLARGED = (0.52, 0.64)
+_HEART_CLEARANCE = 0.16  # v2: the heart's widest point lies this far above the left dome
+DOME_MARGIN = 0.06  # rows this close above a dome do not show a heart border (a lung sliver)
+LABELS = ("cardiomegaly", "effusion", "nodule")
+
+
+@dataclass(frozen=True)
+class PhantomSeries:
+    """Which phantoms: the generator version and each finding's prevalence (a probability per
+    image). Version 1 is the original series (nodules only); version 2 adds cardiomegaly (an
+    enlarged heart, CTR > 0.5) and pleural effusion (fluid blunting a costophrenic angle), and
+    places the heart so that its widest point borders lung."""
+
+    version: int = GENERATOR_VERSION
+    nodule: float = 0.0
+    cardiomegaly: float = 0.0
+    effusion: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.version not in VERSIONS:
+            raise ConfigError(f"phantoms: generator version must be one of "
+                              f"{', '.join(map(str, VERSIONS))}, got {self.version}")
+        for name in LABELS:
+            p = getattr(self, name)
+            if not 0.0 <= p <= 1.0:
+                raise ConfigError(f"phantoms: {name} prevalence must be in [0, 1], got {p}")
+        if self.version == 1 and (self.cardiomegaly or self.effusion):
+            raise ConfigError("phantoms: version 1 draws no cardiomegaly or effusion; use v2")
+
+    @classmethod
+    def parse(cls, arg: str | None) -> PhantomSeries:
+        """The argument of ``phantom:ARG``: ``v2`` or ``v2,cardiomegaly=0.5,effusion=0.1``
+        (unnamed prevalences keep version 2's defaults); ``v1`` or none: the original series."""
+        if arg is None:
+            return cls()
+        head, *rest = [s.strip() for s in arg.split(",")]
+        if head not in ("v1", "v2"):
+            raise ConfigError(f"data.source: 'phantom:{arg}': expected v1 or v2 after 'phantom:', "
+                              "e.g. phantom:v2,cardiomegaly=0.3")
+        version = int(head[1:])
+        values = dict(V2_DEFAULTS) if version == 2 else {}
+        for item in rest:
+            name, sep, value = item.partition("=")
+            if not sep or name not in LABELS:
+                raise ConfigError(f"data.source: 'phantom:{arg}': {item!r} is not NAME=P with NAME "
+                                  f"one of {', '.join(LABELS)}")
+            try:
+                values[name] = float(value)
+            except ValueError:
+                raise ConfigError(f"data.source: 'phantom:{arg}': {name} needs a probability, "
+                                  f"got {value!r}") from None
+        return cls(version=version, **values)
+
+    @property
+    def spec(self) -> str:
+        """The ``data.source`` naming this series."""
+        if self == PhantomSeries():
+            return "phantom"
+        probs = ",".join(f"{k}={getattr(self, k):g}" for k in LABELS)
+        return f"phantom:v{self.version},{probs}"
+
+
+def _draw_v2(seed: int, index: int, p: dict[str, float], series: PhantomSeries) -> dict[str, float]:
+    """Version 2's findings, drawn from a stream of their own (the v1 anatomy draws and the
+    noise stay those of image ``index``): the heart scaled to a drawn CTR and placed with its
+    widest point above the diaphragm, and an effusion on one side or both."""
+    rng = _rng(seed, index, 2)
+    u = rng.uniform
+    cm_u, ctr_normal, ctr_big = u(0, 1), u(*CTR_NORMAL), u(*CTR_ENLARGED)
+    eff_u, eff_side, eff_r, eff_l = u(0, 1), u(0, 1), u(0.10, 0.25), u(0.10, 0.25)
+    p = dict(p)
+    target = ctr_big if cm_u < series.cardiomegaly else ctr_normal
+    thorax = 2.0 * p["body_w"] * p["lung_w"]
+    c, s = np.cos(p["heart_rot"]), np.sin(p["heart_rot"])
+    wx = float(np.hypot(p["heart_a"] * c, p["heart_b"] * s))  # ellipse half-extent in x
+    med = _right_border(p)
+    # the silhouette spans [-max(k*wx - hx, med), hx + k*wx]: solve for the ellipse's scale k
+    k = target * thorax / (2.0 * wx)
+    if k * wx - p["heart_x"] < med:  # the right heart border is the atrium, not the ellipse
+        k = (target * thorax - med - p["heart_x"]) / wx
+    k = float(np.clip(k, 0.6, 1.6))  # keeps the heart a heart; the recorded CTR says what it is
+    p["heart_a"] *= k
+    p["heart_b"] *= k
+    wx *= k
+    y_off = (p["heart_a"] ** 2 - p["heart_b"] ** 2) * s * c / wx  # widest point below centre
+    p["heart_dy"] = _HEART_CLEARANCE + y_off
+    present = eff_u < series.effusion
+    p["eff_r"] = eff_r if present and eff_side < 0.7 else 0.0
+    p["eff_l"] = eff_l if present and eff_side >= 0.4 else 0.0
+    return p
+
+
+def _right_border(p: dict[str, float]) -> float:
+    """How far the right heart border (image left: mediastinum and right atrium) reaches from
+    the midline, over the rows above the right dome that show it."""
+    ys = np.linspace(p["dome_r"] - 0.7, p["dome_r"] - DOME_MARGIN, 141)
+    return float(_medial({k: np.float64(v) for k, v in p.items()}, ys, -1.0).max())
+
+
+def _params(seed: int, index: int, series: PhantomSeries) -> tuple[np.random.Generator, dict[str, float]]:
+    rng = _rng(seed, index)
+    p = _draw_params(rng)
+    if series.version >= 2:
+        p = _draw_v2(seed, index, p, series)
+    return rng, p
+
+
+def _check(n: int, size: int, start: int, series: PhantomSeries) -> None:
     if n < 0 or start < 0:
         raise ConfigError(f"phantoms: n and start must be >= 0, got n={n}, start={start}")
     if size < 8:
         raise ConfigError(f"phantoms: image size must be >= 8, got {size}")
-    if not 0.0 <= nodule_prob <= 1.0:
-        raise ConfigError(f"phantoms: nodule_prob must be in [0, 1], got {nodule_prob}")
+
+
+def _series(nodule_prob: float, series: PhantomSeries | None) -> PhantomSeries:
+    if series is None:
+        if not 0.0 <= nodule_prob <= 1.0:
+            raise ConfigError(f"phantoms: nodule_prob must be in [0, 1], got {nodule_prob}")
+        return PhantomSeries(nodule=nodule_prob)
+    if nodule_prob:
+        raise ConfigError("phantoms: give the nodule prevalence in the series, not nodule_prob")
+    return series
 
 
 def chunk_size(size: int) -> int:
@@ -420,71 +544,143 @@ def _check_memory(n: int, size: int, itemsize: int, extra_per_pixel: int = 0) ->
     )
 
 
-def _fill(out: np.ndarray, n: int, size: int, seed: int, start: int, nodule_prob: float,
+def _fill(out: np.ndarray, n: int, size: int, seed: int, start: int, series: PhantomSeries,
           convert=None) -> np.ndarray:
     step = chunk_size(size)
     for lo in range(0, n, step):
         idx = range(start + lo, start + min(n, lo + step))
-        rngs = [_rng(seed, i) for i in idx]
-        params = [_draw_params(g) for g in rngs]
-        chunk = _render(params, rngs, size, nodule_prob)
+        rngs, params = zip(*(_params(seed, i, series) for i in idx), strict=True)
+        chunk = _render(list(params), list(rngs), size, series.nodule)
         out[lo : lo + len(idx)] = chunk if convert is None else convert(chunk)
     return out
 
 
 def generate_phantoms(n: int, size: int, seed: int = 0, *, start: int = 0,
-                      nodule_prob: float = 0.0) -> np.ndarray:
+                      nodule_prob: float = 0.0, series: PhantomSeries | None = None) -> np.ndarray:
     """Images ``start .. start+n-1`` of the phantom series ``seed``: float32 (n, size, size) in
-    [0, 1], lungs dark and bone bright. Image ``i`` depends only on (seed, i, size, nodule_prob).
+    [0, 1], lungs dark and bone bright. Image ``i`` depends only on (seed, i, size, series);
+    ``nodule_prob`` is short for ``series=PhantomSeries(nodule=nodule_prob)`` (version 1).
 
     The memory it needs is checked first (ResourceError naming --image-size / --num-images).
     """
-    _check(n, size, start, nodule_prob)
+    series = _series(nodule_prob, series)
+    _check(n, size, start, series)
     _check_memory(n, size, 4)
-    return _fill(np.empty((n, size, size), np.float32), n, size, seed, start, nodule_prob)
+    return _fill(np.empty((n, size, size), np.float32), n, size, seed, start, series)
 
 
 def generate_phantoms_uint8(n: int, size: int, seed: int = 0, *, start: int = 0,
-                            nodule_prob: float = 0.0, extra_per_pixel: int = 0) -> np.ndarray:
+                            nodule_prob: float = 0.0, series: PhantomSeries | None = None,
+                            extra_per_pixel: int = 0) -> np.ndarray:
     """``to_uint8(generate_phantoms(...))`` converted chunk by chunk: a quarter of the memory
     (2048 images at 256 px: 134 MB instead of 537 MB plus two float temporaries)."""
-    _check(n, size, start, nodule_prob)
+    series = _series(nodule_prob, series)
+    _check(n, size, start, series)
     _check_memory(n, size, 1, extra_per_pixel)
-    return _fill(np.empty((n, size, size), np.uint8), n, size, seed, start, nodule_prob, to_uint8)
+    return _fill(np.empty((n, size, size), np.uint8), n, size, seed, start, series, to_uint8)
 
 
-def phantom_image(index: int, size: int, seed: int = 0, *, nodule_prob: float = 0.0) -> np.ndarray:
+def phantom_image(index: int, size: int, seed: int = 0, *, nodule_prob: float = 0.0,
+                  series: PhantomSeries | None = None) -> np.ndarray:
     """One phantom, float32 (size, size) in [0, 1]; equal to ``generate_phantoms(...)[index]``."""
-    return generate_phantoms(1, size, seed, start=index, nodule_prob=nodule_prob)[0]
+    return generate_phantoms(1, size, seed, start=index, nodule_prob=nodule_prob, series=series)[0]
 
 
-def phantom_fingerprint(n: int, size: int, seed: int, nodule_prob: float = 0.0) -> str:
-    spec = {"generator": "phantom", "version": GENERATOR_VERSION, "n": n, "size": size,
-            "seed": seed, "nodule_prob": nodule_prob}
+def phantom_fingerprint(n: int, size: int, seed: int, nodule_prob: float = 0.0,
+                        series: PhantomSeries | None = None) -> str:
+    series = _series(nodule_prob, series)
+    spec = {"generator": "phantom", "version": series.version, "n": n, "size": size,
+            "seed": seed, "nodule_prob": series.nodule}
+    if series.version > 1:  # version 1 keeps its original key (caches made before stay valid)
+        spec.update(cardiomegaly=series.cardiomegaly, effusion=series.effusion)
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
+# ---------------------------------------------------------------------------- recorded anatomy
+ANATOMY_GRID = 128  # px of the grid lung areas are counted on (independent of the image size)
+ANATOMY_KEYS = ("ctr", "heart_width", "thorax_width", "lung_area_right", "lung_area_left",
+                "lung_area", "diaphragm_y")
+"""What each phantom records, in image units: widths as fractions of the image width, areas as
+fractions of the image area, heights as fractions of the image height from the top. Sides are
+the patient's: the right lung is on the image left."""
+
+
+def _anatomy(params: list[dict[str, float]], series: PhantomSeries) -> dict[str, np.ndarray]:
+    P = _param_arrays(params)
+    X, Y = _pose(P, ANATOMY_GRID)
+    _, _, fields = _lungs(P, X, Y)
+    carve = 1.0 - 0.95 * _heart(P, X, Y)  # as in _render: the heart hides the lung behind it
+    # a lung field is where the lung profile is at least half its full value
+    right = (fields[-1.0] * carve > 0.5).mean(axis=(1, 2))
+    left = (fields[1.0] * carve > 0.5).mean(axis=(1, 2))
+    out: dict[str, list[float]] = {k: [] for k in (*ANATOMY_KEYS, *LABELS)}
+    for p, ar, al in zip(params, right, left, strict=True):
+        wx = float(np.hypot(p["heart_a"] * np.cos(p["heart_rot"]), p["heart_b"] * np.sin(p["heart_rot"])))
+        heart = max(wx - p["heart_x"], _right_border(p)) + p["heart_x"] + wx
+        thorax = 2.0 * p["body_w"] * p["lung_w"]  # lateral lung borders: the inner rib cage
+        zoom, tilt = p["zoom"], p["tilt"]
+        # top of the right dome where the lung fades to half (its base ramp is 0.05 deep),
+        # mapped back through the pose to image rows
+        dome_x = -0.42 * p["body_w"] * (p["lung_w"] - p["lung_wr"])
+        dome_y = zoom * (-dome_x * np.sin(tilt) + (p["dome_r"] - 0.025) * np.cos(tilt))
+        ctr = heart / thorax
+        vals = {"ctr": ctr, "heart_width": zoom * heart / 2.0, "thorax_width": zoom * thorax / 2.0,
+                "lung_area_right": float(ar), "lung_area_left": float(al),
+                "lung_area": float(ar + al), "diaphragm_y": (dome_y + 1.0) / 2.0,
+                "cardiomegaly": float(ctr > CARDIOMEGALY_CTR),
+                "effusion": float(p.get("eff_r", 0.0) > 0 or p.get("eff_l", 0.0) > 0),
+                "nodule": float(p["find_u"] < series.nodule)}
+        for k, v in vals.items():
+            out[k].append(v)
+    return {k: np.asarray(v, np.float64) for k, v in out.items()}
+
+
+def phantom_anatomy(n: int, seed: int = 0, *, start: int = 0, nodule_prob: float = 0.0,
+                    series: PhantomSeries | None = None) -> dict[str, np.ndarray]:
+    """The recorded anatomy and labels of images ``start .. start+n-1`` (ANATOMY_KEYS and
+    LABELS -> float arrays of length n; labels 0/1), from their generating parameters: no
+    pixels are rendered, and the values do not depend on the image size.
+
+    The CTR is the cardiac silhouette's width (right heart border, the atrium or the ellipse,
+    to the left border) over the thorax's inner width; cardiomegaly is CTR > 0.5. In version 1
+    the heart's widest point may lie behind the diaphragm, where no image shows it: measurers
+    are validated on version 2.
+    """
+    series = _series(nodule_prob, series)
+    _check(n, 8, start, series)
+    parts = []
+    for lo in range(0, n, _CHUNK):
+        idx = range(start + lo, start + min(n, lo + _CHUNK))
+        parts.append(_anatomy([_params(seed, i, series)[1] for i in idx], series))
+    if not parts:
+        return {k: np.zeros(0) for k in (*ANATOMY_KEYS, *LABELS)}
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
 @functools.lru_cache(maxsize=4)
-def _cached_uint8(n: int, size: int, seed: int, channels: int = 1) -> np.ndarray:
+def _cached_uint8(n: int, size: int, seed: int, channels: int = 1,
+                  series: PhantomSeries = PhantomSeries()) -> np.ndarray:  # noqa: B008 (frozen)
     # Cached per process: sweeps and tests build many runs on the same phantom set. The loader
     # copies the array into a tensor (times the channels): part of the memory check.
-    arr = generate_phantoms_uint8(n, size, seed, extra_per_pixel=channels)
+    arr = generate_phantoms_uint8(n, size, seed, series=series, extra_per_pixel=channels)
     arr.setflags(write=False)
     return arr
 
 
 @DATASETS.register("phantom")
 def load_phantoms(arg: str | None, cfg: DataConfig, image_size: int, channels: int) -> ImageSet:
-    """``phantom``: ``cfg.num_images`` procedural radiographs (0 -> 2048) of series ``cfg.seed``."""
-    if arg is not None:
-        raise ConfigError(f"data.source: 'phantom' takes no argument, got 'phantom:{arg}'")
+    """``phantom``: ``cfg.num_images`` procedural radiographs (0 -> 2048) of series ``cfg.seed``;
+    ``phantom:v2[,cardiomegaly=P][,effusion=P][,nodule=P]``: the labelled series (PhantomSeries)."""
+    series = PhantomSeries.parse(arg)
     n = cfg.num_images or DEFAULT_NUM_IMAGES
-    imgs = torch.from_numpy(_cached_uint8(n, image_size, cfg.seed, max(1, channels)).copy())[:, None]
+    imgs = torch.from_numpy(_cached_uint8(n, image_size, cfg.seed, max(1, channels), series).copy())[:, None]
     if channels > 1:
         imgs = imgs.expand(-1, channels, -1, -1).contiguous()
+    findings = "" if series.version == 1 else (
+        ", " + ", ".join(f"{k} {getattr(series, k):g}" for k in LABELS))
     return ImageSet(
         images=imgs,
-        fingerprint=phantom_fingerprint(n, image_size, cfg.seed),
+        fingerprint=phantom_fingerprint(n, image_size, cfg.seed, series=series),
         description=f"{n} chest phantoms (seed {cfg.seed}, {image_size}x{image_size}, "
-        f"generator v{GENERATOR_VERSION})",
+        f"generator v{series.version}{findings})",
     )
