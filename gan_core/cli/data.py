@@ -68,6 +68,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     help="seed of the phantom generator (default: 0)")
     ph.add_argument("--codec", choices=("j2k", "raw"), default="j2k",
                     help="j2k: JPEG 2000 lossless, as VinBigData (default); raw: uncompressed")
+    ph.add_argument("--series", metavar="SPEC", default=None,
+                    help="phantom series whose own findings label train.csv, e.g. v2 or "
+                    "v2,cardiomegaly=0.4 (docs/anatomy.md; default: the original phantoms with "
+                    "random labels)")
     ph.set_defaults(func=run_phantom)
 
     pv = dsub.add_parser("preview", help="write a grid of images of any dataset spec")
@@ -147,14 +151,16 @@ def run_prepare(args: argparse.Namespace) -> int:
 
 def run_phantom(args: argparse.Namespace) -> int:
     from ..data.dicom_writer import write_phantom_dicoms
-    from ..data.phantom import phantom_bytes
+    from ..data.phantom import PhantomSeries, phantom_bytes
     from ..guard import check_allocation
+
+    series = None if args.series is None else PhantomSeries.parse(args.series)
 
     # one image is rendered (and encoded: a 16-bit copy) at a time
     check_allocation(phantom_bytes(1, args.size, itemsize=4, extra_per_pixel=2),
                      f"rendering one {args.size}x{args.size} phantom DICOM", "--size")
     paths = write_phantom_dicoms(args.out, args.count, args.size, args.seed, codec=args.codec,
-                                 test_count=args.test_count)
+                                 test_count=args.test_count, series=series)
     print(f"wrote {len(paths)} phantom DICOM files ({args.codec}) and train.csv under {args.out}")
     return 0
 

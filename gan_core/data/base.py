@@ -22,18 +22,23 @@ class ImageSet:
     fingerprint: stable hex digest of the source and the settings that produced the pixels;
         keys caches such as FID reference statistics.
     skipped: (path, reason) of input files that could not be used.
+    ids: per image, the id its source knows it by (a VinBigData image_id, the DICOM file's
+        stem), where the source has one: what labels are looked up by (data/labels.py).
     """
 
     images: torch.Tensor
     fingerprint: str
     description: str
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    ids: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
             raise TypeError("ImageSet.images must be a uint8 tensor of shape (N, C, H, W)")
         if len(self.images) == 0:
             raise DataError(f"{self.description}: no usable image")
+        if self.ids is not None and len(self.ids) != len(self.images):
+            raise ValueError(f"ImageSet: {len(self.ids)} ids for {len(self.images)} images")
 
     def __len__(self) -> int:
         return len(self.images)

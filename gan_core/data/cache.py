@@ -524,6 +524,7 @@ def load_cache(cache_dir: str | Path, image_size: int, channels: int = 1, *,
         fingerprint=digest,
         description=f"{source} via cache {cache_dir}: {len(images)} images at {image_size} px",
         skipped=[(os.path.join(source, s["path"]), s["reason"]) for s in index["skipped"]],
+        ids=tuple(str(index["images"][i]["id"]) for i in chosen),
     )
 
 

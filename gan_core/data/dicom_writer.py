@@ -13,7 +13,10 @@ real loader is exercised end to end on phantoms written the way the Kaggle files
 Stored values use a random sub-range of the 12 bits per image (real detectors never span the
 full range), so the loader's robust scaling is exercised. Labels: "Nodule/Mass" images are
 rendered with the phantom's nodules on; the other findings are drawn at random and do not
-match the pixels (they exist to test label filtering, not diagnosis).
+match the pixels (they exist to test label filtering, not diagnosis). With a version-2 phantom
+series (``series=``, ``xraygan data write-dicom --series v2``) the labels are the phantom's
+own findings instead (Cardiomegaly, Pleural effusion, Nodule/Mass, marked by every
+radiologist), so a classifier trained through the DICOM loader learns what the pixels show.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ VINBIG_CLASSES = (
 )
 NODULE = VINBIG_CLASSES.index("Nodule/Mass")
 NO_FINDING = VINBIG_CLASSES.index("No finding")
+# a version-2 phantom's findings (phantom.LABELS) as VinBigData classes
+SERIES_CLASSES = (("cardiomegaly", "Cardiomegaly"), ("effusion", "Pleural effusion"),
+                  ("nodule", "Nodule/Mass"))
 CSV_COLUMNS = ("image_id", "class_name", "class_id", "rad_id", "x_min", "y_min", "x_max", "y_max")
 CR_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.1"  # Computed Radiography Image Storage
 
@@ -125,13 +131,16 @@ def write_phantom_dicoms(
     finding_prob: float = 0.4,
     monochrome1_prob: float = 0.5,
     aspect_jitter: float = 0.15,
+    series=None,
 ) -> list[Path]:
     """Write ``count`` train (+ ``test_count`` test) phantom DICOMs and train.csv under ``out``.
 
     Returns the written DICOM paths (train first). Image ``i`` depends only on
     (seed, i, size, codec); ``finding_prob`` is the share of train images with a finding.
+    A ``series`` (phantom.PhantomSeries) renders that series and labels each image with the
+    findings it drew (``finding_prob`` is then unused).
     """
-    from .phantom import generate_phantoms
+    from .phantom import generate_phantoms, phantom_anatomy
 
     if codec not in CODECS:
         raise ConfigError(f"codec: expected one of {', '.join(CODECS)}, got {codec!r}")
@@ -151,10 +160,16 @@ def write_phantom_dicoms(
             classes = [NO_FINDING]
             if split == "train" and rng.random() < finding_prob:
                 classes = [int(c) for c in rng.choice(NO_FINDING, size=int(rng.integers(1, 3)), replace=False)]
-            has_nodule = NODULE in classes
             # test images use indices after the train ones, so no phantom appears twice
             index = i if split == "train" else count + i
-            img = generate_phantoms(1, size, seed, start=index, nodule_prob=1.0 if has_nodule else 0.0)[0]
+            if series is not None:
+                drawn = phantom_anatomy(1, seed, start=index, series=series)
+                found = [VINBIG_CLASSES.index(name) for key, name in SERIES_CLASSES if drawn[key][0]]
+                classes = (found or [NO_FINDING]) if split == "train" else [NO_FINDING]
+                img = generate_phantoms(1, size, seed, start=index, series=series)[0]
+            else:
+                has_nodule = NODULE in classes
+                img = generate_phantoms(1, size, seed, start=index, nodule_prob=1.0 if has_nodule else 0.0)[0]
             h, w = _shape(rng, size, aspect_jitter)
             img = _centre_crop(img, h, w)
             ds = phantom_dataset(img, monochrome1=bool(rng.random() < monochrome1_prob), rng=rng,
@@ -168,8 +183,11 @@ def write_phantom_dicoms(
                 if classes == [NO_FINDING]:
                     rows.append([iid, VINBIG_CLASSES[NO_FINDING], str(NO_FINDING), rad, "", "", "", ""])
                     continue
-                # as in VinDr-CXR, not every radiologist marks every finding
+                # as in VinDr-CXR, not every radiologist marks every finding (a series' own
+                # findings are marked by all: they are facts of the image)
                 marked = [c for c in classes if rng.random() < 0.7] or [classes[0]]
+                if series is not None:
+                    marked = classes
                 for c in marked:
                     rows.append([iid, VINBIG_CLASSES[c], str(c), rad, *_box(rng, h, w)])
     buf = io.StringIO()

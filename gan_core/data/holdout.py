@@ -43,7 +43,8 @@ def _sub(data: ImageSet, idx: np.ndarray, side: str, fraction: float, seed: int)
     return ImageSet(images=data.images[idx].contiguous(),
                     fingerprint=hashlib.sha256(tag.encode()).hexdigest(),
                     description=f"{data.description}, {side} part of a {fraction:g} holdout split "
-                    f"(seed {seed}, {len(idx)} images)", skipped=data.skipped)  # fmt: skip
+                    f"(seed {seed}, {len(idx)} images)", skipped=data.skipped,
+                    ids=None if data.ids is None else tuple(data.ids[i] for i in idx))  # fmt: skip
 
 
 def training_part(data: ImageSet, cfg: DataConfig) -> ImageSet:
@@ -61,16 +62,21 @@ def heldout_set(cfg: DataConfig, image_size: int, channels: int = 1,
     import torch
 
     from . import load_dataset
+    from .base import parse_spec
     from .imageops import to_uint8
-    from .phantom import DEFAULT_NUM_IMAGES, GENERATOR_VERSION, generate_phantoms
+    from .phantom import DEFAULT_NUM_IMAGES, PhantomSeries, generate_phantoms
 
-    kind = cfg.source.split(":")[0]
+    kind, arg = parse_spec(cfg.source)
     if kind == "phantom":
+        series = PhantomSeries.parse(arg)
         start = cfg.num_images or DEFAULT_NUM_IMAGES
         n = max_images
-        imgs = torch.from_numpy(to_uint8(generate_phantoms(n, image_size, cfg.seed, start=start)))
+        imgs = torch.from_numpy(to_uint8(generate_phantoms(n, image_size, cfg.seed, start=start,
+                                                           series=series)))
         imgs = imgs[:, None].expand(-1, channels, -1, -1).contiguous()
-        tag = f"phantom-heldout|v{GENERATOR_VERSION}|{cfg.seed}|{start}|{n}|{image_size}"
+        # version 1 keeps its original tag (cached statistics stay valid)
+        spec = f"v{series.version}" if series == PhantomSeries() else series.spec
+        tag = f"phantom-heldout|{spec}|{cfg.seed}|{start}|{n}|{image_size}"
         return ImageSet(imgs, hashlib.sha256(tag.encode()).hexdigest(),
                         f"{n} held-out chest phantoms (indices {start}..{start + n - 1}, seed "
                         f"{cfg.seed}, never trained on)")  # fmt: skip
