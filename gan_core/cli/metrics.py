@@ -21,6 +21,9 @@ TABLE_COLUMNS = ("run", "d_loss_mean", "d_loss_var", "d_loss_std", "t0", "d_loss
 QUALITY_COLUMNS = ("run", "kid", "precision", "recall", "density", "coverage", "mem_ct",
                    "mem_px_ct", "mem_copy_fraction", "mem_copying", "spectral_distance",
                    "hf_deficit", "lf_deficit")  # fmt: skip
+ANATOMY_COLUMNS = ("run", "anat_ctr_w1", "anat_ctr_ks", "anat_lung_area_w1", "anat_lung_area_ks",
+                   "anat_implausible", "util_auroc_real", "util_auroc_synthetic",
+                   "util_auroc_mixed", "util_gap_synthetic", "util_gap_mixed")  # fmt: skip
 CORRELATION_COLUMNS = ("fid", "d_loss_mean", "d_loss_var", "precision", "recall", "hf_deficit")
 
 
@@ -45,6 +48,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="neighbours of precision/recall and density/coverage")
     p.add_argument("--heldout-samples", type=int_type(min=10, max=10**6), default=512,
                    metavar="N", help="held-out real images of the memorization test (at most)")
+    p.add_argument("--utility", action="store_true",
+                   help="also the downstream utility test: classifiers trained on real, "
+                   "generated and mixed images, tested on held-out real ones (minutes on CPU; "
+                   "labelled data: phantom:v2 or VinBigData; docs/utility.md)")
     add_device_argument(p)
     p.add_argument("--json", type=output_file, metavar="FILE", help="write all results as JSON")
     p.add_argument("--csv", type=output_file, metavar="FILE", help="write the table as CSV")
@@ -52,18 +59,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..metrics import run_metrics
+    from ..metrics import CHEAP_METRICS, run_metrics
     from ..metrics.correlation import correlation_matrices
     from ..train import resolve_device
 
     device = str(resolve_device(args.device))
 
+    names = (*CHEAP_METRICS, "utility") if args.utility else None
+
     rows, damaged = [], []
     for run_dir in runs.find_runs(args.runs):
         try:
             result = run_metrics(run_dir, fid=args.fid, kid=args.kid, fid_samples=args.fid_samples,
-                                 device=device, k=args.k,
-                                 heldout_samples=args.heldout_samples)  # fmt: skip
+                                 device=device, k=args.k, metrics=names,
+                                 heldout_samples=args.heldout_samples,
+                                 echo=lambda s: print(s, flush=True))  # fmt: skip
         except RunFolderError as e:  # a damaged run: go on with the others, fail at the end
             damaged.append(str(e))
             continue
@@ -79,8 +89,9 @@ def run(args: argparse.Namespace) -> int:
     quality = [c for c in QUALITY_COLUMNS if c in table.columns]
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-        if len(quality) > 1:
-            print("\n" + table[quality].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        for block in (quality, [c for c in ANATOMY_COLUMNS if c in table.columns]):
+            if len(block) > 1:
+                print("\n" + table[block].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         if "notes" in table.columns:
             for name, note in zip(table["run"], table["notes"], strict=True):
                 if isinstance(note, str) and note:

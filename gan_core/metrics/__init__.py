@@ -6,12 +6,15 @@ Cheap metrics (seconds on a CPU): ``dloss`` (Table I's D-loss statistics, T0, st
 ``collapse_loss`` (the loss signature of mode collapse), ``samples`` (blockiness and diversity
 of generated samples, or of the latest sample grid when there is no checkpoint), ``spectrum``
 (radial power spectra of those samples against the real images: spectral distance,
-high-frequency deficit).
+high-frequency deficit), ``anatomy`` (CTR and lung-area distributions of those samples against
+the real images' as the anatomy measurer reads them, and the share of implausible samples).
 Expensive (Inception features): ``fid`` (FID of ``fid_samples`` generated images against the
 cached statistics of the run's dataset; KID too when asked), ``prdc`` (precision, recall,
 density, coverage) and ``memorization`` (nearest training and held-out images, Meehan et al.'s
 data-copying test). The three share one Inception pass per image set (RunContext caches the
-features; the real side comes from the statistics cache).
+features; the real side comes from the statistics cache). ``utility`` (not run by default:
+minutes) trains small classifiers on real, generated and mixed images and tests them on
+held-out real ones (xraygan.metrics.utility).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class RunContext:
     figures: bool = True  # write spectrum.json and closest_pairs.png into the run folder
     stats_cache: str | Path | None = None
     notes: list[str] = field(default_factory=list)
+    echo: Callable[[str], None] | None = None  # progress lines of long metrics (utility)
 
     @cached_property
     def config(self):
@@ -147,7 +151,8 @@ class RunContext:
 
 Metric = Callable[[RunContext], dict[str, Any]]
 METRICS: Registry[Metric] = Registry("metric")
-CHEAP_METRICS = ("dloss", "collapse_loss", "samples", "spectrum")
+CHEAP_METRICS = ("dloss", "collapse_loss", "samples", "spectrum", "anatomy")
+ANATOMY_REAL = 512  # real images the anatomy metric measures (at most): ~2 s at 64 px
 FEATURE_METRICS = ("fid", "prdc", "memorization")  # one Inception pass per set feeds all three
 
 
@@ -190,6 +195,23 @@ def _spectrum(ctx: RunContext) -> dict[str, Any]:
     if curves and ctx.figures:
         runs.atomic_write_json(ctx.run / SPECTRUM_FILE, curves)
     return out
+
+
+@METRICS.register("anatomy")
+def _anatomy(ctx: RunContext) -> dict[str, Any]:
+    from .anatomy import measure_anatomy
+    from .anatomy_compare import anatomy_distances
+
+    images, _ = ctx.samples()
+    real, _ = ctx.real_images(ANATOMY_REAL)
+    return anatomy_distances(measure_anatomy(images), measure_anatomy(real), seed=ctx.seed)
+
+
+@METRICS.register("utility")
+def _utility(ctx: RunContext) -> dict[str, Any]:
+    from .utility import utility_of_run
+
+    return utility_of_run(ctx)
 
 
 @METRICS.register("fid")
@@ -260,6 +282,7 @@ def run_metrics(
     k: int = 5,
     heldout_samples: int = 512,
     figures: bool = True,
+    echo: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Flat dict of the cheap metrics of a finished run, plus the Inception metrics (FID,
     precision/recall/density/coverage, memorization) when ``fid`` is true.
@@ -273,7 +296,7 @@ def run_metrics(
     """
     ctx = RunContext(Path(run_dir), device=device, fid_samples=fid_samples, kid=kid,
                      batch_size=batch_size, progress=progress, k=k,
-                     heldout_samples=heldout_samples, figures=figures)  # fmt: skip
+                     heldout_samples=heldout_samples, figures=figures, echo=echo)  # fmt: skip
     names = list(metrics or CHEAP_METRICS)
     if fid:
         names += [m for m in FEATURE_METRICS if m not in names]
