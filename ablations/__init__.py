@@ -10,6 +10,8 @@ Studies (``xraygan sweep --list``), one module each:
     fmaps            feature-map width 32..320 at 64 and 128 px: memory, throughput, quality
     compress-search  TPE with pruning: the smallest G without blurry squares near the deep FID
     seeds            one configuration over N seeds (mean and confidence interval)
+    utility          train on synthetic, test on real: classifiers on real, generated and mixed
+                     images, and the anatomy of generated images (docs/utility.md)
 
 Helpers (not studies): ``xraygan.ablations.reference`` fills the FID statistics cache once
 before a sweep (``xraygan sweep`` calls it when it has more than one worker); ``xraygan
@@ -70,7 +72,7 @@ from __future__ import annotations
 
 import importlib
 
-STUDY_MODULES = ("table1", "table3", "batchnorm", "fmaps", "compress_search", "seeds")
+STUDY_MODULES = ("table1", "table3", "batchnorm", "fmaps", "compress_search", "seeds", "utility")
 
 
 def load_studies() -> None:

@@ -46,6 +46,6 @@ STUDIES.add("seeds", StudySpec(
     cells=cells,
     score=first_metric("fid", "d_loss_mean"),
     repeat_seeds=False,
-    sections=("protocol", "trials", "table1", "quality", "correlation", "throughput", "dynamics",
+    sections=("protocol", "trials", "table1", "quality", "anatomy", "correlation", "throughput", "dynamics",
               "samples", "spectrum", "memorization", "collapse", "claims"),
 ))

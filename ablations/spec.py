@@ -51,7 +51,8 @@ Score = Callable[[Mapping[str, Any]], tuple[str, float]]
 peak_memory_bytes) -> (name of the quantity used, value): the trial's Optuna value."""
 
 
-DEFAULT_SECTIONS = ("protocol", "trials", "throughput", "dynamics", "samples", "collapse", "claims")
+DEFAULT_SECTIONS = ("protocol", "trials", "anatomy", "throughput", "dynamics", "samples", "collapse",
+                    "claims")
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ class StudySpec:
     # the claims it bears on beyond those that name the study (reports/claims.py registry).
     sections: tuple[str, ...] = DEFAULT_SECTIONS
     claims: tuple[str, ...] = ()
+    # metrics its trials compute beyond the default ones (xraygan.metrics registry names)
+    metrics: tuple[str, ...] = ()
 
     @property
     def is_grid(self) -> bool:

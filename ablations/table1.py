@@ -44,6 +44,6 @@ STUDIES.add("table1", StudySpec(
     description="Table I: AdaS/ELU, Adam/ELU, AdaS/ELU/TTUR, AdaS with DCGAN activations",
     cells=cells,
     score=first_metric("fid", "d_loss_mean"),
-    sections=("protocol", "trials", "table1", "quality", "correlation", "throughput", "dynamics",
+    sections=("protocol", "trials", "table1", "quality", "anatomy", "correlation", "throughput", "dynamics",
               "samples", "spectrum", "memorization", "collapse", "claims"),
 ))

@@ -329,12 +329,14 @@ def metric_options(scale: Any) -> dict[str, Any]:
 def evaluate(cfg: ExperimentConfig, run_dir: Path, summary: Mapping[str, Any],
              env: TrialEnv) -> dict[str, Any]:
     """Metrics, memory and timings of a finished run, as trial attrs."""
-    from xraygan.metrics import run_metrics
+    from xraygan.metrics import CHEAP_METRICS, run_metrics
 
     scale = env.ctx.scale
     device = str(resolve_device(cfg.train.device))
     t0 = time.perf_counter()
-    metrics = run_metrics(run_dir, device=device, **metric_options(scale))
+    extra = env.spec.metrics
+    names = (*CHEAP_METRICS, *extra) if extra else None
+    metrics = run_metrics(run_dir, device=device, metrics=names, echo=env.echo, **metric_options(scale))
     eval_time = time.perf_counter() - t0
     runs.update_summary(run_dir, metrics=metrics)
     memory = measure_memory(cfg)

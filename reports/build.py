@@ -24,6 +24,7 @@ from xraygan.errors import XrayganError
 from xraygan.runs import atomic_write_text
 
 from . import figures, metric_figures, paper, tables, trends
+from .anatomy import anatomy_markdown, utility_markdown
 from .claim_protocol import ClaimProtocol, registered_protocols
 from .claims import Claim, claim_keys, claims_for_study, claims_markdown, evaluate_claims
 from .load import (
@@ -44,7 +45,7 @@ DEFAULT_OUT = Path("reports/out")
 MAX_PANELS = 12  # loss-curve and sample panels per figure
 MAX_COLLAPSE = 3  # collapse figures per study
 
-RUNS_SECTIONS = ("trials", "table1", "quality", "correlation", "throughput", "dynamics",
+RUNS_SECTIONS = ("trials", "table1", "quality", "anatomy", "correlation", "throughput", "dynamics",
                  "samples", "spectrum", "memorization", "collapse", "claims")
 """Sections of the page of run folders given with --runs (not a registered study)."""
 MEMORY_KINDS = ("batchnorm", "fmaps", "memory")
@@ -261,6 +262,18 @@ def _table1(p: Page) -> str:
 def _quality(p: Page) -> str:
     return ("\n## Beyond FID: fidelity, diversity, copying, frequency content\n\n"
             + quality_markdown(p.d.frame))
+
+
+@section("anatomy")
+def _anatomy(p: Page) -> str:
+    text = anatomy_markdown(p.d.frame)
+    return "\n## Anatomy of generated images (beside FID)\n\n" + text if text else ""
+
+
+@section("utility")
+def _utility(p: Page) -> str:
+    return ("\n## Downstream utility: train on synthetic, test on real\n\n"
+            + utility_markdown(p.d.frame))
 
 
 @section("correlation")

@@ -110,10 +110,11 @@ def test_utility_known_answers_on_phantoms():
     assert kept.mean() > 0.85 and (y_meas == y_real[kept]).mean() > 0.75  # 32 px: ~80 %
 
 
-def test_one_class_training_set_gives_nan_not_a_crash():
+def test_one_class_training_set_is_a_constant_classifier():
     series = PhantomSeries(version=2, cardiomegaly=0.5)
     real, y_real = _phantoms(32, 0, series)
     test, y_test = _phantoms(32, 500, series)
     out = utility(real, y_real, real[:8], np.zeros(8), test, y_test, UtilitySettings(epochs=1, bootstrap=20))
-    assert np.isnan(out["util_auroc_synthetic"]) and np.isnan(out["util_gap_synthetic"])
+    assert out["util_auroc_synthetic"] == 0.5 == out["util_auroc_synthetic_lo"]
+    assert out["util_gap_synthetic"] == pytest.approx(0.5 - out["util_auroc_real"])
     assert np.isfinite(out["util_auroc_mixed"])

@@ -156,8 +156,8 @@ def utility(real: torch.Tensor, real_labels: np.ndarray, synthetic: torch.Tensor
             echo: Callable[[str], None] | None = None) -> dict[str, float]:
     """Train (a) real, (b) synthetic, (c) real + synthetic classifiers, and (d) when
     ``real_measured`` (images, measured labels) is given, and score them on the held-out real
-    ``test`` images (module docstring). A training set without both classes gives no
-    classifier: its AUROC and gap are NaN."""
+    ``test`` images (module docstring). A training set without both classes (e.g. no
+    generated image the measurer can read) trains nothing: a constant classifier, AUROC 0.5."""
     steps = max(1, int(round(s.epochs * len(real) / s.batch_size)))
     sets = {
         "real": (real, real_labels),
@@ -170,9 +170,12 @@ def utility(real: torch.Tensor, real_labels: np.ndarray, synthetic: torch.Tensor
     for name, (x, y) in sets.items():
         t0 = time.perf_counter()
         if len(x) == 0 or len(np.unique(y)) < 2:
-            scores[name] = np.full(len(test), np.nan)
+            # nothing to learn from: the classifier is a constant, which ranks no image above
+            # another (AUROC 0.5, every tie counted half)
+            scores[name] = np.zeros(len(test))
             if echo:
-                echo(f"utility: {name}: {len(x)} images, one class only: no classifier")
+                echo(f"utility: {name}: {len(x)} images of one class only: a constant "
+                     "classifier, AUROC 0.5")
             continue
         model = train_classifier(x, y, steps, s, device)
         scores[name] = predict(model, test, device)
