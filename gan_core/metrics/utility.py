@@ -146,6 +146,9 @@ def utility_scores(scores: dict[str, np.ndarray], test_labels: np.ndarray,
         out[f"util_gap_{name}"] = out[f"util_auroc_{name}"] - out["util_auroc_real"]
         diffs = [a - b for a, b in zip(per[name], per["real"], strict=True)]
         out[f"util_gap_{name}_lo"], out[f"util_gap_{name}_hi"] = _interval(diffs, s.confidence)
+        finite = [d for d in diffs if np.isfinite(d)]
+        # the gap's standard error over test images: what a claim tests a single run with
+        out[f"util_gap_{name}_se"] = float(np.std(finite, ddof=1)) if len(finite) > 1 else float("nan")
     return out
 
 
