@@ -78,6 +78,7 @@ class StudySpec:
     claims: tuple[str, ...] = ()
     # metrics its trials compute beyond the default ones (xraygan.metrics registry names)
     metrics: tuple[str, ...] = ()
+    data: str | None = None  # the data source when `--data` is not given (None: phantom)
 
     @property
     def is_grid(self) -> bool:

@@ -13,15 +13,17 @@ AUROC with bootstrap intervals and the gaps to (a). The trial's value is the gap
 | adas-elu | AdaS      | ELU / ELU           |
 | adam-elu | Adam      | ELU / ELU           |
 
-Data: labelled sources only. ``--data phantom`` (the sweep's default) means ``phantom:v2``, the
-phantom series that draws cardiomegaly (30 %), effusion and nodules; ``phantom:v2,...`` sets
-other prevalences; ``dicom:PATH`` / ``cache:PATH`` take the labels from VinBigData's train.csv
-(with ``data.holdout`` for the held-out test images).
+Data: labelled sources only. The study's default is ``phantom:v2``, the phantom series that
+draws cardiomegaly (30 %), effusion and nodules; ``--data phantom:v2,...`` sets other
+prevalences; ``dicom:PATH`` / ``cache:PATH`` take the labels from VinBigData's train.csv (with
+``data.holdout`` for the held-out test images). The original phantoms (``phantom``) and image
+folders carry no labels: refused when the cells are built.
 """
 
 from __future__ import annotations
 
 from xraygan.config import replace_path
+from xraygan.errors import ConfigError
 
 from .scale import base_config
 from .spec import STUDIES, Cell, StudyContext, StudySpec, first_metric, named
@@ -31,13 +33,18 @@ LABELLED_PHANTOMS = "phantom:v2"
 HOLDOUT = 0.2  # real folders: the share of images held out as the classifiers' test set
 
 
-def study_data(data: str) -> str:
-    """The data source the study trains on: plain phantoms have no findings to learn."""
-    return LABELLED_PHANTOMS if data == "phantom" else data
+def check_data(data: str) -> None:
+    """ConfigError unless ``data`` has labels a classifier can learn."""
+    kind, _, arg = data.partition(":")
+    if (kind == "phantom" and not arg.startswith("v2")) or kind == "folder":
+        raise ConfigError(f"--data {data}: the utility study needs labelled images: "
+                          f"{LABELLED_PHANTOMS} (phantoms with findings, the default), or a "
+                          "VinBigData DICOM folder with train.csv (dicom:PATH)")
 
 
 def cells(ctx: StudyContext) -> list[Cell]:
-    data = study_data(ctx.data)
+    data = ctx.data
+    check_data(data)
     out = []
     for key, optimizer in ROWS:
         cfg = base_config(ctx.scale, data=data, optimizer=optimizer)
@@ -55,6 +62,7 @@ STUDIES.add("utility", StudySpec(
     score=first_metric("util_gap_synthetic"),
     direction="maximize",
     metrics=("utility",),
+    data=LABELLED_PHANTOMS,
     sections=("protocol", "trials", "utility", "anatomy", "table1", "quality", "throughput",
               "dynamics", "samples", "claims"),
 ))

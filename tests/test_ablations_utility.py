@@ -9,6 +9,7 @@ import pytest
 from xraygan.ablations import FULL, QUICK, STUDIES, StudyContext, load_studies
 from xraygan.ablations.utility import LABELLED_PHANTOMS
 from xraygan.cli import main
+from xraygan.errors import ConfigError
 from xraygan.reports import build_report
 
 load_studies()
@@ -19,12 +20,22 @@ TINY = ["--image-size", "16", "--features", "4", "--steps", "8", "--batch-size",
 
 @pytest.mark.parametrize("scale", [QUICK, FULL])
 def test_cells_train_on_labelled_data(scale):
-    cells = STUDIES.get("utility").grid(StudyContext(scale))
+    cells = STUDIES.get("utility").grid(StudyContext(scale, data=LABELLED_PHANTOMS))
     assert [c.key for c in cells] == ["adas-elu", "adam-elu"]
     assert {c.config.data.source for c in cells} == {LABELLED_PHANTOMS}
     assert [c.config.optim.name for c in cells] == ["adas", "adam"]
     dicom = STUDIES.get("utility").grid(StudyContext(scale, data="dicom:/data/vinbig"))
     assert all(c.config.data.holdout > 0 for c in dicom)  # a held-out test set of real images
+    for unlabelled in ("phantom", "folder:/x"):
+        with pytest.raises(ConfigError, match="needs labelled images"):
+            STUDIES.get("utility").grid(StudyContext(scale, data=unlabelled))
+
+
+def test_cli_refuses_unlabelled_data_in_one_line(tmp_path, capsys):
+    assert main(["sweep", "utility", "--data", "phantom", "--out", str(tmp_path), "--dry-run",
+                 "--no-estimate"]) == 2
+    err = capsys.readouterr().err
+    assert "needs labelled images" in err and "Traceback" not in err
 
 
 @pytest.fixture(scope="module")

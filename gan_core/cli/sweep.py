@@ -89,8 +89,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "(off unless given or XRAYGAN_TENSORBOARD=1)")
     s = p.add_argument_group("scale overrides (change the study's identity: a new --study-name "
                              "or --out is needed for an existing study; default: the scale's)")
-    s.add_argument("--data", default="phantom", metavar="SPEC",
-                   help="phantom | folder:PATH | dicom:PATH | cache:PATH")
+    s.add_argument("--data", default=None, metavar="SPEC",
+                   help="phantom | folder:PATH | dicom:PATH | cache:PATH (default: phantom; "
+                   "the utility study: phantom:v2, phantoms with findings)")
     s.add_argument("--holdout", type=field_type(DataConfig, "holdout"), metavar="F",
                    help="fraction of folder/DICOM/cache images held out of training for the "
                    "memorization test (default: 0.1 for real data; phantoms need none)")
@@ -153,11 +154,12 @@ def build_options(args: argparse.Namespace):
     from xraygan.ablations.seeds import DEFAULT_SEEDS
 
     seeds = args.seeds if args.seeds is not None else DEFAULT_SEEDS if spec.name == "seeds" else 1
+    data = args.data or spec.data or "phantom"
     holdout = getattr(args, "holdout", None)
-    if holdout is not None and args.data.split(":")[0] == "phantom":
+    if holdout is not None and data.split(":")[0] == "phantom":
         raise ConfigError("--holdout applies to folder:, dicom: and cache: data; phantoms hold "
                           "out the images after --num-images by themselves")
-    ctx = StudyContext(scale, data=args.data, seeds=seeds, trials=args.trials, holdout=holdout)
+    ctx = StudyContext(scale, data=data, seeds=seeds, trials=args.trials, holdout=holdout)
     if args.cell:
         study, _, key = args.cell.partition(":")
         if not key:
@@ -191,7 +193,8 @@ def list_studies() -> str:
     lines = []
     for name in STUDIES.names():
         spec = STUDIES.get(name)
-        ctx = StudyContext(QUICK, seeds=DEFAULT_SEEDS if name == "seeds" else 1)
+        ctx = StudyContext(QUICK, data=spec.data or "phantom",
+                           seeds=DEFAULT_SEEDS if name == "seeds" else 1)
         size = (f"{len(spec.grid(ctx))} cells (quick)" if spec.is_grid
                 else f"search, {spec.default_trials} trials")
         lines.append(f"{name:16s} {size:18s} {spec.description}")
