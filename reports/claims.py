@@ -133,7 +133,8 @@ class ClaimSpec:
 
 
 CLAIMS: dict[str, ClaimSpec] = {}  # in registration order: the order of the report
-CLAIM_MODULES = ("xraygan.reports.claims_memory", "xraygan.reports.claims_quality")
+CLAIM_MODULES = ("xraygan.reports.claims_memory", "xraygan.reports.claims_quality",
+                 "xraygan.reports.claims_utility")
 
 
 SOURCES = ("trials", "memory")

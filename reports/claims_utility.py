@@ -1,0 +1,113 @@
+"""Claims about the downstream utility of generated radiographs (xraygan.metrics.utility):
+can a configuration's synthetic images stand in for real ones when training a classifier?
+
+Non-inferiority, decided on held-out real images: a classifier trained on synthetic images
+only may lose some AUROC against one trained on the real images; the claim is that it loses
+less than the declared margin. Two preconditions say when the data can speak to it: the real
+images must teach the classifier something (else there is nothing to stand in for), and the
+anatomy measurer's labels must be good enough on real images (else the labels, not the
+generator, limit the synthetic classifier). See reports/claims.py for the registry.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from . import decide
+from .claim_protocol import ClaimProtocol, Precondition
+from .claims import Finding, describe, num, register_claim
+from .load import completed
+
+UTILITY = "utility"  # the Holm family of these claims
+STAND_IN_CELL = "adas-elu"  # configuration X: the paper's AdaS with ELU
+UTILITY_MARGIN = 0.05  # AUROC a synthetic-only classifier may lose and still stand in
+REAL_AUROC_FLOOR = 0.6  # the real-only classifier must reach this: else nothing to stand in for
+LABEL_MARGIN = 0.05  # measured labels on real images within this of their own labels
+
+
+def cell_rows(df: pd.DataFrame, cell: str) -> pd.DataFrame:
+    """Completed trials of grid cell ``cell`` (with its seed repeats ``cell-sN``)."""
+    done = completed(df)
+    if "cell" not in done.columns:
+        return done.iloc[0:0]
+    return done[done["cell"].astype(str).str.fullmatch(rf"{re.escape(cell)}(-s\d+)?")]
+
+
+def stand_in_test(gaps: np.ndarray, ses: np.ndarray, margin: float) -> decide.TestResult:
+    """Non-inferiority of the gap AUROC(b) - AUROC(a) against -``margin``: over runs (one-sample
+    t) when there are 2 or more, else one run's z with its bootstrap standard error."""
+    gaps = gaps[np.isfinite(gaps)]
+    if len(gaps) >= 2:
+        return decide.one_sample(gaps, "greater", shift=-margin)
+    if len(gaps) == 1 and len(ses) and math.isfinite(ses[0]):
+        gap, se = float(gaps[0]), float(ses[0])
+        if se == 0:
+            return decide.TestResult(float(gap <= -margin), float(gap >= -margin), math.nan,
+                                     gap, gap, gap, 1)
+        z = (gap + margin) / se
+        return decide.TestResult(float(norm.sf(z)), float(norm.cdf(z)), math.nan, gap,
+                                 gap - 1.96 * se, gap + 1.96 * se, 1,
+                                 note="one run: z with the bootstrap SE over test images")
+    return decide.TestResult(n=len(gaps), note="no run with a utility test")
+
+
+@register_claim(ClaimProtocol(
+    key="synthetic_stands_in", version=1,
+    statement=(f"Synthetic radiographs from configuration {STAND_IN_CELL} (AdaS, ELU) can stand "
+               "in for real ones: a cardiomegaly classifier trained on them alone does about as "
+               "well on real images as one trained on the real images"),
+    hypothesis=(f"AUROC(synthetic only) - AUROC(real only) > -{UTILITY_MARGIN:g} on held-out "
+                "real images (non-inferiority)"),
+    direction="greater",
+    metric="util_gap_synthetic: AUROC of (b) synthetic-only minus (a) real-only, per run",
+    cells=(STAND_IN_CELL,),
+    test=(f"two or more runs (seeds): one-sample t of the per-run gaps against "
+          f"-{UTILITY_MARGIN:g}; one run: z = (gap + {UTILITY_MARGIN:g}) / SE, SE the paired "
+          "bootstrap standard error over the test images (the population is then that one "
+          f"trained generator). Does not hold when the gap is significantly below "
+          f"-{UTILITY_MARGIN:g} (the opposite one-sided test)."),
+    family=UTILITY, sesoi=UTILITY_MARGIN, margin=UTILITY_MARGIN,
+    preconditions=(
+        Precondition("real_learns", f"the real-only classifier learns: AUROC (a) >= "
+                     f"{REAL_AUROC_FLOOR:g} in every run (else there is nothing to stand in for)",
+                     REAL_AUROC_FLOOR),
+        Precondition("labels_readable", f"real images labelled by the anatomy measurer do as well "
+                     f"as with their own labels: mean AUROC (d) - (a) >= -{LABEL_MARGIN:g} (else "
+                     "the measurer's labels, not the generator, limit the synthetic classifier)",
+                     -LABEL_MARGIN)),
+    studies=("utility",),
+    transfer=("other labels and data (VinBigData's radiologist labels), other image sizes and "
+              "classifiers, and synthetic labels from another source than the anatomy measurer"),
+    params=(("real_auroc_floor", REAL_AUROC_FLOOR), ("label_margin", LABEL_MARGIN))),
+    reads=lambda i: i.first("utility"))
+def synthetic_stands_in(trials: pd.DataFrame | None, p: ClaimProtocol) -> Finding:
+    if trials is None or trials.empty:
+        return Finding("no utility study", describe(trials), frame=trials)
+    cell = p.cells[0]
+    rows = cell_rows(trials, cell)
+    if rows.empty or "util_gap_synthetic" not in rows.columns or rows["util_gap_synthetic"].isna().all():
+        return Finding(f"no completed run of {cell} with a utility test", describe(trials),
+                       frame=trials)
+    col = lambda c: rows[c].astype(float).to_numpy() if c in rows.columns else np.full(len(rows), np.nan)  # noqa: E731
+    gaps, ses = col("util_gap_synthetic"), col("util_gap_synthetic_se")
+    real, measured = col("util_auroc_real"), col("util_gap_real_measured")
+    test = stand_in_test(gaps, ses, p.margin)
+    untestable = ""
+    floor = p.param("real_auroc_floor")
+    if not (real >= floor).all():
+        untestable = (f"real_learns ({p.precondition('real_learns').text}): AUROC (a) "
+                      + ", ".join(num(v, 3) for v in real))
+    elif not np.nanmean(measured) >= -p.param("label_margin"):
+        untestable = (f"labels_readable ({p.precondition('labels_readable').text}): mean gap "
+                      f"(d) - (a) {num(np.nanmean(measured), 3)}")
+    ev = (f"{cell}: gap (b) - (a) {num(np.nanmean(gaps), 3)} AUROC over {len(rows)} run(s) "
+          f"(95 % interval {num(test.low, 3)} to {num(test.high, 3)}); AUROC (a) real "
+          f"{num(np.nanmean(real), 3)}, (b) synthetic {num(np.nanmean(col('util_auroc_synthetic')), 3)}, "
+          f"(d) real with measured labels {num(np.nanmean(col('util_auroc_real_measured')), 3)}; "
+          f"margin {p.margin:g}")
+    return Finding(ev, describe(trials), test=test, untestable=untestable, frame=trials)

@@ -1,0 +1,55 @@
+"""The synthetic-stands-in claim on simulated utility studies with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xraygan.reports.claims import FAILS, HOLDS, INCONCLUSIVE, UNTESTABLE, claims_for_study
+from xraygan.reports.claims_utility import STAND_IN_CELL, synthetic_stands_in
+
+
+def frame(gaps, se=0.01, real=0.95, measured=-0.01, cell=STAND_IN_CELL) -> pd.DataFrame:
+    rows = []
+    for i, g in enumerate(gaps):
+        rows.append({"study": "utility", "scale": "quick", "status": "completed",
+                     "cell": cell if len(gaps) == 1 else f"{cell}-s{i}", "group": cell,
+                     "util_gap_synthetic": g, "util_gap_synthetic_se": se,
+                     "util_auroc_real": real, "util_auroc_synthetic": real + g,
+                     "util_auroc_real_measured": real + measured, "util_gap_real_measured": measured})
+    rows.append({"study": "utility", "scale": "quick", "status": "completed", "cell": "adam-elu",
+                 "group": "adam-elu", "util_gap_synthetic": -0.5, "util_gap_synthetic_se": 0.01,
+                 "util_auroc_real": real, "util_gap_real_measured": measured})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("gaps, se, verdict", [
+    ([0.0], 0.01, HOLDS),  # one run, clearly within the margin
+    ([-0.3], 0.02, FAILS),  # one run, clearly beyond it
+    ([-0.05], 0.05, INCONCLUSIVE),  # on the margin with a wide interval
+    ([-0.01, 0.0, 0.01, -0.02], 0.5, HOLDS),  # over seeds: the per-run SE is not used
+    ([-0.2, -0.25, -0.22], 0.5, FAILS),
+    ([0.1, -0.3], 0.01, INCONCLUSIVE),  # two seeds that disagree
+])
+def test_verdicts_on_simulated_studies(gaps, se, verdict):
+    claim = synthetic_stands_in(frame(gaps, se))
+    assert claim.verdict == verdict, claim.reason
+
+
+def test_other_cells_do_not_count():
+    # adam-elu's -0.5 is in every frame above; the claim is about configuration X only
+    assert synthetic_stands_in(frame([0.0])).verdict == HOLDS
+
+
+def test_preconditions_make_it_untestable():
+    weak = synthetic_stands_in(frame([0.0], real=0.55))
+    assert weak.verdict == UNTESTABLE and "real_learns" in weak.reason
+    labels = synthetic_stands_in(frame([0.0], measured=-0.2))
+    assert labels.verdict == UNTESTABLE and "labels_readable" in labels.reason
+
+
+def test_no_data_and_registration():
+    assert synthetic_stands_in(None).verdict != HOLDS
+    assert synthetic_stands_in(frame([np.nan])).verdict != HOLDS
+    assert "synthetic_stands_in" in claims_for_study("utility")
