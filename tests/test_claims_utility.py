@@ -53,3 +53,13 @@ def test_no_data_and_registration():
     assert synthetic_stands_in(None).verdict != HOLDS
     assert synthetic_stands_in(frame([np.nan])).verdict != HOLDS
     assert "synthetic_stands_in" in claims_for_study("utility")
+
+
+def test_the_utility_sweep_registers_the_claim():
+    from xraygan.reports.claims import study_protocols
+
+    protos = {p.key: p for p in study_protocols("utility")}
+    assert "synthetic_stands_in" in protos
+    p = protos["synthetic_stands_in"]
+    assert (p.family, p.margin, p.direction, p.cells) == ("utility", 0.05, "greater", (STAND_IN_CELL,))
+    assert {c.key for c in p.preconditions} == {"real_learns", "labels_readable"}
