@@ -72,3 +72,21 @@ def test_the_utility_sweep_registers_the_claim():
     p = protos["synthetic_stands_in"]
     assert (p.family, p.margin, p.direction, p.cells) == ("utility", 0.05, "greater", (STAND_IN_CELL,))
     assert {c.key for c in p.preconditions} == {"real_learns", "labels_readable"}
+
+
+@pytest.mark.parametrize("seeds", [1, 3])
+def test_level_and_no_false_fail_on_simulated_studies(seeds):
+    """Monte Carlo with known truth: at the null's boundary (true gap = -margin) the rule says
+    "holds" at most alpha of the time; with a true gap of 0 it almost never says "does not
+    hold". Per-run gaps scatter by the SE each run reports (one run) or by a seed-to-seed sd."""
+    rng = np.random.default_rng(seeds)
+    reps, se, alpha = 400, 0.02, 0.05
+    mc = 3 * np.sqrt(alpha * (1 - alpha) / reps)
+    rates = {}
+    for truth, gap in (("null", -0.05), ("effect", 0.0)):
+        verdicts = [synthetic_stands_in(frame(list(gap + rng.normal(0, se, seeds)), se)).verdict
+                    for _ in range(reps)]
+        rates[truth] = {v: verdicts.count(v) / reps for v in (HOLDS, FAILS)}
+    assert rates["null"][HOLDS] <= alpha + mc
+    assert rates["effect"][FAILS] <= alpha + mc
+    assert rates["effect"][HOLDS] > 0.5  # and it has power at a gap of 0 (2.5 SE from the margin)
