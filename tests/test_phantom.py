@@ -96,7 +96,7 @@ def test_bad_arguments_raise_config_errors():
         generate_phantoms(2, 32, nodule_prob=1.5)
     with pytest.raises(ConfigError, match="size"):
         generate_phantoms(2, 4)
-    with pytest.raises(ConfigError, match="expected v1 or v2"):
+    with pytest.raises(ConfigError, match="expected v1 or v2 first"):
         load_dataset(DataConfig(source="phantom:x"), 32)
 
 

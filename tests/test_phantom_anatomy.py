@@ -96,3 +96,17 @@ def test_dataset_spec_phantom_v2():
     series = PhantomSeries.parse("v2,cardiomegaly=0.5")
     assert np.array_equal(data.images[:, 0].numpy(),
                           (generate_phantoms(8, 32, 0, series=series) * 255).round().astype(np.uint8))
+
+
+def test_cli_phantom_dicom_series_labels_and_bad_series(tmp_path, capsys):
+    from xraygan.cli import main
+    from xraygan.data.dicom import read_labels
+
+    out = tmp_path / "vin"
+    assert main(["data", "phantom-dicom", str(out), "--count", "6", "--size", "32", "--codec", "raw",
+                 "--series", "v2,cardiomegaly=1,effusion=0,nodule=0"]) == 0
+    labels = read_labels(out / "train.csv")
+    assert len(labels) == 6 and all(v == {"Cardiomegaly"} for v in labels.values())
+    assert main(["data", "phantom-dicom", str(tmp_path / "x"), "--series", "v9"]) == 2
+    err = capsys.readouterr().err
+    assert "--series 'v9'" in err and "Traceback" not in err

@@ -154,7 +154,7 @@ def run_phantom(args: argparse.Namespace) -> int:
     from ..data.phantom import PhantomSeries, phantom_bytes
     from ..guard import check_allocation
 
-    series = None if args.series is None else PhantomSeries.parse(args.series)
+    series = None if args.series is None else PhantomSeries.parse(args.series, "--series")
 
     # one image is rendered (and encoded: a 16-bit copy) at a time
     check_allocation(phantom_bytes(1, args.size, itemsize=4, extra_per_pixel=2),

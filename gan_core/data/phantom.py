@@ -431,27 +431,27 @@ class PhantomSeries:
             raise ConfigError("phantoms: version 1 draws no cardiomegaly or effusion; use v2")
 
     @classmethod
-    def parse(cls, arg: str | None) -> PhantomSeries:
+    def parse(cls, arg: str | None, where: str = "data.source") -> PhantomSeries:
         """The argument of ``phantom:ARG``: ``v2`` or ``v2,cardiomegaly=0.5,effusion=0.1``
-        (unnamed prevalences keep version 2's defaults); ``v1`` or none: the original series."""
+        (unnamed prevalences keep version 2's defaults); ``v1`` or none: the original series.
+        ``where`` names the setting in errors."""
         if arg is None:
             return cls()
+        what = f"{where}: 'phantom:{arg}'" if where == "data.source" else f"{where} {arg!r}"
         head, *rest = [s.strip() for s in arg.split(",")]
         if head not in ("v1", "v2"):
-            raise ConfigError(f"data.source: 'phantom:{arg}': expected v1 or v2 after 'phantom:', "
-                              "e.g. phantom:v2,cardiomegaly=0.3")
+            raise ConfigError(f"{what}: expected v1 or v2 first, e.g. phantom:v2,cardiomegaly=0.3")
         version = int(head[1:])
         values = dict(V2_DEFAULTS) if version == 2 else {}
         for item in rest:
             name, sep, value = item.partition("=")
             if not sep or name not in LABELS:
-                raise ConfigError(f"data.source: 'phantom:{arg}': {item!r} is not NAME=P with NAME "
-                                  f"one of {', '.join(LABELS)}")
+                raise ConfigError(f"{what}: {item!r} is not NAME=P with NAME one of "
+                                  f"{', '.join(LABELS)}")
             try:
                 values[name] = float(value)
             except ValueError:
-                raise ConfigError(f"data.source: 'phantom:{arg}': {name} needs a probability, "
-                                  f"got {value!r}") from None
+                raise ConfigError(f"{what}: {name} needs a probability, got {value!r}") from None
         return cls(version=version, **values)
 
     @property
