@@ -15,22 +15,19 @@ AUROC with bootstrap intervals and the gaps to (a). The trial's value is the gap
 
 Data: labelled sources only. The study's default is ``phantom:v2``, the phantom series that
 draws cardiomegaly (30 %), effusion and nodules; ``--data phantom:v2,...`` sets other
-prevalences; ``dicom:PATH`` / ``cache:PATH`` take the labels from VinBigData's train.csv (with
-``data.holdout`` for the held-out test images). The original phantoms (``phantom``) and image
-folders carry no labels: refused when the cells are built.
+prevalences; ``dicom:PATH`` / ``cache:PATH`` take the labels from VinBigData's train.csv,
+with the sweep's held-out part (``--holdout``) as the test images. The original phantoms
+(``phantom``) and image folders carry no labels: refused when the cells are built.
 """
 
 from __future__ import annotations
 
-from xraygan.config import replace_path
 from xraygan.errors import ConfigError
 
-from .scale import base_config
 from .spec import STUDIES, Cell, StudyContext, StudySpec, first_metric, named
 
 ROWS = (("adas-elu", "adas"), ("adam-elu", "adam"))
 LABELLED_PHANTOMS = "phantom:v2"
-HOLDOUT = 0.2  # real folders: the share of images held out as the classifiers' test set
 
 
 def check_data(data: str) -> None:
@@ -47,9 +44,9 @@ def cells(ctx: StudyContext) -> list[Cell]:
     check_data(data)
     out = []
     for key, optimizer in ROWS:
-        cfg = base_config(ctx.scale, data=data, optimizer=optimizer)
-        if not data.startswith("phantom"):  # phantoms hold out the images after the set
-            cfg = replace_path(cfg, "data.holdout", HOLDOUT)
+        # real data: the sweep's held-out part (--holdout) is the classifiers' test set;
+        # phantoms hold out the images after the training set
+        cfg = ctx.config(optimizer=optimizer)
         out.append(Cell(key, named(cfg, key), {"optimizer": optimizer, "data": data}))
     return out
 
