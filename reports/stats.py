@@ -86,7 +86,7 @@ def fmt_ci(ci: MeanCI, digits: int = 3) -> str:
 
 
 # --------------------------------------------------------------------------- effect sizes
-# Which interval an effect gets (the rule reports state, EFFECT_RULE):
+# Which interval an effect gets:
 #   * fewer than 2 seeds in either group: no interval (one run has no spread);
 #   * Welch's t interval (unequal variances, Welch-Satterthwaite df) otherwise: with the 3-5
 #     seeds a CPU sweep affords, the t interval is the only one that widens honestly for tiny n
@@ -102,15 +102,6 @@ BOOTSTRAP_RESAMPLES = 10_000
 ALPHA = 1 - CONFIDENCE
 POWER = 0.8
 MAX_SEEDS = 10_000  # a "seeds needed" above this is reported as more than MAX_SEEDS
-
-EFFECT_RULE = (
-    f"difference and ratio of means with {CONFIDENCE:.0%} intervals over seeds: Welch's t "
-    f"interval (ratio: delta method on the log ratio, Welch df); a percentile bootstrap "
-    f"({BOOTSTRAP_RESAMPLES:,} resamples) instead when both groups have >= {BOOTSTRAP_MIN_N} "
-    f"seeds and one has |skewness| > {SKEW_LIMIT}; no interval below 2 seeds per group. "
-    f"Seeds needed: per group, for a two-sided Welch test at alpha {ALPHA:.2f} with power "
-    f"{POWER} at the observed difference and variances (noncentral t)"
-)
 
 
 @dataclass(frozen=True)
@@ -223,7 +214,7 @@ def _t_power(n: int, diff: float, sd_a: float, sd_b: float, alpha: float) -> flo
 def effect(a_values: Sequence[float] | np.ndarray, b_values: Sequence[float] | np.ndarray,
            confidence: float = CONFIDENCE, *, seed: int = 0, power: bool = True) -> Effect:
     """The effect of group a against group b (e.g. FID over seeds of two configurations):
-    difference and ratio of means with intervals chosen by the rule above (EFFECT_RULE),
+    difference and ratio of means with intervals chosen by the rule above,
     per-seed spread, Welch p-value and the seeds per group that would resolve it
     (``power=False`` skips that search: None)."""
     a, b = _finite(a_values), _finite(b_values)
