@@ -32,7 +32,7 @@ Trial user attributes (a stable contract: ``xraygan report`` reads these):
     seed             train.seed
     run_dir          absolute path of the run folder (on ``host``)
     host, pid        where it ran
-    status           a TrialStatus (ablations/status.py): waiting | running | completed |
+    status           a TrialStatus (gan_core/trials.py): waiting | running | completed |
                      diverged | pruned | error | interrupted | duplicate. A FAIL trial with any
                      other status (normally "running") was killed: its heartbeat went stale;
                      its retry carries ``retry_of``. ``ablations.runner.outcome(trial)``

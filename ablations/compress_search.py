@@ -26,11 +26,12 @@ from typing import Any
 
 import optuna
 
+from xraygan.claims.memory import BLOCKINESS_MARGIN
+from xraygan.trials import TrialStatus
+
 from .spec import STUDIES, Cell, StudyContext, StudySpec, first_metric, named
-from .status import TrialStatus
 from .table3 import dcgan_strides
 
-BLOCKINESS_MARGIN = 0.05
 FID_TOLERANCE = 0.25
 PRUNE_MARGIN = 0.15
 LATENTS = (16, 32, 64, 100)

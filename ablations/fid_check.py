@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .status import TrialStatus
+from xraygan.trials import TrialStatus
 
 SMALL = ("fid", "fid_infinity", "kid")  # recorded by the sweep at the scale's sample count
 

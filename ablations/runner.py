@@ -33,12 +33,12 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from xraygan.errors import ConfigError, XrayganError
+from xraygan.trials import FAILED_ON_PURPOSE, TrialStatus
 
 from . import load_studies
 from .liveness import GRACE_S, HEARTBEAT_S, MAX_RETRY
 from .scale import holdout_for
 from .spec import STUDIES, Cell, StudyContext, StudySpec
-from .status import FAILED_ON_PURPOSE, TrialStatus
 from .storage import (
     DEFAULT_OUT,
     create_or_load,

@@ -94,32 +94,6 @@ QUICK = SCALES.add("quick", Scale(
     checkpoint_every=500,
 ))
 
-# Run lengths measured too short for every Table I configuration to leave T0 at 32 px, width
-# 32 (criterion A above): batch size -> (iterations needed, the evidence).
-T0_MIN_STEPS = {
-    32: (2500, "at batch 32, adam-elu seed 2 stays in T0 through a 2000-iteration run and leaves "
-         "it at 1785 of 2500 (seeds 0, 1: 1405 and 1390 of 2000)"),
-    64: (1501, "at batch 64, Adam's D wins throughout 1500 iterations"),
-}
-
-
-def t0_shortfall(image_size: object, features: object, batch_size: object, steps: object) -> str:
-    """Why runs of this size cannot take every Table I configuration past T0 (measured at
-    the quick scale's 32 px and width 32), or '' when nothing measured says so."""
-    try:
-        size, width, batch, n = int(image_size), int(features), int(batch_size), int(steps)
-    except (TypeError, ValueError):
-        return ""
-    if (size, width) != (QUICK.image_size, QUICK.features) or batch not in T0_MIN_STEPS:
-        return ""
-    need, why = T0_MIN_STEPS[batch]
-    if n >= need:
-        return ""
-    return (f"untestable at this scale ({n} iterations of batch {batch}, {size} px): {why}; "
-            f"{need} iterations would not fit the quick scale's 25-minute budget "
-            "(ablations/scale.py, docs/claims.md)")
-
-
 # The paper's scale (paper.md, "Setup" and "Training dynamics"): 64x64, base width 64 (Table
 # II), 150 epochs ("150 epochs separate clearly worse Adam samples from AdaS samples at
 # 64x64"), batch 128 (the batch that worked with Adam; 256 made no progress), FID on 10,000

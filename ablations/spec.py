@@ -73,7 +73,7 @@ class StudySpec:
     default_trials: int = 0
     repeat_seeds: bool = True  # False: the study handles ctx.seeds itself (the seeds study)
     # The study's report page: its sections in order (names in reports/build.py SECTIONS) and
-    # the claims it bears on beyond those that name the study (reports/claims.py registry).
+    # the claims it bears on beyond those that name the study (gan_core/claims/engine.py registry).
     sections: tuple[str, ...] = DEFAULT_SECTIONS
     claims: tuple[str, ...] = ()
     # metrics its trials compute beyond the default ones (xraygan.metrics registry names)

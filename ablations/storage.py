@@ -25,9 +25,9 @@ import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from xraygan.errors import ConfigError, StorageError
+from xraygan.trials import TrialStatus
 
 from .liveness import GRACE_S, HEARTBEAT_S, MAX_RETRY
-from .status import TrialStatus
 
 DEFAULT_OUT = "studies"
 CONNECT_TIMEOUT_S = 10  # a server that does not answer in 10 s is down, not slow

@@ -29,9 +29,9 @@ from xraygan.fingerprint import fingerprint
 from xraygan.precision import resolve_amp
 from xraygan.process import StopRequested, governor_tick, stop_on_signals
 from xraygan.train import resolve_device, total_steps, train
+from xraygan.trials import TrialStatus
 
 from .spec import Cell, StudyContext, StudySpec
-from .status import TrialStatus
 from .storage import requeue
 
 HOST = socket.gethostname()

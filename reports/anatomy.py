@@ -12,8 +12,9 @@ import math
 
 import pandas as pd
 
-from .load import completed
-from .stats import fmt, fmt_ci, mean_ci
+from xraygan.claims.stats import fmt, fmt_ci, mean_ci
+from xraygan.trials import completed
+
 from .tables import markdown
 
 ANATOMY_COLUMNS = (

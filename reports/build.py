@@ -20,16 +20,18 @@ from typing import Any
 
 import pandas as pd
 
+from xraygan import paper
+from xraygan.claims.engine import Claim, claim_keys, claims_for_study, evaluate_claims
+from xraygan.claims.protocol import ClaimProtocol, registered_protocols
 from xraygan.errors import XrayganError
 from xraygan.runs import atomic_write_text
+from xraygan.trials import completed
 
-from . import figures, metric_figures, paper, tables, trends
+from . import figures, metric_figures, tables, trends
 from .anatomy import anatomy_markdown, utility_markdown
-from .claim_protocol import ClaimProtocol, registered_protocols
-from .claims import Claim, claim_keys, claims_for_study, claims_markdown, evaluate_claims
+from .claim_page import claims_markdown
 from .load import (
     by_population,
-    completed,
     fill_sample_metrics,
     load_study,
     memory_json_rows,

@@ -12,7 +12,7 @@ PAIR = ("adas-elu", "adam-elu")
 
 def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """The per-trial table and the AdaS-vs-Adam effect under each metric."""
-    from .stats import effect, fmt, fmt_effect
+    from xraygan.claims.stats import effect, fmt, fmt_effect
 
     if not rows:
         return "No completed trials to re-score.\n"

@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 
 from xraygan import runs
-from xraygan.ablations.status import TrialStatus
 from xraygan.errors import XrayganError
+from xraygan.trials import TrialStatus
 
 # config fields every table may group or label by: column -> dotted path in config.to_dict()
 CONFIG_COLUMNS = {
@@ -277,11 +277,6 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         if col not in df.columns:
             df[col] = pd.Series(dtype=object)
     return df
-
-
-def completed(df: pd.DataFrame) -> pd.DataFrame:
-    """Trials whose run finished and was scored."""
-    return df[df["status"] == TrialStatus.COMPLETED]
 
 
 # --------------------------------------------------------------------------- populations

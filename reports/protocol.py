@@ -12,29 +12,13 @@ from typing import Any
 
 import pandas as pd
 
-
-def _str(v: object) -> str:
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return str(v)
-
-
-def natural_values(series: pd.Series) -> list[str]:
-    """Distinct non-empty values as strings, numbers in numeric order (20, not 20.0)."""
-    return sorted({_str(v) for v in series.dropna() if str(v) != ""}, key=_natural)
+from xraygan.claims.frames import natural_values
 
 
 def _values(df: pd.DataFrame, col: str) -> str:
     if df is None or df.empty or col not in df.columns:
         return "—"
     return ", ".join(natural_values(df[col])) or "—"
-
-
-def _natural(s: str) -> tuple:
-    try:
-        return (0, float(s), s)
-    except ValueError:
-        return (1, 0.0, s)
 
 
 def dataset_descriptions(df: pd.DataFrame) -> str:

@@ -8,8 +8,9 @@ import math
 
 import pandas as pd
 
-from .load import completed
-from .stats import MeanCI, fmt_ci, mean_ci
+from xraygan.claims.stats import MeanCI, fmt_ci, mean_ci
+from xraygan.trials import completed
+
 from .tables import markdown
 
 QUALITY_COLUMNS = (

@@ -16,9 +16,10 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
+from xraygan.claims.stats import fmt
+from xraygan.trials import completed
+
 from .figures import FigureUnavailable, save_figure, theme
-from .load import completed
-from .stats import fmt
 from .tables import markdown
 
 # metric column -> label; "better" says which direction is an improvement

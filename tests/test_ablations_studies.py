@@ -52,7 +52,7 @@ def test_table1_four_rows(scale):
 def test_scales():
     # the quick scale (ablations/scale.py): the longest that fits the budget, measured too
     # short for every Table I configuration to leave T0, which the Table I claims then say
-    from xraygan.ablations.scale import t0_shortfall
+    from xraygan.claims.table1 import t0_shortfall
 
     assert (QUICK.image_size, QUICK.batch_size, QUICK.fid, QUICK.fid_samples) == (32, 32, True, 128)
     assert "untestable at this scale" in t0_shortfall(32, QUICK.features, 32, QUICK.steps)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from xraygan.reports.calibration import DEGENERATE, calibrate, calibration_markdown
-from xraygan.reports.claims import CLAIMS, load_claim_modules
-from xraygan.reports.verdicts import HOLDS, UNTESTABLE
+from xraygan.claims.calibration import DEGENERATE, calibrate, calibration_markdown
+from xraygan.claims.engine import CLAIMS, load_claim_modules
+from xraygan.claims.verdicts import HOLDS, UNTESTABLE
 
 load_claim_modules()
 

@@ -8,10 +8,10 @@ import dataclasses
 import json
 
 from xraygan.ablations import QUICK, StudyContext
+from xraygan.ablations.registration import study_protocols
 from xraygan.ablations.runner import SweepOptions, open_study
+from xraygan.claims.protocol import REGISTRATION_ATTR, registered_protocols, registration
 from xraygan.cli import main
-from xraygan.reports.claim_protocol import REGISTRATION_ATTR, registered_protocols, registration
-from xraygan.reports.claims import study_protocols
 
 
 def _opts(tmp_path, claims):

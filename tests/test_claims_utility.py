@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xraygan.reports.claims import (
+from xraygan.claims.engine import (
     FAILS,
     HOLDS,
     INCONCLUSIVE,
@@ -16,7 +16,7 @@ from xraygan.reports.claims import (
 )
 
 load_claim_modules()  # registers every claim module in its order (the report's) before ours
-from xraygan.reports.claims_utility import STAND_IN_CELL, synthetic_stands_in  # noqa: E402
+from xraygan.claims.utility import STAND_IN_CELL, synthetic_stands_in  # noqa: E402
 
 
 def frame(gaps, se=0.01, real=0.95, measured=-0.01, cell=STAND_IN_CELL) -> pd.DataFrame:
@@ -65,7 +65,7 @@ def test_no_data_and_registration():
 
 
 def test_the_utility_sweep_registers_the_claim():
-    from xraygan.reports.claims import study_protocols
+    from xraygan.ablations.registration import study_protocols
 
     protos = {p.key: p for p in study_protocols("utility")}
     assert "synthetic_stands_in" in protos

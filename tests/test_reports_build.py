@@ -9,10 +9,10 @@ import re
 import pytest
 from report_fixtures import make_run, make_study, memory_rows, table1_trials
 
+from xraygan.claims.engine import FAILS, HOLDS
 from xraygan.cli import main
 from xraygan.errors import XrayganError
 from xraygan.reports import build_report
-from xraygan.reports.claims import FAILS, HOLDS
 
 
 @pytest.fixture
@@ -142,8 +142,8 @@ def test_runs_page_shows_the_metrics_beyond_fid_and_their_figures(tmp_path):
 
 def test_every_study_declares_known_sections_and_claims():
     import xraygan.ablations as ablations
+    from xraygan.claims.engine import CLAIMS, claims_for_study
     from xraygan.reports.build import SECTIONS, study_sections
-    from xraygan.reports.claims import CLAIMS, claims_for_study
 
     ablations.load_studies()
     for name in ablations.STUDIES.names():

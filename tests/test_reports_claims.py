@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 from report_fixtures import memory_rows
 
-from xraygan.reports import claims, tables
-from xraygan.reports.claim_protocol import registered_protocols, registration
-from xraygan.reports.verdicts import FAILS, HOLDS, INCONCLUSIVE, UNTESTABLE, Verdict
+from xraygan.claims import engine, table1
+from xraygan.claims.protocol import registered_protocols, registration
+from xraygan.claims.verdicts import FAILS, HOLDS, INCONCLUSIVE, UNTESTABLE, Verdict
+from xraygan.reports import claim_page, tables
 
 NAN = float("nan")
 
@@ -44,7 +45,7 @@ def test_verdicts_are_one_enum_of_four():
     ([184.8, 248.4, 271.6], [396.5, 361.3, 413.6], HOLDS),  # the quick scale's 3 seeds
 ])
 def test_adas_beats_adam(adas, adam, verdict):
-    c = claims.adas_beats_adam(t1({"adas-elu": adas, "adam-elu": adam}))
+    c = table1.adas_beats_adam(t1({"adas-elu": adas, "adam-elu": adam}))
     assert c.verdict == verdict, c.reason
     # the paper's number beside ours, quoted as in the statement (one formatter), with its scope
     assert "104.6 vs 238.3" in c.evidence and "104.6 vs 238.3" in c.statement
@@ -55,7 +56,7 @@ def test_adas_beats_adam(adas, adam, verdict):
 def test_adas_beats_adam_is_untestable_before_t0():
     df = t1({"adas-elu": [100, 104, 98], "adam-elu": [390, 400, 410]},
             t0={"adam-elu": [NAN, NAN, 300.0]})  # Adam's D wins in 2 of 3 seeds
-    c = claims.adas_beats_adam(df)
+    c = table1.adas_beats_adam(df)
     assert c.verdict == UNTESTABLE
     assert c.reason.startswith("past_t0") and "adam-elu left T0 in 1 of 3 seeds" in c.reason
 
@@ -65,24 +66,24 @@ def test_table1_claims_are_untestable_at_a_scale_measured_too_short():
 
     df = t1({"adas-elu": [100, 104, 98], "adam-elu": [230, 240, 236]}).assign(
         g_features=32, batch_size=QUICK.batch_size, config_steps=QUICK.steps)
-    c = claims.adas_beats_adam(df)
+    c = table1.adas_beats_adam(df)
     assert c.verdict == UNTESTABLE and "untestable at this scale (2000 iterations" in c.reason
     assert "adam-elu seed 2 stays in T0" in c.reason
-    assert claims.adas_beats_adam(df.assign(config_steps=2500)).verdict == HOLDS
+    assert table1.adas_beats_adam(df.assign(config_steps=2500)).verdict == HOLDS
 
 
 def test_missing_data_is_untestable_and_named():
     df = t1({"adas-elu": [1.0], "adam-elu": [2.0]}).assign(fid=NAN)
-    assert claims.adas_beats_adam(df).verdict == UNTESTABLE
-    c = claims.adas_beats_adam(None)
+    assert table1.adas_beats_adam(df).verdict == UNTESTABLE
+    c = table1.adas_beats_adam(None)
     assert c.verdict == UNTESTABLE and c.reason == "data: no table1 study"
 
 
 def test_elu_ttur_adas_best():
     base = {"adas-elu": [110, 112, 111], "adam-elu": [230, 240, 235], "adas-dcgan": [120, 121, 119]}
-    assert claims.elu_ttur_adas_best(t1({**base, "adas-elu-ttur": [100, 101, 99]})).verdict == HOLDS
-    assert claims.elu_ttur_adas_best(t1({**base, "adas-elu-ttur": [130, 131, 129]})).verdict == FAILS
-    assert claims.elu_ttur_adas_best(
+    assert table1.elu_ttur_adas_best(t1({**base, "adas-elu-ttur": [100, 101, 99]})).verdict == HOLDS
+    assert table1.elu_ttur_adas_best(t1({**base, "adas-elu-ttur": [130, 131, 129]})).verdict == FAILS
+    assert table1.elu_ttur_adas_best(
         t1({**base, "adas-elu-ttur": [105, 115, 110]})).verdict == INCONCLUSIVE
 
 
@@ -96,22 +97,22 @@ def _configs(fid_means, d_means, seeds=3, within=0.0):
 
 def test_dloss_inverse_fid_counts_configurations_not_runs():
     inverse = _configs([100, 120, 140, 160, 180, 200], [2.0, 1.8, 1.5, 1.4, 1.1, 0.9])
-    c = claims.dloss_inverse_fid(inverse)
+    c = table1.dloss_inverse_fid(inverse)
     assert c.verdict == HOLDS and "over 6 configuration means" in c.evidence
     assert "paper's own Table I: r = -0.902" in c.evidence
-    assert claims.dloss_inverse_fid(
+    assert table1.dloss_inverse_fid(
         _configs([100, 120, 140, 160, 180, 200], [0.9, 1.1, 1.4, 1.5, 1.8, 2.0])).verdict == FAILS
     # 4 configurations, 3 seeds each, a within-configuration link only: the runs' pooled r
     # is strong, the configuration means' is not significant at n = 4
     noisy = _configs([100, 140, 120, 160], [1.0, 1.1, 1.2, 0.9], within=30)
-    c = claims.dloss_inverse_fid(noisy)
+    c = table1.dloss_inverse_fid(noisy)
     assert c.verdict == INCONCLUSIVE and "n = 12 runs, not independent" in c.evidence
-    c = claims.dloss_inverse_fid(t1({"a": [1.0, 2.0], "b": [3.0, 4.0]}))
+    c = table1.dloss_inverse_fid(t1({"a": [1.0, 2.0], "b": [3.0, 4.0]}))
     assert c.verdict == UNTESTABLE and c.reason.startswith("configurations")
 
 
 def test_paper_dloss_correlation_from_table1():
-    r, p, n = claims.paper_dloss_correlation()
+    r, p, n = table1.paper_dloss_correlation()
     assert n == 4 and r == pytest.approx(-0.902, abs=1e-3) and p > 0.05  # not significant at n=4
 
 
@@ -120,14 +121,14 @@ def test_holm_within_family_adjusts_each_claims_p():
              "adas-elu-ttur": [95, 99, 97], "adas-dcgan": [120, 121, 119]},
             {"adas-elu": [1.2] * 3, "adam-elu": [0.4] * 3, "adas-elu-ttur": [1.3] * 3,
              "adas-dcgan": [1.1] * 3})
-    out = {c.key: c for c in claims.evaluate_claims({"table1": df})}
+    out = {c.key: c for c in engine.evaluate_claims({"table1": df})}
     fam = [out[k] for k in ("adas_beats_adam", "elu_ttur_adas_best", "dloss_inverse_fid")]
     assert {c.family for c in fam} == {"table1"}
     raws = sorted(c.p for c in fam)
     adj = sorted(c.p_adjusted for c in fam)
     assert adj[0] == pytest.approx(min(1.0, 3 * raws[0]))  # Holm: m * smallest
     assert all(a >= r for a, r in zip(adj, raws, strict=True))
-    assert "Holm-adjusted" in claims.claims_markdown(fam)
+    assert "Holm-adjusted" in claim_page.claims_markdown(fam)
 
 
 def _memory(scale_with_bn: float) -> pd.DataFrame:
@@ -139,7 +140,7 @@ def _memory(scale_with_bn: float) -> pd.DataFrame:
 
 
 def test_bn_saving():
-    from xraygan.reports.claims_memory import bn_saving
+    from xraygan.claims.memory import bn_saving
 
     assert bn_saving(_memory(1.03)).verdict == HOLDS  # 2.9 % saved
     c = bn_saving(_memory(1.20))  # 16.7 % saved: outside 1.2-7 %
@@ -151,7 +152,7 @@ def test_bn_saving():
 
 
 def test_memory_exponential():
-    from xraygan.reports.claims_memory import memory_exponential
+    from xraygan.claims.memory import memory_exponential
 
     power = tables.memory_rows_frame(memory_rows())  # m = 0.2 + 0.001 w^1.5
     assert memory_exponential(power).verdict == FAILS
@@ -173,7 +174,7 @@ def t3(blockiness: list[float], base: float = 0.08) -> pd.DataFrame:
 
 
 def test_blurry_squares():
-    from xraygan.reports.claims_memory import blurry_squares
+    from xraygan.claims.memory import blurry_squares
 
     assert blurry_squares(t3([0.4] * 12)).verdict == HOLDS
     assert blurry_squares(t3([0.1] * 12)).verdict == FAILS  # within the 0.05 margin
@@ -184,19 +185,19 @@ def test_blurry_squares():
 
 
 def test_evaluate_claims_without_data_is_all_untestable():
-    out = claims.evaluate_claims({})
+    out = engine.evaluate_claims({})
     assert [c.key for c in out] == ["adas_beats_adam", "elu_ttur_adas_best", "dloss_inverse_fid",
                                     "bn_saving", "memory_exponential", "blurry_squares",
                                     "no_data_copying", "hf_bias", "best_fid_best_recall",
                                     "synthetic_stands_in"]
     assert {c.verdict for c in out} == {UNTESTABLE}
-    text = claims.claims_markdown(out)
+    text = claim_page.claims_markdown(out)
     assert text.count("**untestable**") == 2 * 10 and "- Rule:" in text
 
 
 # --------------------------------------------------------------------------- registry
 def test_registry_keys_once_and_study_pages():
-    from xraygan.reports.claims import CLAIMS, ClaimProtocol, claims_for_study, register_claim
+    from xraygan.claims.engine import CLAIMS, ClaimProtocol, claims_for_study, register_claim
 
     assert claims_for_study("table3") == ("blurry_squares", "hf_bias")
     assert "bn_saving" in claims_for_study("memory")
@@ -213,7 +214,7 @@ def test_registry_keys_once_and_study_pages():
 
 
 def test_registration_round_trip_and_hash():
-    protos = list(claims.protocols().values())
+    protos = list(engine.protocols().values())
     reg = registration(protos)
     back = registered_protocols({"claims_protocol": reg})
     assert back == {p.key: p for p in protos}
@@ -224,25 +225,25 @@ def test_registration_round_trip_and_hash():
         registered_protocols({"claims_protocol": tampered})
     assert registered_protocols({}) is None
     from xraygan.ablations.runner import CLAIMS_ATTR
-    from xraygan.reports.claim_protocol import REGISTRATION_ATTR
+    from xraygan.claims.protocol import REGISTRATION_ATTR
 
     assert CLAIMS_ATTR == REGISTRATION_ATTR
 
 
 def test_registered_protocol_decides_and_both_are_shown():
     df = t1({"adas-elu": [215, 240, 200], "adam-elu": [230, 245, 236]})  # one-sided p 0.12
-    code = claims.CLAIMS["adas_beats_adam"].protocol
+    code = engine.CLAIMS["adas_beats_adam"].protocol
     loose = dataclasses.replace(code, version=1, alpha=0.2)  # registered before a later change
-    out = claims.evaluate_claims({"table1": df}, registered={"adas_beats_adam": loose},
+    out = engine.evaluate_claims({"table1": df}, registered={"adas_beats_adam": loose},
                                  keys=["adas_beats_adam"])[0]
-    mine = claims.evaluate_claims({"table1": df}, registered={"adas_beats_adam": code},
+    mine = engine.evaluate_claims({"table1": df}, registered={"adas_beats_adam": code},
                                   keys=["adas_beats_adam"])[0]
     assert math.isfinite(out.p) and 0.05 < out.p_adjusted < 0.2
     assert out.verdict == HOLDS and out.version == 1  # the registered alpha 0.2 decided
     assert "the registered one decided" in out.registration
     assert "The code's rule would say **inconclusive**" in out.registration
     assert mine.verdict == INCONCLUSIVE and mine.registration.startswith("registered before")
-    none = claims.evaluate_claims({"table1": df}, keys=["adas_beats_adam"])[0]
+    none = engine.evaluate_claims({"table1": df}, keys=["adas_beats_adam"])[0]
     assert "not registered before the data" in none.registration
 
 
@@ -261,7 +262,7 @@ NEAR = {"precision": 0.6, "density": 0.8, "mem_ct": -0.4, "mem_px_ct": 0.2}
 
 
 def test_no_data_copying_verdicts():
-    from xraygan.reports.claims_quality import no_data_copying
+    from xraygan.claims.quality import no_data_copying
 
     clean = {**NEAR, "mem_copy_fraction": 0.04, "mem_px_copy_fraction": 0.05}
     copy = {**NEAR, "mem_ct": -9.0, "mem_px_ct": -12.0, "mem_copy_fraction": 1.0,
@@ -281,7 +282,7 @@ def test_no_data_copying_verdicts():
 
 
 def test_hf_bias_verdicts():
-    from xraygan.reports.claims_quality import hf_bias
+    from xraygan.claims.quality import hf_bias
 
     def runs(hf, lf=0.0, n=1):
         return [{"hf_deficit": hf + 0.01 * i, "lf_deficit": lf, **NEAR} for i in range(n)]
@@ -296,7 +297,7 @@ def test_hf_bias_verdicts():
 
 
 def test_best_fid_best_recall_verdicts():
-    from xraygan.reports.claims_quality import best_fid_best_recall
+    from xraygan.claims.quality import best_fid_best_recall
 
     eq = {"prdc_n_real": 256, "prdc_n_fake": 256, "precision": 0.5}
 
@@ -319,7 +320,7 @@ def test_best_fid_best_recall_verdicts():
 
 
 def test_claim_headings_are_words_not_keys():
-    from xraygan.reports.claims import claim_title
+    from xraygan.reports.claim_page import claim_title
 
     assert claim_title("AdaS beats Adam (Table I: FID 104.6 vs 238.3 with ELU, about half)") == \
         "AdaS beats Adam"

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from xraygan.claims.verdicts import HOLDS, INCONCLUSIVE
 from xraygan.reports.build import StudyData, claims_by_population, decide_claims, populations
 from xraygan.reports.load import by_population, population_label, with_fid_n
-from xraygan.reports.verdicts import HOLDS, INCONCLUSIVE
 
 
 def frame(scale: str, size: int, fid_n: int, adas: list[float], adam: list[float]) -> pd.DataFrame:

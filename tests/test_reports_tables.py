@@ -17,9 +17,9 @@ from report_fixtures import (
     table3_trials,
 )
 
+from xraygan.claims.stats import fmt, mean_ci
 from xraygan.reports import tables
 from xraygan.reports.load import fill_sample_metrics, load_study, runs_frame, trials_frame
-from xraygan.reports.stats import fmt, mean_ci
 
 
 @pytest.fixture

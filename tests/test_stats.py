@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from xraygan.reports.stats import (
+from xraygan.claims.stats import (
     BOOTSTRAP_MIN_N,
     CONFIDENCE,
     MAX_SEEDS,
@@ -155,7 +155,8 @@ def test_mean_ci_unchanged():
 def test_table1_claims_carry_the_effect_in_their_markdown():
     import pandas as pd
 
-    from xraygan.reports import claims
+    from xraygan.claims import engine, table1
+    from xraygan.reports import claim_page
 
     def frame(fids):
         return pd.DataFrame([{"group": g, "cell": f"{g}-s{i}", "status": "completed", "fid": f,
@@ -164,15 +165,15 @@ def test_table1_claims_carry_the_effect_in_their_markdown():
 
     df = frame({"adas-elu": [96.0, 101.0, 104.0], "adam-elu": [254.0, 297.0, 270.0],
                 "adas-elu-ttur": [100.0, 110.0, 90.0], "adas-dcgan": [75.0, 80.0, 78.0]})
-    c = claims.adas_beats_adam(df)
-    assert c.verdict == claims.HOLDS
+    c = table1.adas_beats_adam(df)
+    assert c.verdict == engine.HOLDS
     want = fmt_effect(effect([96.0, 101.0, 104.0], [254.0, 297.0, 270.0]), names=("AdaS", "Adam"),
                       observed_power=False)
     assert want in c.details and "seeds per group for power" not in c.details  # not post hoc
     # seeds planned a priori at the declared smallest effect (20 % lower FID)
     assert "seeds per cell for power 0.8 at the declared smallest effect" in c.power
-    best = claims.elu_ttur_adas_best(df)
+    best = table1.elu_ttur_adas_best(df)
     assert "adas-elu-ttur vs adas-dcgan: log-FID difference" in best.details
-    md = claims.claims_markdown([claims.Claim("adas_beats_adam", c.statement, c.verdict,
+    md = claim_page.claims_markdown([engine.Claim("adas_beats_adam", c.statement, c.verdict,
                                               c.evidence, c.rule, c.data, c.details)])
     assert "AdaS/Adam = 0.37 [" in md

@@ -1,5 +1,5 @@
 """``xraygan claims list | calibrate``: the registered claims and their rules, and the rules'
-calibration on simulated studies with known truth (reports/claims.py, reports/calibration.py)."""
+calibration on simulated studies with known truth (gan_core/claims/engine.py, gan_core/claims/calibration.py)."""
 
 from __future__ import annotations
 
@@ -40,8 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from xraygan.reports.claim_protocol import canonical_json, registration
-    from xraygan.reports.claims import protocols, study_protocols
+    from xraygan.ablations.registration import study_protocols
+    from xraygan.claims.engine import protocols
+    from xraygan.claims.protocol import canonical_json, registration
 
     protos = study_protocols(args.study) if args.study else list(protocols().values())
     if args.json:
@@ -58,7 +59,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    from xraygan.reports.calibration import calibrate, calibration_markdown, calibration_text
+    from xraygan.claims.calibration import calibrate, calibration_markdown, calibration_text
 
     table = calibrate(reps=args.reps, seeds=args.seeds, seed=args.sim_seed)
     print(calibration_text(table))

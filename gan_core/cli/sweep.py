@@ -170,8 +170,8 @@ def build_options(args: argparse.Namespace):
 
         ctx = dataclasses.replace(ctx, base=read_config_file(args.config))
     heartbeat = args.heartbeat or HEARTBEAT_S
-    from xraygan.reports.claim_protocol import registration
-    from xraygan.reports.claims import study_protocols
+    from xraygan.ablations.registration import study_protocols
+    from xraygan.claims.protocol import registration
 
     return SweepOptions(
         study=spec.name, ctx=ctx, out=args.out, storage=args.storage, study_name=args.study_name,

@@ -3,7 +3,7 @@
 Each reads the per-run metrics of xraygan.metrics (memorization, spectrum, prdc) and states
 the preconditions under which its metric can speak: a generator far from the data cannot show
 whether it copies, nor whether it misses high frequencies, and recall without precision
-measures spread, not diversity. See reports/claims.py for the registry.
+measures spread, not diversity. See gan_core/claims/engine.py for the registry.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from scipy.stats import norm
 
 from xraygan.metrics.memorization import COPY_QUANTILE
 from xraygan.metrics.spectrum import CUTOFF
+from xraygan.trials import completed
 
 from . import decide
-from .claim_protocol import ClaimProtocol, Precondition
-from .claims import NOT_COPYING, Finding, cell_values, describe, not_copying, num, register_claim
-from .load import completed
+from .engine import NOT_COPYING, Finding, cell_values, describe, not_copying, num, register_claim
+from .protocol import ClaimProtocol, Precondition
 from .stats import fmt_ci, mean_ci
 
 QUALITY = "beyond-fid"  # the Holm family of these claims

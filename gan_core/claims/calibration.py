@@ -32,8 +32,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import decide, paper
-from .claims import CLAIMS, FID_SESOI, load_claim_modules
+from xraygan import paper
+from xraygan.markdown import markdown
+
+from . import decide
+from .engine import CLAIMS, FID_SESOI, load_claim_modules
+from .frames import memory_rows_frame
 from .verdicts import FAILS, HOLDS, INCONCLUSIVE, UNTESTABLE, Verdict
 
 FID_SD = 0.2  # per-seed sd of log FID: the quick scale's adas-elu seeds (pilot)
@@ -198,8 +202,6 @@ def pooled_runs_rule(df: pd.DataFrame, alpha: float = 0.05) -> Verdict:
 
 # --------------------------------------------------------------------------- memory rules
 def _memory_study(claim: str, truth: str, rng: np.random.Generator) -> pd.DataFrame:
-    from .tables import memory_rows_frame
-
     rows = []
     for size in (16, 32):
         for w in (8, 16, 32, 64, 128):
@@ -319,7 +321,7 @@ def calibrate(reps: int = 1000, seeds: int | None = None, seed: int = 0,
 
 
 def _decide_alone(spec, df: pd.DataFrame) -> Verdict:
-    from .claims import decide_family
+    from .engine import decide_family
 
     return decide_family([(spec.protocol, spec.evaluate(df, spec.protocol))],
                          context=False)[0].verdict
@@ -348,8 +350,6 @@ def calibration_text(rows: Sequence[Row]) -> str:
 
 
 def calibration_markdown(rows: Sequence[Row], command: str = "", seed: int = 0) -> str:
-    from .tables import markdown
-
     n_pow = a_priori_seeds()
     reps = max((r.reps for r in rows), default=0)
     head = (
@@ -366,7 +366,7 @@ def calibration_markdown(rows: Sequence[Row], command: str = "", seed: int = 0) 
         f"and at the quick scale's {QUICK_SEEDS}. 'Met': the false-positive rate is at most "
         "alpha plus three Monte-Carlo standard errors, a true claim is called 'does not hold' "
         "at most as often, degenerate inputs are untestable (copies: does not hold). The "
-        "model behind each simulated study is in reports/calibration.py.\n\n"
+        "model behind each simulated study is in gan_core/claims/calibration.py.\n\n"
     )
     low = sorted({r.claim for r in rows if r.scenario == "effect" and r.seeds == n_pow
                   and r.rates[HOLDS] < 0.8 - _mc(0.8, r.reps)})

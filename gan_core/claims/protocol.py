@@ -4,7 +4,7 @@ preconditions and a version.
 
 ``xraygan sweep`` stores :func:`registration` of the claims a study bears on (canonical JSON
 and its sha256) in the Optuna study's user attrs before the first trial; ``xraygan report``
-decides with the registered protocol (reports/claims.py). Change a rule's numbers or logic and
+decides with the registered protocol (gan_core/claims/engine.py). Change a rule's numbers or logic and
 its ``version`` must change too: the hash then differs and the report shows both.
 """
 
@@ -44,7 +44,7 @@ class ClaimProtocol:
     direction: str  # one of DIRECTIONS
     metric: str  # the primary metric (a trials-frame column) and its scale
     cells: tuple[str, ...]  # compared cells ("*": every configuration of the study)
-    test: str  # the test, in words (reports/decide.py implements it)
+    test: str  # the test, in words (gan_core/claims/decide.py implements it)
     family: str  # Holm's family-wise error control runs within a family
     alpha: float = 0.05
     sesoi: float = math.nan  # smallest effect size of interest (in the metric's test units)

@@ -9,6 +9,8 @@ Run folders have their own statuses (xraygan.runs.RunStatus).
 
 from enum import StrEnum
 
+import pandas as pd
+
 
 class TrialStatus(StrEnum):
     WAITING = "waiting"
@@ -24,3 +26,8 @@ class TrialStatus(StrEnum):
 FAILED_ON_PURPOSE = frozenset({TrialStatus.DIVERGED, TrialStatus.ERROR, TrialStatus.INTERRUPTED,
                                TrialStatus.DUPLICATE})
 """FAIL trials that wrote why they failed: not killed, so not retried as killed ones are."""
+
+
+def completed(df: pd.DataFrame) -> pd.DataFrame:
+    """Trials (rows of a trials frame) whose run finished and was scored."""
+    return df[df["status"] == TrialStatus.COMPLETED]

@@ -2,7 +2,7 @@
 law) and the blurry squares of compressed generators (Table III). Memory peaks repeat to the
 byte on one machine class, so these rules compare measurements with the paper's numbers and
 return their verdict directly (no p-value, no Holm family beyond their own); see
-reports/claims.py for the registry.
+gan_core/claims/engine.py for the registry.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ import math
 import numpy as np
 import pandas as pd
 
-from . import paper
-from .claim_protocol import ClaimProtocol, Precondition
-from .claims import FAILS, HOLDS, INCONCLUSIVE, Finding, describe, register_claim
+from xraygan import paper
+
+from .engine import FAILS, HOLDS, INCONCLUSIVE, Finding, describe, register_claim
+from .frames import MIN_WIDTHS, bn_savings_frame, growth_frame, natural_values, table3_frame
+from .protocol import ClaimProtocol, Precondition
 from .stats import MeanCI, fmt, fmt_ci, intervals_overlap
-from .tables import MIN_WIDTHS, bn_savings_frame, growth_frame, table3_frame
 
 BLOCKY_SHARE = 0.75  # the paper: all 12 compressed cells failed; >= 3/4 blocky confirms it
 CLEAN_SHARE = 0.25  # <= 1/4 blocky contradicts it
@@ -24,19 +25,18 @@ IN_RANGE_SHARE = 0.75  # BN saving: share of pairs inside the paper's range to c
 MIN_CELLS = 6  # compressed cells with a blockiness number the Table III rule needs
 
 
-def _blockiness_margin() -> float:
-    # The margin compress-search uses to call a generator free of blurry squares: one threshold
-    # for the whole project.
-    from xraygan.ablations.compress_search import BLOCKINESS_MARGIN
+BLOCKINESS_MARGIN = 0.05
+"""Blockiness above the reference generator's by more than this is "blurry squares": one
+threshold for the whole project (the blurry_squares claim and the compress-search study)."""
 
+
+def _blockiness_margin() -> float:
     return BLOCKINESS_MARGIN
 
 
 def _describe_memory(mf: pd.DataFrame | None) -> str:
     if mf is None or mf.empty:
         return "no data"
-    from .protocol import natural_values
-
     def v(c: str) -> str:
         return "/".join(natural_values(mf[c]))
 

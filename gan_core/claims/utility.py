@@ -6,7 +6,7 @@ only may lose some AUROC against one trained on the real images; the claim is th
 less than the declared margin. Two preconditions say when the data can speak to it: the real
 images must teach the classifier something (else there is nothing to stand in for), and the
 anatomy measurer's labels must be good enough on real images (else the labels, not the
-generator, limit the synthetic classifier). See reports/claims.py for the registry.
+generator, limit the synthetic classifier). See gan_core/claims/engine.py for the registry.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from xraygan.trials import completed
+
 from . import decide
-from .claim_protocol import ClaimProtocol, Precondition
-from .claims import Finding, describe, num, register_claim
-from .load import completed
+from .engine import Finding, describe, num, register_claim
+from .protocol import ClaimProtocol, Precondition
 
 UTILITY = "utility"  # the Holm family of these claims
 STAND_IN_CELL = "adas-elu"  # configuration X: the paper's AdaS with ELU

@@ -8,7 +8,7 @@ Every test returns three p-values, each for a one-sided question (NaN: not asked
                   effect is smaller than anything the claim is about
 
 :func:`holm` adjusts each kind within a claim family; :func:`verdict` turns the adjusted
-p-values into the vocabulary of reports/verdicts.py. Pure functions over arrays.
+p-values into the vocabulary of gan_core/claims/verdicts.py. Pure functions over arrays.
 """
 
 from __future__ import annotations
