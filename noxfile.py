@@ -77,7 +77,7 @@ def docs(session: nox.Session) -> None:
 
 
 # The quick reproduction's seeds and workers: ablations/scale.py (QUICK_SEEDS, QUICK_WORKERS)
-# explains them; tests/test_stats_scale.py checks that these copies agree (nox runs outside the
+# explains them; tests/ablations/test_stats_scale.py checks that these copies agree (nox runs outside the
 # project's environment, so it cannot import them).
 QUICK_SEEDS = 3
 QUICK_WORKERS = 2
@@ -175,9 +175,9 @@ ISA_LEVELS = {
     "lowest": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41",
                "OPENBLAS_CORETYPE": "Sandybridge", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"},
 }
-ISA_TESTS = ("tests/test_frechet.py", "tests/test_memory.py", "tests/test_optim.py",
-             "tests/test_metrics_prdc.py", "tests/test_precision.py", "tests/test_fast_step.py",
-             "tests/test_stats_fid_infinity.py", "tests/test_determinism.py", "tests/test_isa.py")
+ISA_TESTS = ("tests/metrics/test_frechet.py", "tests/memory/test_memory.py", "tests/optim/test_optim.py",
+             "tests/metrics/test_metrics_prdc.py", "tests/core/test_precision.py", "tests/core/test_fast_step.py",
+             "tests/metrics/test_stats_fid_infinity.py", "tests/core/test_determinism.py", "tests/core/test_isa.py")
 
 
 @nox.session(venv_backend="none")
@@ -235,6 +235,6 @@ def fuzz(session: nox.Session) -> None:
     """The long fuzz run of the CLI flags, config documents, .npz statistics, checkpoints and run folders (XRAYGAN_FUZZ=long: 400 examples per property, the subprocess cases under RLIMIT_AS; about 30 min on 2 CPU cores). `-- -x` etc. go to pytest; XRAYGAN_FUZZ_EXAMPLES=N sets the count."""
     bin_dir = shared_env(session)
     session.env.setdefault("XRAYGAN_FUZZ", "long")
-    run(session, bin_dir, "pytest", "tests/test_fuzz_cli.py", "tests/test_fuzz_config.py",
-        "tests/test_hostile_documents.py", "tests/test_hostile_stats.py",
-        "tests/test_hostile_checkpoints.py", "--hypothesis-show-statistics", *session.posargs)
+    run(session, bin_dir, "pytest", "tests/cli/test_fuzz_cli.py", "tests/core/test_fuzz_config.py",
+        "tests/core/test_hostile_documents.py", "tests/metrics/test_hostile_stats.py",
+        "tests/core/test_hostile_checkpoints.py", "--hypothesis-show-statistics", *session.posargs)

@@ -18,7 +18,7 @@ that closes early keeps what finished) and the shortened Table I's study and rep
    thousand iterations, FID on a reduced sample, then its report.
 
 Budget: at most 8 minutes on one H100 or H200 at the defaults. ``--device cpu`` with tiny sizes
-is the dry run the default tests make (tests/test_gpu_check.py).
+is the dry run the default tests make (tests/core/test_gpu_check.py).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Memory regression baselines: deterministic figures of a few small configs, committed to
-``benchmarks/baselines/memory.json`` and checked by ``tests/test_memory_baselines.py``.
+``benchmarks/baselines/memory.json`` and checked by ``tests/memory/test_memory_baselines.py``.
 
 Two kinds of figure, checked differently so the check holds on whatever machine CI lands on:
 

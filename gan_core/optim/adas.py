@@ -33,7 +33,7 @@ Differences from the reference, none of which changes the update:
   float32; identical for float32 parameters);
 - ``weight_decay`` (default 0, not in the reference) adds ``wd * p`` to the gradient;
 - the ops are fused (``addcmul``/``addcdiv``), so float32 results agree with the reference to a
-  few ulp rather than bitwise (see tests/test_optim.py); float64 agrees to ~1e-15.
+  few ulp rather than bitwise (see tests/optim/test_optim.py); float64 agrees to ~1e-15.
 - group ``lr`` and ``lr2`` are *initial* values of learned state, read when a parameter's state
   is created; changing them later (e.g. with a scheduler) has no effect, as in the reference.
 """

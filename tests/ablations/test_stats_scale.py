@@ -14,10 +14,10 @@ from xraygan.ablations.scale import FULL_SEEDS, FULL_STUDIES, QUICK_SEEDS, QUICK
 from xraygan.cli import build_parser
 from xraygan.cli.sweep import build_options
 from xraygan.models import build_models, count_parameters
-from xraygan.reports import paper
+from xraygan import paper
 
 load_studies()
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def noxfile_constants() -> dict:

@@ -170,7 +170,7 @@ def test_non_utf8_file_names_exit_2_or_0_without_traceback(tmp_path):
 # ------------------------------------------------------------------ reports and sweeps
 @pytest.mark.parametrize("kind", ["table1", "table3", "memory", "seeds", "none"])
 def test_report_on_a_study_without_a_completed_trial_says_so(tmp_path, kind):
-    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(Path(__file__).parents[1]))
     from report_fixtures import make_study
 
     url = f"sqlite:///{tmp_path / 's.db'}"

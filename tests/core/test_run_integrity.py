@@ -29,7 +29,7 @@ from xraygan.errors import (
 from xraygan.sampling import load_generator
 from xraygan.train import begin, run_loop, setup, train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def tiny(steps=6, **train_kw) -> ExperimentConfig:

@@ -251,7 +251,7 @@ def test_fuzz_subprocess_under_an_address_space_limit(world, argv):
     def cap():
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     proc = subprocess.run([sys.executable, "-m", "xraygan", *argv], cwd=world["tmp"], env=env,
                           capture_output=True, text=True, timeout=300, preexec_fn=cap)
     assert proc.returncode in (0, 2, 3), proc.stderr[-2000:]

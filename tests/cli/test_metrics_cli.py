@@ -211,7 +211,7 @@ def test_statistics_equal_pytorch_fids_own_pipeline(weights, tmp_path):
     t, o = np.load(theirs_a), np.load(ours_a)
     assert np.abs(t["mu"] - o["mu"]).max() < 1e-4 * max(1.0, np.abs(t["mu"]).max())
     assert np.abs(t["sigma"] - o["sigma"]).max() < 1e-4 * max(1.0, np.abs(t["sigma"]).max())
-    # the distance itself against pytorch-fid's: tests/test_frechet.py (its scipy sqrtm of a
+    # the distance itself against pytorch-fid's: tests/metrics/test_frechet.py (its scipy sqrtm of a
     # 2048 x 2048 product takes 16-110 s on 2 cores, too slow to repeat here)
 
 

@@ -215,7 +215,7 @@ def test_docs_list_every_limit_and_exit_code():
     from xraygan.guard import MEMORY_CAP_ENV
     from xraygan.safeio import LIMITS
 
-    page = (Path(__file__).resolve().parents[1] / "docs" / "limits.md").read_text()
+    page = (Path(__file__).resolve().parents[2] / "docs" / "limits.md").read_text()
     for env in [*(lim.env for lim in LIMITS.values()), MEMORY_CAP_ENV, MAX_PIXELS_ENV]:
         assert f"`{env}`" in page, env
     for code in (0, 2, 3, 129, 130, 143):

@@ -248,7 +248,7 @@ def test_workers_die_with_a_killed_parent(tmp_path):
         if __name__ == "__main__":
             _decode_files([F(i) for i in range(4)], slowdecode.decode, lambda *a, **k: None, 2)
     """)
-    repo = str(Path(__file__).resolve().parents[1])
+    repo = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), repo])}
     proc = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=tmp_path)
     kids: set[int] = set()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_check.py"
 DRY_RUN = ["--device", "cpu", "--image-size", "16", "--features", "4", "--batch", "4",
            "--steps", "2", "--inception-images", "3", "--throughput-batch", "2",
            "--throughput-steps", "1", "--rounds", "1", "--seeds", "1", "--table1-steps", "2",

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NUMERICS = [
-    "tests/test_frechet.py::test_singular_covariances_are_finite_and_symmetric",
-    "tests/test_frechet.py::test_identical_statistics_give_zero",
-    "tests/test_optim.py::test_adas_skips_params_without_grad_and_handles_0d",
-    "tests/test_memory.py::test_estimate_within_10_percent_of_measured_peak",
-    "tests/test_isa.py::test_forced_levels_are_in_effect",
+    "tests/metrics/test_frechet.py::test_singular_covariances_are_finite_and_symmetric",
+    "tests/metrics/test_frechet.py::test_identical_statistics_give_zero",
+    "tests/optim/test_optim.py::test_adas_skips_params_without_grad_and_handles_0d",
+    "tests/memory/test_memory.py::test_estimate_within_10_percent_of_measured_peak",
+    "tests/core/test_isa.py::test_forced_levels_are_in_effect",
 ]
 LEVELS = {
     # an AVX2 machine (Zen 3): oneDNN, MKL, OpenBLAS at AVX2 and ATen's plain C++ kernels
