@@ -1,4 +1,4 @@
-"""A sweep's time estimate: its trials' configurations, timed by xraygan.calibrate on this
+"""A sweep's time estimate: its trials' configurations, timed by xraygan.costmodel on this
 machine under its current load (``xraygan sweep --dry-run`` prints it, a sweep prints it at
 its start)."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from xraygan.calibrate import Calibration, Estimate, calibrate, estimate, plan_trials
+from xraygan.costmodel import Calibration, Estimate, calibrate, estimate, plan_trials
 
 from .runner import SweepOptions, get_spec, selected_cells
 

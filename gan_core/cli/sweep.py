@@ -218,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
     from xraygan.ablations.preflight import preflight
 
     checked = preflight(opts)  # data, held-out split, weights: before features or training
-    from ..calibrate import describe as describe_estimate
+    from ..costmodel import describe as describe_estimate
     from ..process import apply_process_policy, model_params
 
     # in-process trials (one worker) own this process's threads; K workers set their own

@@ -1,9 +1,9 @@
-"""The sweep-time estimate's arithmetic (gan_core/calibrate.py), on fake calibrations: no
+"""The sweep-time estimate's arithmetic (gan_core/costmodel.py), on fake calibrations: no
 timing is asserted anywhere."""
 
 import pytest
 
-from xraygan.calibrate import (
+from xraygan.costmodel import (
     Calibration,
     TrialPlan,
     config_signature,
@@ -86,7 +86,7 @@ def test_plans_from_configs_share_a_signature_across_seeds():
 
 
 def test_calibrate_extrapolates_by_parameter_count_past_its_time_limit(monkeypatch):
-    import xraygan.calibrate as cal_mod
+    import xraygan.costmodel as cal_mod
     from xraygan.process import model_params
 
     monkeypatch.setattr(cal_mod, "_time_steps", lambda step, real, z, budget_s: 8.0)
@@ -126,7 +126,7 @@ def test_sweep_dry_run_prints_the_estimate(capsys, tmp_path):
 def test_busy_neighbours_slow_the_workers_by_their_share_of_the_cores():
     import dataclasses
 
-    from xraygan.calibrate import contention
+    from xraygan.costmodel import contention
 
     one_thread = dataclasses.replace(CAL, threads=1, cores=2)
     plans = [TrialPlan(f"t{i}", "a", steps=1000, fid_samples=0) for i in range(2)]
@@ -145,7 +145,7 @@ def test_busy_neighbours_slow_the_workers_by_their_share_of_the_cores():
 
 
 def test_procs_running_parse():
-    from xraygan.calibrate import other_runnable, parse_procs_running
+    from xraygan.costmodel import other_runnable, parse_procs_running
 
     text = "cpu  1 2 3\nctxt 55\nprocs_running 4\nprocs_blocked 0\n"
     assert parse_procs_running(text) == 4
