@@ -125,7 +125,7 @@ def _spec(key: str) -> ClaimSpec:
     return spec
 
 
-def calibrate(reps: int = 1000, seeds: int | None = None, seed: int = 0,
+def calibrate(reps: int = 400, seeds: int | None = None, seed: int = 0,
               claims: Sequence[str] | None = None,
               scenarios: Sequence[str] | None = None) -> list[Row]:
     """The calibration table: every registered rule (or ``claims``) under the null, the
