@@ -269,7 +269,7 @@ def calibration_markdown(rows: Sequence[Row], command: str = "", seed: int = 0,
     tail = ("\nReading it: power below the declared 0.8 at the a priori seeds "
             f"({', '.join(low) or 'none'}) means the claim needs more than a single two-group "
             "comparison's seeds: several comparisons that must all reject (intersection-union), "
-            "a test against a bound (the margin) rather than 0, or, for the correlation, more "
-            "configurations than Table I's four.\n")
+            "a compared cell whose own spread exceeds the pooled pilot's (adas-elu's 0.186), or, "
+            "for the correlation, more configurations than Table I's four.\n")
     return (head + markdown(HEADER, [_cells(r) for r in rows], ["l"] * 3 + ["r"] * 5 + ["l", "l"])
             + tail)

@@ -180,8 +180,9 @@ def hf_log_ratio(df: pd.DataFrame) -> pd.Series:
 
 @register_claim(ClaimProtocol(
     key="hf_bias", version=3,
-    statement=("GANs are biased against high frequencies (the paper's Discussion, after "
-               "Khayatkhoei & Elgammal 2022)"),
+    statement=("GANs are biased against high frequencies: their power above half the Nyquist "
+               "frequency, relative to below it, is more than 10 % weaker than the real images' "
+               "(the paper's Discussion, after Khayatkhoei & Elgammal 2022)"),
     hypothesis=(f"over configurations, the mean log ratio of generated to real power above "
                 f"{CUTOFF:g} x Nyquist, relative to the same below it, is below 0 by more than "
                 "the margin (log 0.9: high frequencies more than 10 % weaker)."),
