@@ -129,7 +129,7 @@ def t0_failure(df: pd.DataFrame, kind: str, cell: str, rng: np.random.Generator)
                            "left the low phase at 80% of the run", share=0.8)
     if kind == "short":
         out = not_past_t0(df, np.ones(len(df), bool), "never entered the low phase and ran 15 "
-                          "of the 2,500 iterations a run needs to have trained", entered=False)
+                          "of the 2,750 iterations a run needs to have trained", entered=False)
         return out.assign(steps=15, config_steps=15)
     raise ValueError(f"unknown T0 scenario {kind!r}")
 

@@ -81,10 +81,11 @@ little of the run after T0 to measure anything on it."""
 T0_WINDOW = 9
 """Smoothing window in logged points (centred rolling median). Fixed, not a share of the log,
 so that where a run stops does not move its T0."""
-T0_MIN_STEPS = 2500
+T0_MIN_STEPS = 2750
 """A run that never entered the low phase has trained past T0 only if it is at least this many
 iterations long: the shortest length at which every configuration's T0 was observed at quick
-scale (Adam leaves at up to ~1,800 iterations, 1,800 / 0.75 = 2,400). A run that short whose loss
+scale (Adam leaves at up to 2,040 iterations of the 3,500-iteration probe runs, seeds 0-3;
+2,040 / 0.75 = 2,720, rounded up to 2,750). A run that short whose loss
 never dropped is a run that has not trained (its D and G are at their initial noise)."""
 
 

@@ -96,7 +96,7 @@ def test_dloss_metrics_on_a_run_log():
     assert m["t0_share"] == pytest.approx(m["t0"] / 1999)
     assert {k: m[k] for k in T0_RULE_KEYS} == {
         "t0_enter_level": 0.15, "t0_leave_level": 0.30, "t0_max_share": 0.75,
-        "t0_min_steps": 2500, "t0_window": 9}
+        "t0_min_steps": 2750, "t0_window": 9}
 
 
 def test_dloss_metrics_records_the_thresholds_it_was_given():
