@@ -19,6 +19,7 @@ name is set with ``study.set_metric_names`` when the first trial completes.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import multiprocessing
 import sys
 import time
@@ -47,7 +48,8 @@ from .storage import (
 )
 from .trial import TrialEnv, execute
 
-CLAIMS_ATTR = "claims_protocol"  # = reports.claim_protocol.REGISTRATION_ATTR (reports is downstream)
+CLAIMS_ATTR = "claims_protocol"  # = xraygan.claims.protocol.REGISTRATION_ATTR
+REGISTERED_AT = "registered_at"  # = xraygan.claims.protocol.REGISTERED_AT
 TAKEN = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -128,7 +130,9 @@ def open_study(opts: SweepOptions) -> tuple[optuna.Study, optuna.storages.RDBSto
         # first, before any trial can exist; a study that has trials but no registration
         # (made by an older version) is not registered after the fact
         if created or not study.get_trials(deepcopy=False):
-            study.set_user_attr(CLAIMS_ATTR, dict(opts.claims))
+            # the time it was written: the report checks it against the first trial's start
+            at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+            study.set_user_attr(CLAIMS_ATTR, {**opts.claims, REGISTERED_AT: at})
     if created:
         for k, v in want.items():
             study.set_user_attr(k, v)

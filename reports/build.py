@@ -12,6 +12,7 @@ index page linking them, from Optuna studies and run folders only.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,12 @@ import pandas as pd
 
 from xraygan import paper
 from xraygan.claims.engine import Claim, claim_keys, claims_for_study, evaluate_claims
-from xraygan.claims.protocol import ClaimProtocol, registered_protocols
+from xraygan.claims.protocol import (
+    REGISTERED_AT,
+    REGISTRATION_ATTR,
+    ClaimProtocol,
+    registered_protocols,
+)
 from xraygan.errors import XrayganError
 from xraygan.runs import atomic_write_text
 from xraygan.trials import completed
@@ -114,14 +120,58 @@ class Population:
     studies: list[str] = field(default_factory=list)
     registered: dict[str, ClaimProtocol] | None = None
     notes: list[str] = field(default_factory=list)
+    timing: str = ""  # the registration's time against the first trial's start, in words
 
     @property
     def label(self) -> str:
         return population_label(self.key)
 
 
+def registration_timing(d: StudyData) -> str:
+    """Whether the study's claims were registered before its first trial started: the
+    registration's stored time against the earliest ``started`` of its trials."""
+    reg = d.attrs.get(REGISTRATION_ATTR)
+    at = reg.get(REGISTERED_AT, "") if isinstance(reg, Mapping) else ""
+    starts = sorted(str(v) for v in d.frame.get("started", pd.Series(dtype=object)).dropna()
+                    if str(v))
+    if not at:
+        return (f"Study {d.name} stored no registration time (a sweep older than that check): "
+                "whether it preceded the first trial cannot be checked.")
+    if not starts:
+        return f"Study {d.name} registered at {at}; no trial has a start time."
+    try:
+        before = datetime.datetime.fromisoformat(at) <= datetime.datetime.fromisoformat(starts[0])
+    except ValueError:
+        return f"Study {d.name}: registration time {at!r} is not an ISO 8601 time: not checked."
+    if before:
+        return f"Study {d.name} registered at {at}, before its first trial started ({starts[0]})."
+    return (f"Study {d.name} registered at {at}, AFTER its first trial started ({starts[0]}): "
+            "not registered before the data.")
+
+
+def _refuse_twice(data: Sequence[StudyData]) -> None:
+    """A study given twice (by name, or two inputs sharing run folders) would count its runs
+    twice: refused with a one-line error."""
+    runs: dict[str, set[str]] = {}
+    for d in data:
+        if d.kind == "memory":
+            continue
+        if d.name in runs:
+            raise XrayganError(f"study {d.name} is given twice: its runs would count twice; "
+                               "give each study once")
+        mine = {str(r) for r in d.frame.get("run_dir", pd.Series(dtype=object)).dropna() if r}
+        for other, theirs in runs.items():
+            if shared := mine & theirs:
+                raise XrayganError(f"{other} and {d.name} share {len(shared)} run folder(s) "
+                                   f"(e.g. {sorted(shared)[0]}): the same runs would count "
+                                   "twice; give each study once")
+        runs[d.name] = mine
+
+
 def populations(data: Sequence[StudyData]) -> list[Population]:
-    """Every population of the inputs, studies of one kind joined only within one."""
+    """Every population of the inputs, studies of one kind joined only within one; a study
+    given twice is refused (XrayganError)."""
+    _refuse_twice(data)
     pops: dict[tuple[str, ...], Population] = {}
     for d in data:
         if d.kind == "memory" or none_completed(d.frame):
@@ -137,6 +187,7 @@ def populations(data: Sequence[StudyData]) -> list[Population]:
             pop.studies.append(d.name)
             if reg is None:
                 continue
+            pop.timing = " ".join(filter(None, [pop.timing, registration_timing(d)]))
             if pop.registered is None:
                 pop.registered = dict(reg)
             for k, proto in reg.items():  # two studies registering one claim differently
@@ -148,8 +199,8 @@ def populations(data: Sequence[StudyData]) -> list[Population]:
 
 
 def decide_claims(data: Sequence[StudyData], memory: pd.DataFrame | None) -> list[Claim]:
-    """Trials claims per population (never pooled across scale, data, image size or FID
-    sample size), memory claims once where there are memory measurements."""
+    """Trials claims per population (never pooled across scale, data, image size, widths,
+    batch, run length or FID sample size), memory claims once where there are memory measurements."""
     out: list[Claim] = []
     for pop in populations(data):
         # the claims the population's study kinds bear on (a table1 population has no Table
@@ -157,7 +208,8 @@ def decide_claims(data: Sequence[StudyData], memory: pd.DataFrame | None) -> lis
         mine = set().union(*(claims_for_study(k, study_sections(k)[1]) for k in pop.frames))
         keys = [k for k in claim_keys("trials") if k in mine]
         out += [dataclasses.replace(c, population=pop.label) for c in
-                evaluate_claims(pop.frames, None, pop.registered, keys=keys)]
+                evaluate_claims(pop.frames, None, pop.registered, keys=keys,
+                                timing=pop.timing)]
     if memory is not None:  # a report without memory data has no memory claim to decide
         out += evaluate_claims({}, memory, keys=claim_keys("memory"))
     if not out:  # no data at all: every claim, each saying what it lacks

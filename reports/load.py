@@ -6,6 +6,7 @@ Both become one *trials frame*: a DataFrame with one row per trial or run and fl
 
 from __future__ import annotations
 
+import datetime
 import math
 import re
 import warnings
@@ -39,7 +40,9 @@ CONFIG_COLUMNS = {
     "device_requested": "train.device",
 }
 TRIAL_COLUMNS = ("trial", "study", "scale", "cell", "group", "state", "status", "failure",
-                 "reference", "seed", "run_dir", "host", "objective", "value")
+                 "reference", "seed", "run_dir", "host", "objective", "value", "started")
+# ``started``: the trial's start (Optuna's datetime_start) as ISO 8601 UTC, "" when unknown;
+# the report checks the claims' registration time against the earliest one.
 NUMERIC_ATTRS = ("peak_memory_bytes", "wall_time_s", "train_time_s", "eval_time_s",
                  "images_per_s", "params_g", "params_d", "steps")
 MEMORY_ATTRS = ("measured_peak_bytes", "measured_resident_bytes", "estimate_bytes")
@@ -139,7 +142,8 @@ def trials_frame(study) -> pd.DataFrame:
     rows = []
     for t in study.get_trials(deepcopy=False):
         rows.append(record(t.user_attrs, trial=t.number, state=t.state.name,
-                           value=t.value if t.value is not None else math.nan))
+                           value=t.value if t.value is not None else math.nan,
+                           started=_utc(t.datetime_start)))
     return _frame(rows)
 
 
@@ -279,10 +283,32 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
+def _utc(when: Any) -> str:
+    """A datetime as ISO 8601 UTC (naive ones are Optuna's local time), '' for None."""
+    if when is None:
+        return ""
+    if when.tzinfo is None:
+        when = when.astimezone()
+    return when.astimezone(datetime.UTC).isoformat(timespec="seconds")
+
+
 # --------------------------------------------------------------------------- populations
-POPULATION_COLUMNS = ("scale", "data_source", "num_images", "image_size", "fid_n")
+POPULATION_COLUMNS = ("scale", "data_source", "num_images", "image_size", "g_features",
+                      "d_features", "batch_size", "length", "fid_n")
 """What makes runs comparable: trials that differ in any of these never enter one test
-(32 px FIDs on 256 samples and 64 px FIDs on 10,000 are different quantities)."""
+(32 px FIDs on 256 samples and 64 px FIDs on 10,000 are different quantities, and so are
+runs of 2,500 and 6,000 iterations, or of another batch or width). ``length`` is the run's
+registered length, "N steps" or "E epochs" (config train.steps, else train.epochs)."""
+
+
+def run_length(row: Mapping[str, Any]) -> str:
+    """A trial's registered length in words: "2500 steps", "150 epochs", or "?"."""
+    steps, epochs = row.get("config_steps"), row.get("config_epochs")
+    if isinstance(steps, (int, float)) and steps == steps and steps > 0:
+        return f"{_key_part(steps)} steps"
+    if isinstance(epochs, (int, float)) and epochs == epochs and epochs > 0:
+        return f"{_key_part(epochs)} epochs"
+    return "?"
 
 
 def with_fid_n(df: pd.DataFrame, scale: Mapping[str, Any] | None = None) -> pd.DataFrame:
@@ -307,13 +333,16 @@ def _key_part(v: Any) -> str:
 
 
 def population_key(row: Mapping[str, Any]) -> tuple[str, ...]:
-    return tuple(_key_part(row.get(c)) for c in POPULATION_COLUMNS)
+    return tuple(run_length(row) if c == "length" else _key_part(row.get(c))
+                 for c in POPULATION_COLUMNS)
 
 
 def population_label(key: Sequence[str]) -> str:
-    scale, data, n, size, fid_n = key
-    return (f"scale {scale}, {data} data ({n} images), {size} px, "
-            f"FID on {fid_n if fid_n not in ('0', '?') else 'no'} samples")
+    scale, data, n, size, wg, wd, batch, length, fid_n = key
+    widths = wg if wg == wd else f"{wg}/{wd}"
+    return (f"scale {scale}, {data} data ({n} images), {size} px, width {widths}, "
+            f"{length} of batch {batch}, FID on {fid_n if fid_n not in ('0', '?') else 'no'} "
+            "samples")
 
 
 def by_population(df: pd.DataFrame) -> dict[tuple[str, ...], pd.DataFrame]:

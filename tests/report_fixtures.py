@@ -17,6 +17,7 @@ import torch
 from optuna.trial import TrialState, create_trial
 
 from xraygan import runs
+from xraygan.claims.table1 import T0_PARAMS
 from xraygan.config import ExperimentConfig, replace_path
 from xraygan.imageio import save_grid
 from xraygan.presets import get_preset
@@ -138,6 +139,8 @@ def table1_trials(seeds: int = 3) -> list[dict[str, Any]]:
                         "params": {"optimizer": opt, "ttur": ttur, "seed": s},
                         "metrics": {"fid": fid, "d_loss_mean": mean, "d_loss_var": 0.1 * (s + 1),
                                     "d_loss_std": math.sqrt(0.1 * (s + 1)), "t0": 100.0 + 50 * s,
+                                    # past T0 by the registered rule (t0_phase's thresholds)
+                                    "t0_past": 1.0, **dict(T0_PARAMS),
                                     "collapse_detected": 0.0}})
     return out
 

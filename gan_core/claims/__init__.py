@@ -7,5 +7,7 @@ It reads trials frames and memory frames and imports no study or report code: st
 register its protocols, reports render its verdicts.
 """
 
-# The claim modules register on import, in this order: the order of every report.
+# Every claim module, imported here in the report's order, so that importing any part of
+# xraygan.claims registers every claim (engine.CLAIMS); the modules import engine, never this
+# package's namespace, so there is no import circle.
 from . import table1, memory, quality, utility  # noqa: E402, F401, I001

@@ -1,14 +1,24 @@
 """The tests claims are decided with, and the step from p-values to a verdict.
 
-Every test returns three p-values, each for a one-sided question (NaN: not asked):
+Every test returns two p-values, each for a one-sided question at a registered bound
+(ClaimProtocol.holds_at and fails_at, in the test's units; NaN: not asked):
 
-    p_holds       H0 "no effect in the claimed direction"; small: the claim holds
-    p_opposite    H0 "no effect in the opposite direction"; small: evidence against the claim
-    p_equivalent  TOST (Schuirmann 1987): H0 "the effect is at least the margin"; small: the
-                  effect is smaller than anything the claim is about
+    p_holds    H0 "the effect does not lie beyond holds_at in the claimed direction";
+               small: the claim holds
+    p_against  H0 "the effect lies beyond fails_at in the claimed direction"; small: the
+               effect is shown on the other side of fails_at, i.e. smaller than the margin or
+               opposite: evidence against the claim (one test at level alpha, equivalence and
+               opposite effect alike)
 
-:func:`holm` adjusts each kind within a claim family; :func:`verdict` turns the adjusted
-p-values into the vocabulary of gan_core/claims/verdicts.py. Pure functions over arrays.
+A claim whose H1 says "by at least the margin" has holds_at = fails_at = the margin: the two
+questions are complementary and at most one can reject. A claim whose H1 is "below 0" with an
+equivalence margin has holds_at = 0 and fails_at = -margin: an effect shown inside the margin
+is "no practical difference", decided before "holds" (:func:`verdict`). A test that cannot be
+run (too few values, no spread between seeds) says why in ``untestable``.
+
+:func:`holm` adjusts each kind within a claim family over the family's registered size;
+:func:`verdict` turns the adjusted p-values into the vocabulary of
+gan_core/claims/verdicts.py. Pure functions over arrays.
 """
 
 from __future__ import annotations
@@ -23,18 +33,19 @@ from scipy import stats
 from .verdicts import FAILS, HOLDS, INCONCLUSIVE, UNTESTABLE, Verdict
 
 NAN = math.nan
+NO_SPREAD = "no spread between seeds"
 
 
 @dataclass(frozen=True)
 class TestResult:
     p_holds: float = NAN
-    p_opposite: float = NAN
-    p_equivalent: float = NAN
+    p_against: float = NAN
     estimate: float = NAN  # the effect in the test's units
     low: float = NAN  # its 95 % interval
     high: float = NAN
     n: int = 0
     note: str = ""
+    untestable: str = ""  # why the test could not be run ("" when it ran)
 
 
 def _finite(x: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -42,75 +53,81 @@ def _finite(x: Sequence[float] | np.ndarray) -> np.ndarray:
     return a[np.isfinite(a)]
 
 
-def welch(a: Sequence[float], b: Sequence[float], direction: str, margin: float = NAN,
-          shift: float = 0.0) -> TestResult:
-    """Welch's t on mean(a) - mean(b) = d. ``direction`` "less": H1 d < shift; "greater":
-    H1 d > shift. TOST against +-``margin``. Needs 2 values per group."""
+def welch(a: Sequence[float], b: Sequence[float], direction: str, holds_at: float = 0.0,
+          fails_at: float = NAN) -> TestResult:
+    """Welch's t on d = mean(a) - mean(b). ``direction`` "less": p_holds tests H1 d < holds_at,
+    p_against H1 d > fails_at; "greater": mirrored. ``fails_at`` NaN: = holds_at. Needs 2
+    values per group and some spread."""
     a, b = _finite(a), _finite(b)
     if len(a) < 2 or len(b) < 2:
-        return TestResult(n=len(a) + len(b), note=f"{len(a)} and {len(b)} values (need 2 each)")
+        why = f"{len(a)} and {len(b)} values (need 2 each)"
+        return TestResult(n=len(a) + len(b), note=why, untestable=why)
     d = float(a.mean() - b.mean())
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
     se = math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)) if se > 0 else len(a) + len(b) - 2
-    return _t_result(d, se, df, direction, margin, shift, len(a) + len(b))
+    if se == 0:
+        return TestResult(estimate=d, low=d, high=d, n=len(a) + len(b), untestable=NO_SPREAD)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    return _t_result(d, se, df, direction, holds_at, fails_at, len(a) + len(b))
 
 
-def one_sample(x: Sequence[float], direction: str, margin: float = NAN,
-               shift: float = 0.0) -> TestResult:
-    """One-sample t of mean(x) against ``shift`` (H1 by ``direction``), TOST against +-margin."""
+def one_sample(x: Sequence[float], direction: str, holds_at: float = 0.0,
+               fails_at: float = NAN) -> TestResult:
+    """One-sample t of mean(x) (H1 by ``direction`` against ``holds_at``; against the claim
+    beyond ``fails_at``, NaN: = holds_at)."""
     x = _finite(x)
     if len(x) < 2:
-        return TestResult(n=len(x), note=f"{len(x)} values (need 2)")
-    return _t_result(float(x.mean()), float(x.std(ddof=1) / math.sqrt(len(x))), len(x) - 1,
-                     direction, margin, shift, len(x))
+        why = f"{len(x)} values (need 2)"
+        return TestResult(n=len(x), note=why, untestable=why)
+    se = float(x.std(ddof=1) / math.sqrt(len(x)))
+    m = float(x.mean())
+    if se == 0:
+        return TestResult(estimate=m, low=m, high=m, n=len(x), untestable=NO_SPREAD)
+    return _t_result(m, se, len(x) - 1, direction, holds_at, fails_at, len(x))
 
 
-def _t_result(d: float, se: float, df: float, direction: str, margin: float, shift: float,
+def _t_result(d: float, se: float, df: float, direction: str, holds_at: float, fails_at: float,
               n: int) -> TestResult:
-    if se == 0:  # no spread: the sign decides exactly
-        below, above = float(d >= shift), float(d <= shift)
-        eq = float(not (math.isfinite(margin) and abs(d) < margin))
-        p_less, p_greater = below, above
-        return _directed(p_less, p_greater, eq, d, d, d, direction, n)
+    fails_at = holds_at if math.isnan(fails_at) else fails_at
     t = stats.t
-    p_less = float(t.cdf((d - shift) / se, df))  # H1: d < shift
-    p_greater = float(t.sf((d - shift) / se, df))
-    eq = NAN
-    if math.isfinite(margin):
-        eq = max(float(t.sf((d + margin) / se, df)), float(t.cdf((d - margin) / se, df)))
-    q = float(t.ppf(0.975, df))
-    return _directed(p_less, p_greater, eq, d, d - q * se, d + q * se, direction, n)
-
-
-def _directed(p_less: float, p_greater: float, eq: float, d: float, lo: float, hi: float,
-              direction: str, n: int) -> TestResult:
     if direction == "less":
-        return TestResult(p_less, p_greater, eq, d, lo, hi, n)
-    return TestResult(p_greater, p_less, eq, d, lo, hi, n)
+        p_holds = float(t.cdf((d - holds_at) / se, df))
+        p_against = float(t.sf((d - fails_at) / se, df))
+    else:
+        p_holds = float(t.sf((d - holds_at) / se, df))
+        p_against = float(t.cdf((d - fails_at) / se, df))
+    q = float(t.ppf(0.975, df))
+    return TestResult(p_holds, p_against, d, d - q * se, d + q * se, n)
 
 
-def pearson(x: Sequence[float], y: Sequence[float], direction: str,
-            margin: float = NAN) -> TestResult:
-    """Pearson r of x and y with one-sided p-values (t with n - 2 df), its 95 % interval
-    (Fisher z at this n, n >= 4) and TOST on Fisher z against +-``margin`` (an r)."""
+def pearson(x: Sequence[float], y: Sequence[float], direction: str, holds_at: float = 0.0,
+            fails_at: float = NAN) -> TestResult:
+    """Pearson r of x and y: p_holds by the t test (n - 2 df) when ``holds_at`` is 0, else by
+    Fisher z; p_against by Fisher z at ``fails_at`` (an r; NaN: = holds_at); the 95 % interval
+    by Fisher z at this n. Needs 4 units with spread."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
     n = len(x)
-    if n < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return TestResult(n=n, note=f"{n} units with spread (need 3)")
+    if n < 4:
+        why = f"{n} units (need 4)"
+        return TestResult(n=n, note=why, untestable=why)
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return TestResult(n=n, untestable=NO_SPREAD)
+    fails_at = holds_at if math.isnan(fails_at) else fails_at
     r = float(np.clip(np.corrcoef(x, y)[0, 1], -1 + 1e-12, 1 - 1e-12))
-    tstat = r * math.sqrt((n - 2) / (1 - r * r))
-    p_less, p_greater = float(stats.t.cdf(tstat, n - 2)), float(stats.t.sf(tstat, n - 2))
-    lo = hi = eq = NAN
-    if n >= 4:
-        z, se = math.atanh(r), 1 / math.sqrt(n - 3)
-        lo, hi = math.tanh(z - 1.96 * se), math.tanh(z + 1.96 * se)
-        if math.isfinite(margin):
-            zm = math.atanh(margin)
-            eq = max(float(stats.norm.sf((z + zm) / se)), float(stats.norm.cdf((z - zm) / se)))
-    return _directed(p_less, p_greater, eq, r, lo, hi, direction, n)
+    z, se = math.atanh(r), 1 / math.sqrt(n - 3)
+    zn = stats.norm
+    if holds_at == 0:
+        tstat = r * math.sqrt((n - 2) / (1 - r * r))
+        p_less, p_greater = float(stats.t.cdf(tstat, n - 2)), float(stats.t.sf(tstat, n - 2))
+    else:
+        h = math.atanh(holds_at)
+        p_less, p_greater = float(zn.cdf((z - h) / se)), float(zn.sf((z - h) / se))
+    f = math.atanh(fails_at)
+    against = float(zn.sf((z - f) / se)) if direction == "less" else float(zn.cdf((z - f) / se))
+    lo, hi = math.tanh(z - 1.96 * se), math.tanh(z + 1.96 * se)
+    return TestResult(p_less if direction == "less" else p_greater, against, r, lo, hi, n)
 
 
 def cluster_bootstrap_r(x: Sequence[float], y: Sequence[float], clusters: Sequence[object],
@@ -158,28 +175,24 @@ def binomial_lower(k: int, n: int, p0: float) -> float:
 def intersection_union(results: Sequence[TestResult]) -> TestResult:
     """A claim that needs every part (e.g. "best": lower than each other cell): it holds when
     each part holds, p_holds = the largest part's (Berger 1982, valid at level alpha without
-    correction); evidence against it needs only one part: p_opposite and p_equivalent are
-    the smallest part's, Bonferroni-corrected for the number of parts."""
+    correction); evidence against it needs only one part: p_against is the smallest part's,
+    Bonferroni-corrected for the number of parts. Untestable when any part is."""
     k = len(results)
     if not k:
-        return TestResult(note="no comparison")
-
-    def worst(ps: list[float]) -> float:
-        return max(ps) if ps and all(math.isfinite(p) for p in ps) else NAN
-
-    def best(ps: list[float]) -> float:
-        f = [p for p in ps if math.isfinite(p)]
-        return min(1.0, k * min(f)) if f else NAN
-
-    return TestResult(worst([r.p_holds for r in results]),
-                      best([r.p_opposite for r in results]),
-                      best([r.p_equivalent for r in results]), n=sum(r.n for r in results))
+        return TestResult(note="no comparison", untestable="no comparison")
+    if bad := [r.untestable for r in results if r.untestable]:
+        return TestResult(n=sum(r.n for r in results), untestable=bad[0])
+    against = [r.p_against for r in results if math.isfinite(r.p_against)]
+    return TestResult(max(r.p_holds for r in results),
+                      min(1.0, k * min(against)) if against else NAN, n=sum(r.n for r in results))
 
 
-def holm(pvalues: Sequence[float]) -> list[float]:
-    """Holm (1979) step-down adjusted p-values (NaN entries stay NaN and do not count)."""
+def holm(pvalues: Sequence[float], m: int | None = None) -> list[float]:
+    """Holm (1979) step-down adjusted p-values over a family of ``m`` hypotheses (default: the
+    finite entries). NaN entries stay NaN; ``m`` larger than the finite entries counts the
+    family's claims that were not tested (untestable) as hypotheses that did not reject."""
     idx = [i for i, p in enumerate(pvalues) if math.isfinite(p)]
-    m = len(idx)
+    m = max(m or 0, len(idx))
     out = [NAN] * len(pvalues)
     running = 0.0
     for rank, i in enumerate(sorted(idx, key=lambda i: pvalues[i])):
@@ -188,19 +201,19 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     return out
 
 
-def verdict(p_holds: float, p_opposite: float, p_equivalent: float, alpha: float,
+def verdict(p_holds: float, p_against: float, alpha: float,
             untestable: str = "") -> tuple[Verdict, str]:
-    """The verdict from (adjusted) p-values, and why, in words."""
+    """The verdict from (adjusted) p-values, and why, in words. Evidence against the claim
+    (the effect shown smaller than the margin, or opposite) is decided first: an effect inside
+    the margin is no practical difference, whatever its sign."""
     if untestable:
         return UNTESTABLE, untestable
+    if math.isfinite(p_against) and p_against < alpha:
+        return FAILS, (f"the effect is shown smaller than the claim's margin or opposite to it "
+                       f"(p = {p_against:.3g} < {alpha:g})")
     if math.isfinite(p_holds) and p_holds < alpha:
         return HOLDS, f"p = {p_holds:.3g} < {alpha:g}"
-    if math.isfinite(p_opposite) and p_opposite < alpha:
-        return FAILS, f"a significant effect in the opposite direction (p = {p_opposite:.3g})"
-    if math.isfinite(p_equivalent) and p_equivalent < alpha:
-        return FAILS, (f"equivalent within the margin (TOST p = {p_equivalent:.3g}): no effect "
-                       "as large as the claim's")
-    return INCONCLUSIVE, "neither the claim's test nor evidence against it reached the level"
+    return INCONCLUSIVE, "neither the claim's test nor the test against it reached the level"
 
 
 # --------------------------------------------------------------------------- a priori power

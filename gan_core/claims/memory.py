@@ -14,6 +14,7 @@ import pandas as pd
 
 from xraygan import paper
 
+from . import simulate
 from .engine import FAILS, HOLDS, INCONCLUSIVE, Finding, describe, register_claim
 from .frames import MIN_WIDTHS, bn_savings_frame, growth_frame, natural_values, table3_frame
 from .protocol import ClaimProtocol, Precondition
@@ -61,7 +62,8 @@ LO, HI = paper.BN_SAVING_PCT
                                                  "only in BN in G", 1),),
     studies=("batchnorm", "memory"), transfer="other devices and allocators",
     params=(("low_pct", LO), ("high_pct", HI), ("in_range_share", IN_RANGE_SHARE))),
-    reads=lambda i: i.memory, source="memory")
+    reads=lambda i: i.memory, source="memory",
+    simulate=lambda truth, rng, seeds: simulate.memory_study("bn_saving", truth, rng))
 def bn_saving(memory: pd.DataFrame | None, p: ClaimProtocol) -> Finding:
     """``memory``: a memory frame (reports.tables.memory_frame / memory_rows_frame)."""
     lo, hi, share = p.param("low_pct"), p.param("high_pct"), p.param("in_range_share")
@@ -105,7 +107,8 @@ def bn_saving(memory: pd.DataFrame | None, p: ClaimProtocol) -> Finding:
     family="memory", preconditions=(Precondition("widths", f"at least {MIN_WIDTHS} widths "
                                                  "measured at one image size", MIN_WIDTHS),),
     studies=("fmaps", "memory"), transfer="widths outside the measured range"),
-    reads=lambda i: i.memory, source="memory")
+    reads=lambda i: i.memory, source="memory",
+    simulate=lambda truth, rng, seeds: simulate.memory_study("memory_exponential", truth, rng))
 def memory_exponential(memory: pd.DataFrame | None, p: ClaimProtocol) -> Finding:
     """``memory``: a memory frame (reports.tables.memory_frame / memory_rows_frame)."""
     gf = growth_frame(memory) if memory is not None and not memory.empty else pd.DataFrame()
@@ -154,7 +157,8 @@ def memory_exponential(memory: pd.DataFrame | None, p: ClaimProtocol) -> Finding
                                                  MIN_CELLS),),
     studies=("table3",), transfer="compressions outside the 12-cell grid",
     params=(("blocky_share", BLOCKY_SHARE), ("clean_share", CLEAN_SHARE))),
-    reads=lambda i: i.first("table3"))
+    reads=lambda i: i.first("table3"),
+    simulate=lambda truth, rng, seeds: simulate.table3_study(truth, rng))
 def blurry_squares(table3: pd.DataFrame | None, p: ClaimProtocol) -> Finding:
     margin = _blockiness_margin()
     if table3 is None or table3.empty:

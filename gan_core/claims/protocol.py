@@ -50,6 +50,11 @@ class ClaimProtocol:
     sesoi: float = math.nan  # smallest effect size of interest (in the metric's test units)
     margin: float = math.nan  # equivalence margin: "does not hold" needs the effect inside it
     power: float = 0.8  # the power seeds are planned for, at ``sesoi``
+    # "holds": the effect shown beyond holds_at in the claimed direction (H1 "by at least the
+    # margin": the margin); "does not hold": shown on the other side of fails_at (an effect
+    # inside the margin, or opposite). Signed, in the test's units (gan_core/claims/decide.py).
+    holds_at: float = 0.0
+    fails_at: float = 0.0
     preconditions: tuple[Precondition, ...] = ()
     studies: tuple[str, ...] = ()  # study kinds whose pages show the claim
     transfer: str = ""  # what a verdict does not transfer to, beyond the study's own scope
@@ -92,7 +97,7 @@ class ClaimProtocol:
         d["preconditions"] = tuple(Precondition(**{k: _unjson(v) for k, v in p.items()})
                                    for p in d.get("preconditions", ()))
         d["params"] = tuple((str(k), _unjson(v)) for k, v in d.get("params", ()))
-        for k in ("alpha", "sesoi", "margin", "power"):
+        for k in ("alpha", "sesoi", "margin", "power", "holds_at", "fails_at"):
             if k in d:
                 d[k] = _unjson(d[k])
         names = {f.name for f in dataclasses.fields(cls)}
@@ -106,7 +111,10 @@ class ClaimProtocol:
         pre = "; ".join(f"{p.key}: {p.text}" for p in self.preconditions) or "none"
         eff = (f"smallest effect of interest {self.sesoi:g}, equivalence margin {self.margin:g} "
                f"({self.metric})" if math.isfinite(self.sesoi) else f"metric: {self.metric}")
-        return (f"H1: {self.hypothesis} Test: {self.test} Family {self.family!r}, alpha "
+        bounds = (f" Holds when the effect is shown beyond {self.holds_at:g}; does not hold when "
+                  f"it is shown on the other side of {self.fails_at:g}."
+                  if math.isfinite(self.sesoi) else "")
+        return (f"H1: {self.hypothesis} Test: {self.test}{bounds} Family {self.family!r}, alpha "
                 f"{self.alpha:g} (Holm within the family); {eff}. Cells: "
                 f"{', '.join(self.cells) or '—'}. Preconditions (else untestable): {pre}. "
                 f"Version {self.version}.")
@@ -135,13 +143,25 @@ def canonical_json(obj: Any) -> str:
                       allow_nan=False)
 
 
-def registration(protocols: Iterable[ClaimProtocol]) -> dict[str, Any]:
+REGISTERED_AT = "registered_at"  # the registration's key holding its UTC time (ISO 8601)
+
+
+def registration(protocols: Iterable[ClaimProtocol], at: str = "",
+                 sources: Mapping[str, str] | None = None) -> dict[str, Any]:
     """What a sweep stores before its first trial: every protocol, the canonical JSON of the
-    set and its sha256 (each protocol's own hash too, to tell which one changed)."""
+    set and its sha256 (each protocol's own hash too, to tell which one changed), the sha256
+    of each claim's decision source (``sources``) and the time it was written (``at``, ISO
+    8601 UTC: the report checks it against the first trial's start)."""
     items = {p.key: p.to_dict() for p in protocols}
     text = canonical_json(items)
-    return {"claims": items, "json_sha256": hashlib.sha256(text.encode()).hexdigest(),
-            "hashes": {k: ClaimProtocol.from_dict(v).sha256() for k, v in items.items()}}
+    out: dict[str, Any] = {
+        "claims": items, "json_sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "hashes": {k: ClaimProtocol.from_dict(v).sha256() for k, v in items.items()}}
+    if sources:
+        out["source_sha256"] = {k: v for k, v in sources.items() if k in items}
+    if at:
+        out[REGISTERED_AT] = at
+    return out
 
 
 def registered_protocols(attrs: Mapping[str, Any] | None) -> dict[str, ClaimProtocol] | None:

@@ -171,6 +171,7 @@ def build_options(args: argparse.Namespace):
         ctx = dataclasses.replace(ctx, base=read_config_file(args.config))
     heartbeat = args.heartbeat or HEARTBEAT_S
     from xraygan.ablations.registration import study_protocols
+    from xraygan.claims.engine import decision_sources
     from xraygan.claims.protocol import registration
 
     return SweepOptions(
@@ -180,7 +181,8 @@ def build_options(args: argparse.Namespace):
         max_retry=MAX_RETRY if args.max_retry is None else args.max_retry, wait=not args.no_wait,
         progress=not getattr(args, "no_progress", False),
         tensorboard=tensorboard_wanted(getattr(args, "tensorboard", None)),
-        claims=registration(study_protocols(spec.name)),  # registered before the first trial
+        # registered before the first trial (the runner adds the time it writes it)
+        claims=registration(study_protocols(spec.name), sources=decision_sources()),
         cells=tuple(getattr(args, "cells", ()) or ()),
     )
 

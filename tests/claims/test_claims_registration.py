@@ -25,6 +25,10 @@ def test_sweep_registers_protocols_once_before_any_trial(tmp_path):
     assert created and not study.trials
     got = registered_protocols(study.user_attrs)
     assert got == {p.key: p for p in protos}
+    import datetime
+
+    at = datetime.datetime.fromisoformat(study.user_attrs[REGISTRATION_ATTR]["registered_at"])
+    assert abs((datetime.datetime.now(datetime.UTC) - at).total_seconds()) < 120
     # a later sweep with changed rules joins the study; the registration stays the first one
     changed = [dataclasses.replace(p, version=p.version + 1) for p in protos]
     study, _, created = open_study(_opts(tmp_path, registration(changed)))
@@ -39,7 +43,9 @@ def test_cli_sweep_options_carry_the_registration(tmp_path):
 
     args = build_parser().parse_args(["sweep", "table1", "--quick", "--out", str(tmp_path)])
     opts = build_options(args)
-    assert opts.claims == registration(study_protocols("table1"))
+    want = registration(study_protocols("table1"))
+    assert opts.claims["json_sha256"] == want["json_sha256"]
+    assert set(opts.claims["source_sha256"]) == set(want["claims"])
 
 
 def test_claims_list_prints_every_rule(capsys, tmp_path):
@@ -47,7 +53,7 @@ def test_claims_list_prints_every_rule(capsys, tmp_path):
     out = capsys.readouterr().out
     for key in ("adas_beats_adam", "hf_bias", "bn_saving", "blurry_squares"):
         assert f"{key} (version " in out
-    assert "Preconditions (else untestable): past_t0" in out
+    assert "Preconditions (else untestable): seeds: " in out and "past_t0: every compared run" in out
     assert main(["claims", "list", "--study", "table1", "--json", str(tmp_path / "r.json")]) == 0
     assert "blurry_squares" not in capsys.readouterr().out
     reg = json.loads((tmp_path / "r.json").read_text())

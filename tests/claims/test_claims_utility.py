@@ -12,11 +12,8 @@ from xraygan.claims.engine import (
     INCONCLUSIVE,
     UNTESTABLE,
     claims_for_study,
-    load_claim_modules,
 )
-
-load_claim_modules()  # registers every claim module in its order (the report's) before ours
-from xraygan.claims.utility import STAND_IN_CELL, synthetic_stands_in  # noqa: E402
+from xraygan.claims.utility import STAND_IN_CELL, synthetic_stands_in
 
 
 def frame(gaps, se=0.01, real=0.95, measured=-0.01, cell=STAND_IN_CELL) -> pd.DataFrame:
@@ -34,9 +31,9 @@ def frame(gaps, se=0.01, real=0.95, measured=-0.01, cell=STAND_IN_CELL) -> pd.Da
 
 
 @pytest.mark.parametrize("gaps, se, verdict", [
-    ([0.0], 0.01, HOLDS),  # one run, clearly within the margin
-    ([-0.3], 0.02, FAILS),  # one run, clearly beyond it
-    ([-0.05], 0.05, INCONCLUSIVE),  # on the margin with a wide interval
+    ([0.0], 0.01, UNTESTABLE),  # one run: its SE ignores seed and classifier variance
+    ([-0.3], 0.02, UNTESTABLE),
+    ([0.0, 0.0, 0.0], 0.01, UNTESTABLE),  # no spread between seeds
     ([-0.01, 0.0, 0.01, -0.02], 0.5, HOLDS),  # over seeds: the per-run SE is not used
     ([-0.2, -0.25, -0.22], 0.5, FAILS),
     ([0.1, -0.3], 0.01, INCONCLUSIVE),  # two seeds that disagree
@@ -48,13 +45,19 @@ def test_verdicts_on_simulated_studies(gaps, se, verdict):
 
 def test_other_cells_do_not_count():
     # adam-elu's -0.5 is in every frame above; the claim is about configuration X only
-    assert synthetic_stands_in(frame([0.0])).verdict == HOLDS
+    assert synthetic_stands_in(frame([0.0, 0.01, -0.01])).verdict == HOLDS
+
+
+def test_one_run_is_untestable_and_says_why_without_a_p_value():
+    c = synthetic_stands_in(frame([0.0]))
+    assert c.verdict == UNTESTABLE and "needs 2 or more runs" in c.reason
+    assert np.isnan(c.p) and np.isnan(c.p_adjusted)
 
 
 def test_preconditions_make_it_untestable():
-    weak = synthetic_stands_in(frame([0.0], real=0.55))
+    weak = synthetic_stands_in(frame([0.0, 0.01], real=0.55))
     assert weak.verdict == UNTESTABLE and "real_learns" in weak.reason
-    labels = synthetic_stands_in(frame([0.0], measured=-0.2))
+    labels = synthetic_stands_in(frame([0.0, 0.01], measured=-0.2))
     assert labels.verdict == UNTESTABLE and "labels_readable" in labels.reason
 
 
@@ -74,7 +77,7 @@ def test_the_utility_sweep_registers_the_claim():
     assert {c.key for c in p.preconditions} == {"real_learns", "labels_readable"}
 
 
-@pytest.mark.parametrize("seeds", [1, 3])
+@pytest.mark.parametrize("seeds", [3])
 def test_level_and_no_false_fail_on_simulated_studies(seeds):
     """Monte Carlo with known truth: at the null's boundary (true gap = -margin) the rule says
     "holds" at most alpha of the time; with a true gap of 0 it almost never says "does not
@@ -89,4 +92,4 @@ def test_level_and_no_false_fail_on_simulated_studies(seeds):
         rates[truth] = {v: verdicts.count(v) / reps for v in (HOLDS, FAILS)}
     assert rates["null"][HOLDS] <= alpha + mc
     assert rates["effect"][FAILS] <= alpha + mc
-    assert rates["effect"][HOLDS] > 0.5  # and it has power at a gap of 0 (2.5 SE from the margin)
+    assert rates["effect"][HOLDS] > 0.3  # and some power at a gap of 0 (2.5 SE from the margin)

@@ -160,7 +160,8 @@ def test_table1_claims_carry_the_effect_in_their_markdown():
 
     def frame(fids):
         return pd.DataFrame([{"group": g, "cell": f"{g}-s{i}", "status": "completed", "fid": f,
-                              "d_loss_mean": 1.0, "study": "table1", "seed": i, "t0": 100.0}
+                              "d_loss_mean": 1.0, "study": "table1", "seed": i, "t0": 100.0,
+                              "t0_past": 1.0, **dict(table1.T0_PARAMS)}
                              for g, vals in fids.items() for i, f in enumerate(vals)])
 
     df = frame({"adas-elu": [96.0, 101.0, 104.0], "adam-elu": [254.0, 297.0, 270.0],
@@ -172,7 +173,10 @@ def test_table1_claims_carry_the_effect_in_their_markdown():
     assert want in c.details and "seeds per group for power" not in c.details  # not post hoc
     # seeds planned a priori at the declared smallest effect (20 % lower FID)
     assert "seeds per cell for power 0.8 at the declared smallest effect" in c.power
+    assert "tested beyond 0.095" in c.power
     best = table1.elu_ttur_adas_best(df)
+    # "best" needs 3 comparisons to reject together: each planned for power 0.8 ** (1/3)
+    assert "3 comparisons must all reject, each planned for power 0.928" in best.power
     assert "adas-elu-ttur vs adas-dcgan: log-FID difference" in best.details
     md = claim_page.claims_markdown([engine.Claim("adas_beats_adam", c.statement, c.verdict,
                                               c.evidence, c.rule, c.data, c.details)])
