@@ -4,7 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xraygan.metrics.dynamics import dloss_metrics, find_t0, loss_stats, smooth, windowed_stats
+from xraygan.metrics.dynamics import (
+    dloss_metrics,
+    find_t0,
+    loss_stats,
+    smooth,
+    t0_phase,
+    windowed_stats,
+)
 
 
 def curve(n=2000, t0=300, low=0.02, high=0.8, ramp=40, noise=0.05, seed=0):
@@ -83,3 +90,94 @@ def test_dloss_metrics_on_a_run_log():
     assert m["d_loss_after_t0_var"] == pytest.approx(after.var())
     assert m["g_loss_mean"] == pytest.approx((2 - loss).mean())
     assert m["steps_logged"] == 2000
+
+
+# --- T0 from an absolute criterion (t0_phase) ----------------------------------------------
+
+def test_t0_phase_on_a_ramp_is_where_the_loss_rises_out_of_the_low_phase():
+    steps, loss = curve(n=3000, t0=1200, ramp=80)
+    r = t0_phase(steps, loss)
+    assert r.entered and r.left and r.past and r.why_not == ""
+    # leave level 0.30 is crossed (0.30 - 0.02) / 0.78 of the way up the ramp: ~ t0 + 29
+    assert 1200 <= r.t0 <= 1260
+    assert r.share == pytest.approx(r.t0 / 2999) and r.steps == 2999 and r.points == 3000
+
+
+def test_t0_phase_does_not_depend_on_where_the_run_stops():
+    steps, loss = curve(n=4000, t0=1400, ramp=300)
+    got = {n: t0_phase(steps[:n], loss[:n]).t0 for n in (2500, 3000, 4000)}
+    assert len(set(got.values())) == 1, got
+
+
+def test_t0_phase_uses_the_step_column_when_logged_sparsely():
+    steps, loss = curve(n=4000, t0=1200, ramp=80)
+    r = t0_phase(steps[::4], loss[::4])
+    assert 1200 <= r.t0 <= 1300 and r.t0 % 4 == 0
+
+
+def test_a_loss_stuck_low_all_run_never_leaves_t0():
+    rng = np.random.default_rng(2)
+    steps = np.arange(0, 3500, 5)
+    r = t0_phase(steps, 0.08 + 0.01 * rng.standard_normal(len(steps)))
+    assert r.entered and not r.left and not r.past and np.isnan(r.t0) and np.isnan(r.share)
+    assert "never left the low phase" in r.why_not
+
+
+def test_leaving_the_low_phase_after_75_percent_of_the_run_is_not_past_t0():
+    steps, loss = curve(n=3500, t0=2800, low=0.10, ramp=20)  # low at 0.10 until 80 % of the run
+    r = t0_phase(steps, loss)
+    assert r.entered and r.left and not r.past and np.isnan(r.t0)
+    assert r.share > 0.75 and "at most 75%" in r.why_not
+    assert t0_phase(steps, loss, max_share=0.9).past  # the share is an argument
+
+
+@pytest.mark.parametrize("n", [10, 15])
+def test_runs_of_a_few_steps_are_not_past_t0(n):
+    rng = np.random.default_rng(n)
+    steps = np.arange(1, n + 1)
+    untrained = 1.386 + 0.02 * rng.standard_normal(n)  # D and G still at their initial noise
+    r = t0_phase(steps, untrained)
+    assert not r.entered and not r.past and "never entered the low phase" in r.why_not
+    dropping = np.geomspace(1.4, 0.01, n)  # the loss drops into the low phase and the run ends
+    r = t0_phase(steps, dropping)
+    assert r.entered and not r.past and "never left" in r.why_not
+
+
+def test_a_long_run_without_low_phase_is_past_t0_at_its_first_step_and_the_length_is_an_argument():
+    rng = np.random.default_rng(1)
+    steps = np.arange(100, 3100)
+    loss = 0.7 + 0.05 * rng.standard_normal(3000)
+    r = t0_phase(steps, loss)
+    assert r.past and r.t0 == 100 and not r.entered
+    short = t0_phase(steps, loss, min_steps=5000)
+    assert not short.past and "3,099 of the 5,000 iterations" in short.why_not
+
+
+def test_t0_phase_hysteresis_ignores_spikes_and_dips():
+    steps, loss = curve(n=3000, t0=1500, ramp=40)
+    loss[300:304] = 1.5  # a brief spike in the low phase: not leaving
+    loss[1700:1703] = 0.01  # a brief dip after leaving: not re-entering
+    r = t0_phase(steps, loss)
+    assert 1500 <= r.t0 <= 1540
+
+
+def test_t0_phase_needs_the_rise_sustained():
+    steps = np.arange(3000)
+    loss = np.full(3000, 0.02)
+    loss[1000:1015] = 0.8  # rose for 15 points (< sustain = 18), then fell back for good
+    r = t0_phase(steps, loss)
+    assert r.entered and not r.left and not r.past
+    assert t0_phase(steps, loss, sustain=10).t0 == 1000  # the sustain count is an argument
+
+
+def test_t0_phase_rejects_bad_thresholds_and_handles_empty_logs():
+    with pytest.raises(ValueError, match="enter_level < leave_level"):
+        t0_phase([1, 2], [0.1, 0.2], enter_level=0.3, leave_level=0.2)
+    with pytest.raises(ValueError, match="max_share"):
+        t0_phase([1, 2], [0.1, 0.2], max_share=0)
+    with pytest.raises(ValueError, match="differ in length"):
+        t0_phase([1, 2, 3], [0.1, 0.2])
+    r = t0_phase([], [])
+    assert not r.past and r.points == 0 and r.why_not == "no finite D loss logged"
+    r = t0_phase([5, 10], [float("nan"), float("nan")])
+    assert not r.past and r.why_not == "no finite D loss logged"
