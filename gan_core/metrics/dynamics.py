@@ -180,63 +180,37 @@ def t0_phase(
     return T0Result(True, True, at, share, last, n, "")
 
 
-def find_t0(
-    steps: Sequence[int] | np.ndarray,
-    loss_d: Sequence[float] | np.ndarray,
-    *,
-    frac: float = 0.5,
-    window: int | None = None,
-    sustain: int | None = None,
-    min_level: float = 0.05,
-) -> float:
-    """T0: the iteration at which D's loss leaves its initial low phase.
-
-    Definition (all counts in logged points, converted to iterations through ``steps``):
-      1. s = centred rolling median of ``loss_d`` over ``window`` points
-         (default :func:`default_window`: 1 % of the log, at least 5);
-      2. the later level L = median of s over the second half of the log;
-      3. T0 = the first step at which s >= ``frac`` * L and stays there for ``sustain``
-         consecutive points (default 2 * window), i.e. the loss has risen to a sizeable fraction
-         of the level it keeps afterwards.
-    A run whose smoothed D loss starts at or above the threshold has no low phase: T0 is its
-    first step. If the loss never rises sustainably, or its later level L stays below
-    ``min_level`` (D wins throughout: the run never leaves the low phase), T0 is NaN. ``frac`` = 0.5 separates a D
-    loss near 0 (D wins, G's gradient vanishes) from the ~0.4-1.2 levels of Table I.
-    """
-    steps = np.asarray(steps)
-    x = np.asarray(loss_d, dtype=np.float64)
-    keep = np.isfinite(x)
-    steps, x = steps[keep], x[keep]
-    n = len(x)
-    if n == 0:
-        return float("nan")
-    window = window or default_window(n)
-    sustain = max(1, sustain or 2 * window)
-    s = smooth(x, window)
-    level = float(np.median(s[n // 2 :]))
-    if not level >= min_level:
-        return float("nan")
-    above = s >= frac * level
-    # run[i] = number of consecutive points >= threshold starting at i (computed backwards)
-    run = np.zeros(n + 1, dtype=np.int64)
-    for i in range(n - 1, -1, -1):
-        run[i] = run[i + 1] + 1 if above[i] else 0
-    # near the end of the log, a run reaching the last point counts as sustained
-    ok = (run[:n] >= sustain) | (run[:n] == n - np.arange(n))
-    idx = np.flatnonzero(ok)
-    return float(steps[idx[0]]) if len(idx) else float("nan")
+def find_t0(steps: Sequence[int] | np.ndarray, loss_d: Sequence[float] | np.ndarray,
+            **thresholds: float) -> float:
+    """T0 of one run by :func:`t0_phase` (NaN when the run is not past T0)."""
+    return t0_phase(steps, loss_d, **thresholds).t0  # type: ignore[arg-type]
 
 
-def dloss_metrics(df: pd.DataFrame, **t0_kwargs: object) -> dict[str, float]:
+T0_RULE_KEYS = ("t0_enter_level", "t0_leave_level", "t0_max_share", "t0_min_steps", "t0_window")
+"""The metrics naming the thresholds a run's T0 was decided with (see :func:`dloss_metrics`):
+a claim compares them with its registered protocol's and refuses a mismatch."""
+
+
+def dloss_metrics(df: pd.DataFrame, **t0_kwargs: float) -> dict[str, float | str]:
     """Table I's D-loss statistics over the whole run and after T0, and T0 itself.
 
     ``df`` is a run's metrics DataFrame (columns ``step``, ``loss_d``; see xraygan.runs).
+    T0 comes from :func:`t0_phase` with ``t0_kwargs`` (its defaults otherwise): ``t0`` (NaN
+    when not past T0), ``t0_past`` (1/0), ``t0_entered``, ``t0_left``, ``t0_share``,
+    ``t0_why_not`` (words) and the thresholds used (:data:`T0_RULE_KEYS`), so that a claim can
+    tell whether the run's T0 was decided by its registered rule.
     """
     steps = df["step"].to_numpy()
     loss = df["loss_d"].to_numpy(dtype=np.float64)
-    out: dict[str, float] = {**loss_stats(loss), **loss_stats(df["loss_g"], "g_loss")}
-    t0 = find_t0(steps, loss, **t0_kwargs)  # type: ignore[arg-type]
-    out["t0"] = t0
+    out: dict[str, float | str] = {**loss_stats(loss), **loss_stats(df["loss_g"], "g_loss")}
+    rule = {"enter_level": T0_ENTER_LEVEL, "leave_level": T0_LEAVE_LEVEL,
+            "max_share": T0_MAX_SHARE, "min_steps": T0_MIN_STEPS, "window": T0_WINDOW,
+            **t0_kwargs}
+    r = t0_phase(steps, loss, **rule)  # type: ignore[arg-type]
+    t0 = r.t0
+    out.update({"t0": t0, "t0_past": float(r.past), "t0_entered": float(r.entered),
+                "t0_left": float(r.left), "t0_share": r.share, "t0_why_not": r.why_not})
+    out.update({f"t0_{k}": float(v) for k, v in rule.items() if k != "sustain"})
     after = loss[steps >= t0] if np.isfinite(t0) else loss[:0]
     out.update(loss_stats(after, "d_loss_after_t0"))
     out["steps_logged"] = float(len(df))

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from xraygan.metrics.dynamics import (
+    T0_RULE_KEYS,
     dloss_metrics,
     find_t0,
     loss_stats,
@@ -67,10 +68,11 @@ def test_t0_ignores_a_short_spike_in_the_low_phase():
 
 
 def test_no_low_phase_gives_first_step_and_no_rise_gives_nan():
-    steps = np.arange(100, 1100)
+    steps = np.arange(100, 3100)
     rng = np.random.default_rng(1)
-    assert find_t0(steps, 0.7 + 0.05 * rng.standard_normal(1000)) == 100
-    assert np.isnan(find_t0(steps, 0.01 + 0.001 * rng.random(1000)))  # D wins throughout
+    assert find_t0(steps, 0.7 + 0.05 * rng.standard_normal(3000)) == 100
+    assert np.isnan(find_t0(steps[:1000], 0.7 + 0.05 * rng.standard_normal(1000)))  # too short
+    assert np.isnan(find_t0(steps, 0.01 + 0.001 * rng.random(3000)))  # D wins throughout
     assert np.isnan(find_t0([], []))
 
 
@@ -90,6 +92,21 @@ def test_dloss_metrics_on_a_run_log():
     assert m["d_loss_after_t0_var"] == pytest.approx(after.var())
     assert m["g_loss_mean"] == pytest.approx((2 - loss).mean())
     assert m["steps_logged"] == 2000
+    assert m["t0_past"] == 1.0 and m["t0_entered"] == 1.0 and m["t0_why_not"] == ""
+    assert m["t0_share"] == pytest.approx(m["t0"] / 1999)
+    assert {k: m[k] for k in T0_RULE_KEYS} == {
+        "t0_enter_level": 0.15, "t0_leave_level": 0.30, "t0_max_share": 0.75,
+        "t0_min_steps": 2500, "t0_window": 9}
+
+
+def test_dloss_metrics_records_the_thresholds_it_was_given():
+    steps, loss = curve(t0=1600)  # leaves at 80 % of the run: not past T0 by default
+    df = pd.DataFrame({"step": steps, "loss_d": loss, "loss_g": 2 - loss})
+    m = dloss_metrics(df)
+    assert np.isnan(m["t0"]) and m["t0_past"] == 0.0 and "at most 75%" in m["t0_why_not"]
+    assert np.isnan(m["d_loss_after_t0_mean"])
+    m = dloss_metrics(df, max_share=0.9)
+    assert m["t0_past"] == 1.0 and m["t0_max_share"] == 0.9 and 1600 <= m["t0"] <= 1640
 
 
 # --- T0 from an absolute criterion (t0_phase) ----------------------------------------------

@@ -33,7 +33,8 @@ def test_loss_curves_plot_each_runs_losses_and_t0(tmp_path):
     np.testing.assert_allclose(g["loss"].to_numpy(), losses("flat", seed=1)[1], rtol=1e-6)
     log = runs.read_metrics(a)
     assert data.attrs["t0"]["adas"] == find_t0(log["step"], log["loss_d"]) == 100.0
-    assert data.attrs["t0"]["adam"] == 0.0  # no low phase: T0 is the first step
+    # no low phase, but 295 iterations are too few to have trained (t0_phase's min_steps)
+    assert np.isnan(data.attrs["t0"]["adam"])
     # an explicit T0 is marked as given
     assert figures.loss_curves({"adas": a}, out, t0={"adas": 55.0}).attrs["t0"] == {"adas": 55.0}
     with pytest.raises(figures.FigureUnavailable, match="no completed run has a loss log"):
