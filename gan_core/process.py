@@ -329,7 +329,8 @@ def apply_process_policy(
 
     Without the governor, a training process whose thread count comes from the policy picks it
     once, at start, from the cores neighbours leave free (:func:`busy_cores`, half a second of
-    /proc/stat; ``detect_neighbours``, default on for "train" and "sweep-worker"): two threads
+    /proc/stat; ``detect_neighbours``, default on for "train" and "sweep-worker" unless
+    ``XRAYGAN_DETECT_NEIGHBOURS=0``): two threads
     beside one busy process on 2 cores ran at 0.32x of quiet, one thread on the free core keeps
     more than half. The count is fixed for the run and recorded (summary.json ``threads``), so
     the same seed at the same count gives the same run; ``resume_threads`` (the count a resumed
@@ -357,7 +358,8 @@ def apply_process_policy(
                     and source == "policy" and threads > 1)
     busy = None
     if detect_neighbours is None:
-        detect_neighbours = role in ("train", "sweep-worker")
+        detect_neighbours = (role in ("train", "sweep-worker")
+                             and os.environ.get(NEIGHBOURS_ENV, "").strip() != "0")
     if detect_neighbours and source == "policy" and threads > 1 and not adaptive:
         busy = busy_cores()
         free = free_cores(cores, busy)
@@ -383,6 +385,7 @@ def apply_process_policy(
 
 
 ADAPTIVE_ENV = "XRAYGAN_ADAPTIVE_THREADS"
+NEIGHBOURS_ENV = "XRAYGAN_DETECT_NEIGHBOURS"  # "0": the policy's count whatever the load
 
 
 def adaptive_wanted() -> bool:

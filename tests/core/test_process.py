@@ -169,6 +169,8 @@ def test_a_busy_neighbour_lowers_the_threads_once_and_says_so(monkeypatch, capsy
     assert process.apply_process_policy(role="train")["threads"] == 2
     monkeypatch.delenv("XRAYGAN_THREADS")
     assert process.apply_process_policy(role="cli")["threads"] == 2
+    monkeypatch.setenv("XRAYGAN_DETECT_NEIGHBOURS", "0")
+    assert process.apply_process_policy(role="train")["threads"] == 2
     assert capsys.readouterr().err == ""
 
 
