@@ -32,6 +32,9 @@ class Scale:
     sample_every: int
     checkpoint_every: int  # also what a killed trial resumes from
     device: str = "auto"
+    # channels-last activations: the quick step 1.09x (AVX-512) and 1.20x (AVX2 kernels) faster
+    # on the development machine, interleaved in one process (docs/performance.md)
+    channels_last: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -151,6 +154,6 @@ def base_config(
         train=TrainConfig(
             steps=scale.steps, epochs=scale.epochs, batch_size=scale.batch_size,
             device=scale.device, log_every=scale.log_every, sample_every=scale.sample_every,
-            checkpoint_every=scale.checkpoint_every,
+            checkpoint_every=scale.checkpoint_every, channels_last=scale.channels_last,
         ),
     )
