@@ -6,6 +6,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 
 from xraygan.ablations.scale_probe import summary_markdown, t0_by_length
 
@@ -57,3 +58,20 @@ def test_derive_length_is_the_shortest_at_which_every_seed_left_t0_by_75_percent
     assert "2,500 iterations" in text and "| adam-elu seed 1 | — |" in text
     r = derive_length([log], ["adam-elu", "adas-dcgan"], lengths)
     assert r["shortest_length"] is None and r["missing_cells"] == ["adas-dcgan"]
+
+
+def test_study_flops_counts_every_trial_at_its_batch_and_length():
+    from xraygan.ablations import QUICK, load_studies
+    from xraygan.ablations.estimate import study_flops
+    from xraygan.config import OptimConfig
+    from xraygan.costmodel import step_flops
+    from xraygan.presets import get_preset
+
+    load_studies()
+    r = study_flops("table1", QUICK.with_overrides(steps=10), seeds=2)
+    assert (r["trials"], r["iterations"]) == (8, 80)
+    per_image = step_flops(get_preset("paper-elu", 32, g_features=32, d_features=32),
+                           OptimConfig(name="adam"), 4) / 4
+    assert 90e6 < per_image < 100e6  # ~95.5 MFLOP per image at the quick shapes
+    # adas-dcgan's ReLU/LeakyReLU cost no counted FLOPs more: every trial costs the same
+    assert r["flops"] == pytest.approx(80 * QUICK.batch_size * per_image, rel=1e-6)
