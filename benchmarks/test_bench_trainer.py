@@ -7,7 +7,8 @@ ROUND_S seconds at one intra-op thread (per-core figures, like a sweep worker's)
 - ``reference``: benchmarks/reference_dcgan.py's recipe loop (torch's layers, BCELoss on a
   sigmoid, torch's Adam, D's weight gradients computed in the G step);
 - ``trainer-adam``: our GANStep (xraygan.train.build_trainer) with Adam, the like-for-like
-  comparison; ``trainer-adas``: with AdaS, what the Table I cells run.
+  comparison; ``trainer-adas``: with AdaS, what the Table I cells run; both channels-last, as
+  sweeps train (ablations/scale.py).
 
 Reported per workload: median images/s over rounds, the ratio to the reference (median of the
 per-round ratios: both saw the same load), the step's FLOPs per image (FlopCounterMode) and the
@@ -45,7 +46,8 @@ OUT = Path(__file__).with_name("out") / "trainer.md"
 
 def trainer_step_fn(image_size: int, features: int, batch: int, optimizer: str):
     model = get_preset("paper-elu", image_size, g_features=features, d_features=features)
-    trainer = build_trainer(model, OptimConfig(name=optimizer), device=torch.device("cpu"))
+    trainer = build_trainer(model, OptimConfig(name=optimizer), device=torch.device("cpu"),
+                            channels_last=True)
     real, _ = make_batch(model, batch, torch.device("cpu"))
 
     def step() -> float:  # as run_loop: fresh noise, one sync for the logged values
@@ -77,7 +79,7 @@ def compare_workload(image_size: int, features: int, batch: int, rounds: int = R
     ratio = {k: statistics.median(a / b for a, b in zip(v, per_round["reference"], strict=True))
              for k, v in per_round.items() if k != "reference"}
     model = get_preset("paper-elu", image_size, g_features=features, d_features=features)
-    flops = step_flops(model, OptimConfig(name="adam"), batch) / batch
+    flops = step_flops(model, OptimConfig(name="adam"), 1)  # linear in the batch
     return {"image_size": image_size, "features": features, "batch": batch,
             "images_per_s": {k: [round(x, 1) for x in v] for k, v in per_round.items()},
             "median_images_per_s": {k: round(statistics.median(v), 1)
@@ -108,6 +110,12 @@ def run_all() -> dict:
             result["workloads"][name] = w
         sgemm_after = sgemm_flops_per_s()  # the load may have changed: say how much
         result["sgemm_gflop_per_s_after"] = round(sgemm_after / 1e9, 1)
+        # the share against the faster of the two sgemm figures (the less disturbed one)
+        best = max(sgemm, sgemm_after)
+        for w in result["workloads"].values():
+            for k in w["sgemm_share"]:
+                w["sgemm_share"][k] = round(w["median_images_per_s"][k] * w["mflop_per_image"]
+                                            * 1e6 / best, 3)
         try:
             result["inception_images_per_s"] = round(inception_images_per_s(), 2)
         except Exception as e:  # weights not installed: the rest still stands
