@@ -64,7 +64,9 @@ SCALES: Registry[Scale] = Registry("scale")
 #   A. every compared configuration is past T0 in every probed seed by the claims' definition
 #      (xraygan.metrics.dynamics.t0_phase: entered D's low phase and left it by 75 % of the
 #      run), read off the probe's long runs (`python -m xraygan.ablations.scale_probe --derive
-#      probe.jsonl --cells adas-elu adam-elu` prints the shortest such length);
+#      probe.jsonl --cells adas-elu adam-elu` prints the shortest such length), rounded up to
+#      the next 500 iterations (the probe's table granularity; the quick start's own seeds are
+#      other trajectories than the probed ones and need the headroom);
 #   B. the seeds the a priori power asks for: decide.seeds_for_power at the declared 20 % FID
 #      effect (|log 0.8| = 0.223), power 0.8, one-sided alpha 0.05, with the pooled per-seed sd
 #      of log FID of the last quick start's 12 runs (0.118 on 8 df): 5 per cell;
@@ -74,14 +76,15 @@ SCALES: Registry[Scale] = Registry("scale")
 # headline pair (adas-elu vs adam-elu), the comparison the paper leads with.
 #
 # Probe (3,500 iterations at batch 32, one thread; runs converted to a quiet AVX2 core by the
-# reference workload): adam-elu left T0 at 1,870 and 1,675 (seeds 0, 1): A holds from 2,500
-# (1,870 / 2,500 = 0.748); AdaS cells leave at 110-370 in every earlier probe.
-# C at 2,500 iterations, per worker, with the trainer of issue 26 (1.39x the probe's trainer at
+# reference workload): adam-elu left T0 at 1,870, 1,675, 2,030 and 2,040 (seeds 0-3; seed 4
+# was running): every probed seed is past T0 from 2,750 iterations (2,040 / 2,750 = 0.742), so
+# A gives 3,000; AdaS cells leave at 110-370 in every earlier probe.
+# C at 3,000 iterations, per worker, with the trainer of issue 26 (1.39x the probe's trainer at
 # the quick step with AVX2 kernels: 73 / 1.39 = 52.5 s per 1,000 iterations) and its
 # evaluation (~20 s: Inception on 128 samples at ~8.5 images/s, the rest ~5 s):
-#   headline pair, 10 trials = 5 per worker: 5 x (131 + 20 + 5 setup) + 188 (reference
-#   statistics, once) = 968 s = 16.1 min: meets C;
-#   all four cells, 20 trials = 10 per worker: 10 x 156 + 188 = 1,748 s = 29.1 min: does not.
+#   headline pair, 10 trials = 5 per worker: 5 x (157.5 + 20 + 5 setup) + 188 (reference
+#   statistics, once) = 1,101 s = 18.3 min: meets C;
+#   all four cells, 20 trials = 10 per worker: 10 x 182.5 + 188 = 2,013 s = 33.5 min: does not.
 # So the quick start runs the headline pair; the other Table I claims say untestable (their
 # cells were not run). FID on 128 samples is biased upwards far more than at 2,048 (the same N
 # in every cell, so cells compare with each other; FID_inf and KID are recorded beside it;
@@ -92,7 +95,7 @@ QUICK_WORKERS = 2
 QUICK_CELLS = ("adas-elu", "adam-elu")
 QUICK_BUDGET_S = 25 * 60
 QUICK = SCALES.add("quick", Scale(
-    name="quick", image_size=32, features=32, steps=2500, epochs=0.0, batch_size=32,
+    name="quick", image_size=32, features=32, steps=3000, epochs=0.0, batch_size=32,
     num_images=1024, fid=True, fid_samples=128, log_every=5, sample_every=500,
     checkpoint_every=500,
 ))
