@@ -18,10 +18,13 @@ from torch import nn
 class _ELUFromExp(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, alpha: float) -> torch.Tensor:
-        neg = torch.clamp(x, max=0.0).exp_().sub_(1.0)
+        # bf16/fp16 (autocast): exp(x) - 1 near 0 would lose x's own precision to the
+        # rounding of exp(x) near 1, so the arithmetic runs in float32 and rounds once
+        xf = x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
+        neg = torch.clamp(xf, max=0.0).exp_().sub_(1.0)
         if alpha != 1.0:
             neg.mul_(alpha)
-        y = neg.add_(torch.relu(x))
+        y = neg.add_(torch.relu(xf)).to(x.dtype)
         ctx.alpha = alpha
         ctx.save_for_backward(y)
         return y

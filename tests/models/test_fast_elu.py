@@ -36,3 +36,10 @@ def test_paper_models_use_it_and_keep_elu_name_and_state():
     assert repr(acts[0]) == "ELU(alpha=1.0)"
     x = torch.randn(2, 100)
     assert g(x).shape == (2, 1, 32, 32)
+
+
+def test_bf16_input_rounds_once_like_torch():
+    x = torch.linspace(-0.02, 0.02, 401).to(torch.bfloat16)
+    y = elu(x)
+    assert y.dtype == torch.bfloat16
+    assert torch.equal(y, F.elu(x.float()).to(torch.bfloat16))  # exp(x) - 1 in bf16 would be 0
