@@ -101,7 +101,7 @@ def full_args(study: str, posargs: list[str]) -> list[str]:
 
 @nox.session(venv_backend="none")
 def quickstart(session: nox.Session) -> None:
-    """The quick reproduction: Table I's headline pair (AdaS/ELU vs Adam/ELU), 5 seeds each, on the built-in phantoms, then its report (about 18 min predicted on 2 quiet AVX2 cores)."""
+    """The quick reproduction: Table I's headline pair (AdaS/ELU vs Adam/ELU), 5 seeds each, on the built-in phantoms, then its report (18-22 min predicted on 2 quiet AVX2 cores)."""
     bin_dir = shared_env(session)
     # 10 trials (2 configurations x 5 seeds) on 2 workers of one thread each; the sweep prints
     # its time estimate at the start and a progress line per trial every 30 s (also into a file:

@@ -85,6 +85,8 @@ SCALES: Registry[Scale] = Registry("scale")
 #   headline pair, 10 trials = 5 per worker: 5 x (157.5 + 20 + 5 setup) + 188 (reference
 #   statistics, once) = 1,101 s = 18.3 min: meets C;
 #   all four cells, 20 trials = 10 per worker: 10 x 182.5 + 188 = 2,013 s = 33.5 min: does not.
+#   (At the lowest speed-up measured with AVX2 kernels, 1.10x under heavy load, the pair takes
+#   5 x (199 + 25) + 188 = 1,308 s = 21.8 min: C still holds.)
 # So the quick start runs the headline pair; the other Table I claims say untestable (their
 # cells were not run). FID on 128 samples is biased upwards far more than at 2,048 (the same N
 # in every cell, so cells compare with each other; FID_inf and KID are recorded beside it;
