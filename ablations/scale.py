@@ -76,9 +76,9 @@ SCALES: Registry[Scale] = Registry("scale")
 # headline pair (adas-elu vs adam-elu), the comparison the paper leads with.
 #
 # Probe (3,500 iterations at batch 32, one thread; runs converted to a quiet AVX2 core by the
-# reference workload): adam-elu left T0 at 1,870, 1,675, 2,030 and 2,040 (seeds 0-3; seed 4
-# was running): every probed seed is past T0 from 2,750 iterations (2,040 / 2,750 = 0.742), so
-# A gives 3,000; AdaS cells leave at 110-370 in every earlier probe.
+# reference workload): adam-elu left T0 at 1,870, 1,675, 2,030, 2,040 and 2,145 (seeds 0-4),
+# adas-elu at 175 and 180 (seeds 1, 2 of a 1,200-iteration probe): every probed seed is past T0
+# from 2,900 iterations (2,145 / 2,900 = 0.740), so A gives 3,000.
 # C at 3,000 iterations, per worker, with the trainer of issue 26 (1.39x the probe's trainer at
 # the quick step with AVX2 kernels: 73 / 1.39 = 52.5 s per 1,000 iterations) and its
 # evaluation (~20 s: Inception on 128 samples at ~8.5 images/s, the rest ~5 s):

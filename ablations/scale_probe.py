@@ -175,9 +175,17 @@ def derive_length(logs: Sequence[Path], cells: Sequence[str],
             if r["cell"] not in cells:
                 continue
             m = runs.read_metrics(r["run_dir"])
-            per_run[(r["cell"], int(r["seed"]))] = past_t0_by_length(
-                m["step"].to_numpy(), m["loss_d"].to_numpy(),
-                [n for n in lengths if n <= r["steps"]])  # longer: not probed
+            own = int(r["steps"])
+            t0 = past_t0_by_length(m["step"].to_numpy(), m["loss_d"].to_numpy(),
+                                   [n for n in lengths if n < own] + [own])
+            end = t0.pop(own, float("nan"))
+            if own in lengths:
+                t0[own] = end
+            if end == end:
+                # past T0 by the end of the probe: nothing in a step depends on the run's
+                # length, so a longer run has the same T0 at a smaller share of it
+                t0.update({n: end for n in lengths if n > own})
+            per_run[(r["cell"], int(r["seed"]))] = t0  # longer and not past: not judged
             s_per_1000.append(1000 * r["avx2_quiet_s"] / r["steps"])
     missing = [c for c in cells if not any(k[0] == c for k in per_run)]
     probed = [n for n in lengths if per_run and all(n in t for t in per_run.values())]

@@ -45,19 +45,26 @@ def test_derive_length_is_the_shortest_at_which_every_seed_left_t0_by_75_percent
 
     log = tmp_path / "probe.jsonl"
     rows = [_probe_run(tmp_path, "adam-elu", 0, 1500), _probe_run(tmp_path, "adam-elu", 1, 1860),
-            _probe_run(tmp_path, "adas-elu", 0, 200)]
+            _probe_run(tmp_path, "adas-elu", 0, 200, steps=1200)]  # a short probe, past T0
     log.write_text("".join(json.dumps(r) + "\n" for r in rows))
     lengths = list(range(1000, 4001, 100))
     r = derive_length([log], ["adam-elu", "adas-elu"], lengths)
     # seed 1 leaves at ~1,860: 1,860 / 0.75 = 2,480, so 2,500 is the first length that passes
     assert r["shortest_length"] == 2500 and r["missing_cells"] == []
     assert math.isnan(r["runs"]["adam-elu seed 1"][2400])
-    assert 4000 not in r["runs"]["adam-elu seed 0"]  # longer than the probe: not judged
+    # past T0 by its end: a longer run has the same T0
+    assert r["runs"]["adam-elu seed 0"][4000] == r["runs"]["adam-elu seed 0"][3000]
+    assert r["runs"]["adas-elu seed 0"][2500] == r["runs"]["adas-elu seed 0"][1200] < 300
     assert r["avx2_quiet_s_per_1000"] == 75.0
     text = derive_markdown(r, [2000, 2500, 3000])
     assert "2,500 iterations" in text and "| adam-elu seed 1 | — |" in text
     r = derive_length([log], ["adam-elu", "adas-dcgan"], lengths)
     assert r["shortest_length"] is None and r["missing_cells"] == ["adas-dcgan"]
+    stuck = tmp_path / "stuck.jsonl"
+    stuck.write_text(json.dumps(_probe_run(tmp_path, "adam-elu", 7, 5000)) + "\n")
+    r = derive_length([stuck], ["adam-elu"], lengths)
+    assert 4000 not in r["runs"]["adam-elu seed 7"]  # not past by its end: longer not judged
+    assert r["shortest_length"] is None
 
 
 def test_study_flops_counts_every_trial_at_its_batch_and_length():
