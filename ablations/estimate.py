@@ -41,3 +41,28 @@ def sweep_estimate(opts: SweepOptions, *, budget_s: float = 1.0,
     est = estimate(plans, cal, workers=opts.workers, reference_images=todo,
                    reference_cached=checked.reference_images - todo)
     return est, cal
+
+
+def study_flops(study: str, scale: Any, seeds: int = 1) -> dict[str, Any]:
+    """Training FLOPs of every trial of ``study`` at ``scale`` (xraygan.costmodel.step_flops
+    per image, counted at batch 1 and scaled: convolutions cost linearly in the batch), the
+    trials' total, and how many trials and iterations that is. Evaluation is not counted."""
+    from xraygan.costmodel import step_flops
+    from xraygan.train import total_steps
+
+    from .spec import StudyContext
+
+    spec = get_spec(study)
+    cells = spec.grid(StudyContext(scale, seeds=seeds))
+    per_config: dict[str, float] = {}
+    total, iterations = 0.0, 0
+    for c in cells:
+        cfg = c.config
+        sig = cfg.model.to_json() if hasattr(cfg.model, "to_json") else repr(cfg.model)
+        if sig not in per_config:
+            per_config[sig] = step_flops(cfg.model, cfg.optim, 1)
+        steps = total_steps(cfg, cfg.data.num_images)
+        total += per_config[sig] * cfg.train.batch_size * steps
+        iterations += steps
+    return {"study": study, "scale": scale.name, "seeds": seeds, "trials": len(cells),
+            "iterations": iterations, "flops": total}

@@ -145,6 +145,77 @@ def summary_markdown(logs: Sequence[Path], lengths: Sequence[int] = (1500, 2000,
     return "\n".join(lines) + "\n"
 
 
+def past_t0_by_length(steps: Sequence[int], loss_d: Sequence[float],
+                      lengths: Sequence[int]) -> dict[int, float]:
+    """T0 by the claims' criterion (xraygan.metrics.dynamics.t0_phase: entered the low phase,
+    left it by 75 % of the run) that a run of each length would report; NaN: not past T0."""
+    import numpy as np
+
+    from xraygan.metrics.dynamics import t0_phase
+
+    s = np.asarray(steps)
+    x = np.asarray(loss_d, dtype=float)
+    return {n: t0_phase(s[s <= n], x[s <= n]).t0 for n in lengths if (s <= n).sum() >= 10}
+
+
+def derive_length(logs: Sequence[Path], cells: Sequence[str],
+                  lengths: Sequence[int]) -> dict[str, Any]:
+    """The shortest length at which every probed seed of ``cells`` is past T0 (criterion A of
+    ablations/scale.py), from each probed run's own D-loss log (metrics.csv in ``run_dir``),
+    with the quiet-AVX2 seconds per 1,000 iterations of those runs (median)."""
+    import statistics
+
+    from xraygan import runs
+
+    per_run: dict[tuple[str, int], dict[int, float]] = {}
+    s_per_1000: list[float] = []
+    for log in logs:
+        for line in Path(log).read_text().splitlines():
+            r = json.loads(line)
+            if r["cell"] not in cells:
+                continue
+            m = runs.read_metrics(r["run_dir"])
+            own = int(r["steps"])
+            t0 = past_t0_by_length(m["step"].to_numpy(), m["loss_d"].to_numpy(),
+                                   [n for n in lengths if n < own] + [own])
+            end = t0.pop(own, float("nan"))
+            if own in lengths:
+                t0[own] = end
+            if end == end:
+                # past T0 by the end of the probe: nothing in a step depends on the run's
+                # length, so a longer run has the same T0 at a smaller share of it
+                t0.update({n: end for n in lengths if n > own})
+            per_run[(r["cell"], int(r["seed"]))] = t0  # longer and not past: not judged
+            s_per_1000.append(1000 * r["avx2_quiet_s"] / r["steps"])
+    missing = [c for c in cells if not any(k[0] == c for k in per_run)]
+    probed = [n for n in lengths if per_run and all(n in t for t in per_run.values())]
+    ok = [n for n in probed if all(t[n] == t[n] for t in per_run.values())]
+    # the shortest length from which on every longer probed length passes too
+    shortest = next((n for n in probed if all(m in ok for m in probed if m >= n)), None)
+    return {"cells": list(cells), "missing_cells": missing,
+            "runs": {f"{c} seed {sd}": t for (c, sd), t in sorted(per_run.items())},
+            "shortest_length": None if missing else shortest,
+            "avx2_quiet_s_per_1000": statistics.median(s_per_1000) if s_per_1000 else None}
+
+
+def derive_markdown(result: dict[str, Any], shown: Sequence[int]) -> str:
+    head = ["run", *[f"T0 in {n:,}" for n in shown]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, t in result["runs"].items():
+        cells = [("—" if t[n] != t[n] else f"{t[n]:.0f}") if n in t else "not run" for n in shown]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    n = result["shortest_length"]
+    lines.append("")
+    lines.append(f"Shortest length with every probed seed of {', '.join(result['cells'])} past T0: "
+                 + (f"{n:,} iterations" if n else "none probed")
+                 + (f" (not probed yet: {', '.join(result['missing_cells'])})"
+                    if result["missing_cells"] else ""))
+    if result["avx2_quiet_s_per_1000"]:
+        lines.append(f"Probe speed on a quiet AVX2 core: {result['avx2_quiet_s_per_1000']:.0f} s "
+                     "per 1,000 iterations (median of the runs)")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m xraygan.ablations.scale_probe",
                                 description=__doc__.split("\n\n")[0])
@@ -158,9 +229,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--lengths", type=int, nargs="*", default=None,
                    help="run lengths to report T0 for (default: every 100 iterations)")
     p.add_argument("--out", type=Path)
+    p.add_argument("--derive", nargs="+", type=Path, metavar="PROBE_JSONL",
+                   help="print T0 by run length for --cells by the claims' criterion and the "
+                        "shortest length at which every probed seed is past T0, and exit")
     a = p.parse_args(argv)
     if a.summary:
         print(summary_markdown(a.summary), end="")
+        return 0
+    if a.derive:
+        lengths = a.lengths or list(range(1000, 5001, 100))
+        result = derive_length(a.derive, a.cells, lengths)
+        shown = [n for n in lengths if n % 500 == 0]
+        print(derive_markdown(result, shown), end="")
         return 0
     if not (a.steps and a.batch_size and a.out):
         p.error("--steps, --batch-size and --out are needed to probe")

@@ -22,18 +22,21 @@ POLICIES: dict[str, tuple[dict[str, str], str | int | None, bool]] = {
     "2t-active": ({"OMP_WAIT_POLICY": "ACTIVE"}, "cores", False),
     "2t-passive": ({"OMP_WAIT_POLICY": "PASSIVE"}, "cores", False),
     "1t": ({"GOMP_SPINCOUNT": "300000"}, 1, False),
-    # xraygan's default: apply_process_policy(role="train"): the thread governor, and a short
-    # spin (GOMP_SPINCOUNT 10,000; libgomp's default is 300,000 iterations before a thread
-    # sleeps), so waiting threads do not eat the time slices a neighbour needs
-    "adaptive": ({}, None, True),
-    "adaptive-spin300k": ({"GOMP_SPINCOUNT": "300000"}, None, True),  # the governor alone
+    # xraygan's default: apply_process_policy(role="train"): the thread count chosen once at
+    # start from the cores neighbours leave free, and a short spin (GOMP_SPINCOUNT 10,000;
+    # libgomp's default is 300,000 iterations before a thread sleeps)
+    "start": ({}, None, False),
+    # the opt-in governor (XRAYGAN_ADAPTIVE_THREADS=1: not reproducible by seed)
+    "adaptive": ({"XRAYGAN_ADAPTIVE_THREADS": "1"}, None, True),
+    "adaptive-spin300k": ({"GOMP_SPINCOUNT": "300000", "XRAYGAN_ADAPTIVE_THREADS": "1"}, None,
+                          True),  # the governor alone
     "2t-spin10k": ({"GOMP_SPINCOUNT": "10000"}, "cores", False),
 }
 
 
 def main(policy: str, seconds: float, warmup_s: float = 2.0) -> dict:
     env, threads, adaptive = POLICIES[policy]
-    for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS"):
+    for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "XRAYGAN_ADAPTIVE_THREADS"):
         os.environ.pop(k, None)
     os.environ.update(env)
     from xraygan import process

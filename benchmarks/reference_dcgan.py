@@ -34,26 +34,40 @@ MODES: dict[str, tuple[torch.dtype | None, bool, bool]] = {
 }
 
 
-def _models():
+def _models(image_size: int = IMAGE_SIZE, features: int | None = None):
     from xraygan.models import build_models
     from xraygan.presets import get_preset
 
     torch.manual_seed(0)
-    return get_preset(PRESET, IMAGE_SIZE), *build_models(get_preset(PRESET, IMAGE_SIZE))
+    widths = {} if features is None else {"g_features": features, "d_features": features}
+    cfg = get_preset(PRESET, image_size, **widths)
+    return cfg, *build_models(cfg)
+
+
+def recipe_activations(module: nn.Module) -> nn.Module:
+    """``module`` with torch's own ``nn.ELU`` wherever the project's faster ELU sits
+    (xraygan.models.fast_elu): the recipe uses torch's layers as they come."""
+    for parent in module.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, nn.ELU) and type(child) is not nn.ELU:
+                setattr(parent, name, nn.ELU(child.alpha, child.inplace))
+    return module
 
 
 def reference_step_fn(device: str = "cpu", amp_dtype: torch.dtype | None = None,
-                      batch: int = BATCH):
+                      batch: int = BATCH, image_size: int = IMAGE_SIZE,
+                      features: int | None = None):
     """One iteration of pytorch/examples dcgan/main.py, returned as a closure. With
     ``amp_dtype`` the networks run under autocast the way torch's AMP recipe adds it to such a
     loop: BCELoss on the float32 output (it is unsafe under autocast), a GradScaler for fp16."""
-    cfg, netG, netD_logits = _models()
+    cfg, netG, netD_logits = _models(image_size, features)
+    netG, netD_logits = recipe_activations(netG), recipe_activations(netD_logits)
     netD = nn.Sequential(netD_logits, nn.Sigmoid())  # the recipe's D ends in a sigmoid
     netG, netD = netG.to(device), netD.to(device)
     criterion = nn.BCELoss()
     optimizerD = torch.optim.Adam(netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
     optimizerG = torch.optim.Adam(netG.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    real = (torch.rand(batch, 1, IMAGE_SIZE, IMAGE_SIZE) * 2 - 1).to(device)
+    real = (torch.rand(batch, 1, image_size, image_size) * 2 - 1).to(device)
     real_label, fake_label = 1.0, 0.0
     dev = torch.device(device).type
     scaler = torch.amp.GradScaler(dev, enabled=amp_dtype == torch.float16)

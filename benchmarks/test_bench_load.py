@@ -14,8 +14,9 @@ minute of the host), with the median and range of those ratios.
 
 One benchmark per load level; its ``extra_info`` has, per policy, the median images/s, every
 round's figure, the ratio to the same policy's quiet median (``ratio_to_quiet``), and for the
-quiet level ``default_to_best_static``. Targets: the default ("adaptive") >= 0.7x of
-its quiet throughput next to one busy neighbour, >= 0.3x next to two, quiet within 5 % of the
+quiet level ``default_to_best_static``. Targets: the default ("start": the thread count
+chosen once at start from the free cores) >= 0.5x of its quiet throughput next to one busy
+neighbour (issue 26), >= 0.3x next to two, quiet within 5 % of the
 best static setting; ``targets`` says which were met. ``XRAYGAN_LOAD_STRICT=1`` makes a missed
 target fail the benchmark (off by default: a neighbour the suite did not start can miss it).
 
@@ -42,12 +43,12 @@ PROBE_S = float(os.environ.get("XRAYGAN_LOAD_PROBE_S", "6"))
 ROUNDS = int(os.environ.get("XRAYGAN_LOAD_ROUNDS", "3"))
 STRICT = os.environ.get("XRAYGAN_LOAD_STRICT") == "1"
 LOADS = (0, 1, 2)
-DEFAULT = "adaptive"  # what `xraygan train` and sweep workers apply
+DEFAULT = "start"  # what `xraygan train` and sweep workers apply
 STATIC = ("2t-default", "2t-passive", "1t")  # the best of these is "today's best setting"
 MEASURED = (*STATIC, DEFAULT)
 # a probe is ~PROBE_S + 2 s warm-up + ~4 s of torch import and model building
 NEIGHBOUR_S = ROUNDS * len(MEASURED) * (PROBE_S + 30.0) + 60.0  # an upper bound; killed anyway
-TARGET_TO_QUIET = {1: 0.7, 2: 0.3}
+TARGET_TO_QUIET = {1: 0.5, 2: 0.3}
 TARGET_QUIET_TO_BEST = 0.95
 HERE = Path(__file__).resolve().parent
 SPIN = ("import sys, time\n"

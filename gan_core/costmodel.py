@@ -327,3 +327,34 @@ def other_runnable(samples: int = 5, interval_s: float = 0.05) -> float:
             time.sleep(interval_s)
     got.sort()
     return float(max(0, got[len(got) // 2]))
+
+
+def step_flops(model_cfg: Any, optim_cfg: Any, batch: int) -> float:
+    """Floating-point operations of one training iteration (D step + G step) of ``model_cfg``
+    at ``batch``, counted by torch's FlopCounterMode (convolutions and matrix products, forward
+    and backward; element-wise work is not counted, as in an sgemm's FLOP rate)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .memory.measure import make_batch
+    from .train import build_trainer
+
+    trainer = build_trainer(model_cfg, optim_cfg, device=torch.device("cpu"))
+    real, z = make_batch(model_cfg, batch, torch.device("cpu"))
+    with FlopCounterMode(display=False) as counter:
+        trainer.step(real, z)
+    return float(counter.get_total_flops())
+
+
+def sgemm_flops_per_s(n: int = 1024, seconds: float = 1.0) -> float:
+    """This process's float32 matrix-product rate at its current thread count (FLOP/s): the
+    ceiling a convolution-bound step can approach."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    count, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds or count < 3:
+        torch.mm(a, b)
+        count += 1
+    return 2.0 * n**3 * count / (time.perf_counter() - t0)

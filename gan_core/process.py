@@ -14,7 +14,8 @@ import ctypes.util
 import os
 import signal
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # --------------------------------------------------------------------------- stop on signals
@@ -198,6 +199,58 @@ def cores_available() -> int:
     return min(affinity, max(1, int(quota))) if quota else affinity
 
 
+def _cpu_times(stat: Path = Path("/proc/stat")) -> dict[int, tuple[int, int]]:
+    """Per CPU (busy, total) jiffies since boot, from ``/proc/stat``; empty where unreadable."""
+    out: dict[int, tuple[int, int]] = {}
+    try:
+        lines = stat.read_text().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        name, _, rest = line.partition(" ")
+        if not (name.startswith("cpu") and name[3:].isdigit()):
+            continue
+        v = [int(x) for x in rest.split()]
+        idle = v[3] + (v[4] if len(v) > 4 else 0)  # idle + iowait
+        total = sum(v[:8])  # guest time is already inside user/nice
+        out[int(name[3:])] = (total - idle, total)
+    return out
+
+
+BUSY_SAMPLE_S = 0.5  # long enough to see a busy neighbour through the scheduler's slices
+BUSY_CORE = 0.6  # a core this busy (fraction of the sample) counts as taken by a neighbour
+
+
+def busy_cores(sample_s: float = BUSY_SAMPLE_S,
+               times: Callable[[], dict[int, tuple[int, int]]] = _cpu_times,
+               sleep: Callable[[float], None] | None = None) -> float:
+    """CPU-seconds per second that *other* processes use on this process's CPUs, over
+    ``sample_s`` (0.0 where /proc/stat cannot be read). Call while this process is idle (at
+    start, before the first step): then every busy jiffy is a neighbour's."""
+    try:
+        cpus = os.sched_getaffinity(0)
+    except (AttributeError, OSError):
+        cpus = None
+    a = times()
+    (sleep or time.sleep)(sample_s)
+    b = times()
+    busy = 0.0
+    for cpu, (busy_b, total_b) in b.items():
+        if (cpus is not None and cpu not in cpus) or cpu not in a:
+            continue
+        dt = total_b - a[cpu][1]
+        if dt > 0:
+            busy += (busy_b - a[cpu][0]) / dt
+    return busy
+
+
+def free_cores(cores: int, busy: float) -> int:
+    """Cores left to this process when neighbours use ``busy`` CPU-seconds per second of its
+    ``cores``: a core counts as taken from :data:`BUSY_CORE` of one busy on; never below one."""
+    taken = int(busy + (1.0 - BUSY_CORE))
+    return max(1, min(cores, cores - taken))
+
+
 # --------------------------------------------------------------------------- wait policy
 WAIT_ENV = "OMP_WAIT_POLICY"
 SPIN_ENV = "GOMP_SPINCOUNT"
@@ -258,6 +311,8 @@ def apply_process_policy(
     *,
     threads: int | None = None,
     adaptive: bool | None = None,
+    resume_threads: int | None = None,
+    detect_neighbours: bool | None = None,
 ) -> dict[str, object]:
     """Apply the process-level settings once for an entry point and return what was applied.
 
@@ -271,6 +326,15 @@ def apply_process_policy(
     differently from one over 1, so the same seed gives another run (the D loss of two
     identical 2-thread runs parted at step 7 with it). The applied settings then say
     ``reproducible: False``, and the run's summary records it (docs/reproducibility.md).
+
+    Without the governor, a training process whose thread count comes from the policy picks it
+    once, at start, from the cores neighbours leave free (:func:`busy_cores`, half a second of
+    /proc/stat; ``detect_neighbours``, default on for "train" and "sweep-worker" unless
+    ``XRAYGAN_DETECT_NEIGHBOURS=0``): two threads
+    beside one busy process on 2 cores ran at 0.32x of quiet, one thread on the free core keeps
+    more than half. The count is fixed for the run and recorded (summary.json ``threads``), so
+    the same seed at the same count gives the same run; ``resume_threads`` (the count a resumed
+    run recorded) is kept over a new choice. A line on stderr says when a neighbour was found.
     """
     global _governor
     if role not in ("train", "sweep-worker", "cli"):
@@ -284,18 +348,33 @@ def apply_process_policy(
         env = os.environ.get("XRAYGAN_THREADS") or os.environ.get("OMP_NUM_THREADS")
         if env and env.strip().isdigit() and int(env) > 0:
             threads, source = int(env), "XRAYGAN_THREADS" if os.environ.get("XRAYGAN_THREADS") else "OMP_NUM_THREADS"
+        elif resume_threads:
+            threads, source = int(resume_threads), "resumed run"
         else:
             threads, source = threads_for(cores, workers, model_size_hint), "policy"
     threads = max(1, min(int(threads), cores))  # never more threads than cores
-    torch.set_num_threads(threads)
     if adaptive is None:
         adaptive = (adaptive_wanted() and role in ("train", "sweep-worker")
                     and source == "policy" and threads > 1)
+    busy = None
+    if detect_neighbours is None:
+        detect_neighbours = (role in ("train", "sweep-worker")
+                             and os.environ.get(NEIGHBOURS_ENV, "").strip() != "0")
+    if detect_neighbours and source == "policy" and threads > 1 and not adaptive:
+        busy = busy_cores()
+        free = free_cores(cores, busy)
+        if free < threads:
+            print(f"xraygan: other processes keep {busy:.1f} of {cores} cores busy: "
+                  f"{free} thread{'s' if free > 1 else ''} instead of {threads} for this run "
+                  "(chosen once, recorded in its summary; XRAYGAN_THREADS=N fixes it)",
+                  file=sys.stderr, flush=True)
+            threads, source = free, "policy, free cores at start"
+    torch.set_num_threads(threads)
     _governor = ThreadGovernor(threads) if adaptive and threads > 1 else None
     _settings.clear()
     _settings.update(
         role=role, workers=workers, cores_available=cores, threads=threads,
-        threads_source=source, adaptive=bool(_governor), reproducible=not _governor,
+        threads_source=source, neighbours_busy_cores=None if busy is None else round(busy, 2), adaptive=bool(_governor), reproducible=not _governor,
         OMP_WAIT_POLICY=_wait.get("value"), wait_policy_source=_wait.get("source"),
         GOMP_SPINCOUNT=_wait.get("spincount"),
         wait_policy_before_torch=_wait.get("before_torch"),
@@ -306,6 +385,7 @@ def apply_process_policy(
 
 
 ADAPTIVE_ENV = "XRAYGAN_ADAPTIVE_THREADS"
+NEIGHBOURS_ENV = "XRAYGAN_DETECT_NEIGHBOURS"  # "0": the policy's count whatever the load
 
 
 def adaptive_wanted() -> bool:
@@ -320,6 +400,8 @@ def reproducibility() -> dict[str, object]:
     threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
     adaptive = bool(_governor)
     out: dict[str, object] = {"threads": threads, "reproducible": not adaptive}
+    if _settings.get("threads_source"):
+        out["threads_source"] = _settings["threads_source"]
     if adaptive:
         out["not_reproducible_because"] = (f"{ADAPTIVE_ENV}=1: the thread governor changes the "
                                            "thread count, and with it the rounding, mid-run")

@@ -242,10 +242,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     from ..process import apply_process_policy, governor_tick, model_params, stop_on_signals
+    from ..runs import read_summary_lenient
     from ..tensorboard import wanted as wanted_tensorboard
 
     # this command owns the process: threads, allocator (gan_core/process.py), signals
-    apply_process_policy(role="train", model_size_hint=model_params(cfg.model))
+    # a resumed run keeps the thread count it recorded: same seed, same count, same run
+    recorded = read_summary_lenient(args.resume).get("threads") if args.resume else None
+    apply_process_policy(role="train", model_size_hint=model_params(cfg.model),
+                         resume_threads=recorded if isinstance(recorded, int) else None)
     with stop_on_signals() as stop:  # Ctrl-C / SIGTERM / SIGHUP: checkpoint, then stop
         result = train(
             cfg, runs_root=args.out, run_dir=args.resume, resume=bool(args.resume),

@@ -32,7 +32,13 @@ def _activation(name: str, cls: str, uses_slope: bool = False) -> None:
     ACTIVATIONS.add(name, make)
 
 
-_activation("elu", "ELU")  # the paper's choice (Table II)
+def _elu(slope: float) -> nn.Module:
+    from .fast_elu import ELU
+
+    return ELU()
+
+
+ACTIVATIONS.add("elu", _elu)  # the paper's choice (Table II); from exp, not expm1 (fast_elu.py)
 _activation("relu", "ReLU")  # DCGAN generator
 _activation("leaky_relu", "LeakyReLU", uses_slope=True)  # DCGAN discriminator, 0.2
 _activation("selu", "SELU")

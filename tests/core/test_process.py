@@ -11,9 +11,13 @@ import torch
 
 from xraygan import process
 
+BUSY_CORES = process.busy_cores  # the real one (the fixture below stubs it for other tests)
 
 @pytest.fixture(autouse=True)
-def _restore_process_state():
+def _restore_process_state(monkeypatch):
+    # the machine running the tests is shared: without this, a busy neighbour would change the
+    # thread counts the tests below expect (the tests of the detection set their own)
+    monkeypatch.setattr(process, "busy_cores", lambda *a, **k: 0.0)
     threads = torch.get_num_threads()
     settings, governor = dict(process._settings), process._governor
     yield
@@ -114,6 +118,60 @@ def test_applied_settings_record_what_was_applied(monkeypatch):
     assert applied["adaptive"] is True and applied["reproducible"] is False
     assert process.applied_settings()["governor"]["threads"] == 2
     assert process.reproducibility()["reproducible"] is False
+
+
+def test_busy_cores_counts_other_processes_on_our_cpus(monkeypatch):
+    monkeypatch.setattr(process.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    samples = iter([
+        {0: (100, 1000), 1: (50, 1000), 2: (0, 1000)},
+        # cpu0: 95 of 100 jiffies busy, cpu1: 10 of 100, cpu2 (not ours): all busy
+        {0: (195, 1100), 1: (60, 1100), 2: (100, 1100)},
+    ])
+    busy = BUSY_CORES(0.5, times=lambda: next(samples), sleep=lambda s: None)
+    assert busy == pytest.approx(1.05)
+    assert process.free_cores(2, busy) == 1
+
+
+@pytest.mark.parametrize(("cores", "busy", "free"), [
+    (2, 0.0, 2), (2, 0.5, 2), (2, 0.7, 1), (2, 1.9, 1), (2, 3.0, 1), (16, 4.2, 12),
+])
+def test_free_cores(cores, busy, free):
+    assert process.free_cores(cores, busy) == free
+
+
+def test_cpu_times_reads_proc_stat(tmp_path):
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  10 0 10 80 0 0 0 0 0 0\ncpu0 5 0 5 40 0 0 0 0 0 0\n"
+                    "cpu1 5 0 5 30 10 0 0 0 0 0\nintr 1 2 3\n")
+    assert process._cpu_times(stat) == {0: (10, 50), 1: (10, 50)}
+    assert process._cpu_times(tmp_path / "missing") == {}
+
+
+def test_a_busy_neighbour_lowers_the_threads_once_and_says_so(monkeypatch, capsys):
+    monkeypatch.setattr(process, "cores_available", lambda: 2)
+    monkeypatch.setattr(process, "busy_cores", lambda *a, **k: 0.98)
+    monkeypatch.delenv("XRAYGAN_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("XRAYGAN_ADAPTIVE_THREADS", raising=False)
+    applied = process.apply_process_policy(role="train")
+    assert applied["threads"] == 1 == torch.get_num_threads()
+    assert applied["threads_source"] == "policy, free cores at start"
+    assert applied["neighbours_busy_cores"] == 0.98 and applied["reproducible"]
+    assert process.reproducibility() == {"threads": 1, "reproducible": True,
+                                         "threads_source": "policy, free cores at start"}
+    err = capsys.readouterr().err
+    assert "1.0 of 2 cores busy" in err and "1 thread instead of 2" in err
+    # a resumed run keeps the count it recorded, whatever the load now
+    applied = process.apply_process_policy(role="train", resume_threads=2)
+    assert applied["threads"] == 2 and applied["threads_source"] == "resumed run"
+    # the user's count and the CLI's other commands are left alone
+    monkeypatch.setenv("XRAYGAN_THREADS", "2")
+    assert process.apply_process_policy(role="train")["threads"] == 2
+    monkeypatch.delenv("XRAYGAN_THREADS")
+    assert process.apply_process_policy(role="cli")["threads"] == 2
+    monkeypatch.setenv("XRAYGAN_DETECT_NEIGHBOURS", "0")
+    assert process.apply_process_policy(role="train")["threads"] == 2
+    assert capsys.readouterr().err == ""
 
 
 def test_fingerprint_carries_the_applied_settings(monkeypatch):

@@ -50,11 +50,15 @@ def test_run_folder_holds_config_metrics_samples_checkpoint_summary(tmp_path):
     assert summary["status"] == "completed" and summary["step"] == 6 and summary["params_g"] > 0
 
 
-@pytest.mark.parametrize("optimizer", ["adas", "adam"])
-def test_resume_gives_the_same_losses_as_a_straight_run(tmp_path, optimizer):
-    straight = train(tiny(8, optimizer), runs_root=tmp_path / "a", progress=False, evaluate=False)
-    half = train(tiny(4, optimizer), runs_root=tmp_path / "b", progress=False, evaluate=False)
-    resumed = train(tiny(8, optimizer), run_dir=half.run_dir, resume=True, progress=False, evaluate=False)
+@pytest.mark.parametrize(("optimizer", "channels_last"),
+                         [("adas", False), ("adam", False), ("adas", True)])  # sweeps: channels-last
+def test_resume_gives_the_same_losses_as_a_straight_run(tmp_path, optimizer, channels_last):
+    kw = {"channels_last": channels_last}
+    straight = train(tiny(8, optimizer, **kw), runs_root=tmp_path / "a", progress=False,
+                     evaluate=False)
+    half = train(tiny(4, optimizer, **kw), runs_root=tmp_path / "b", progress=False, evaluate=False)
+    resumed = train(tiny(8, optimizer, **kw), run_dir=half.run_dir, resume=True, progress=False,
+                    evaluate=False)
     a = runs.read_metrics(straight.run_dir)[LOSS_COLUMNS]
     b = runs.read_metrics(resumed.run_dir)[LOSS_COLUMNS]
     assert len(b) == 8

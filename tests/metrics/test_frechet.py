@@ -127,3 +127,14 @@ def test_kid_subsets_differ_and_small_sets_give_one_estimate():
     assert sd > 0  # subsets of 64 of 128 differ: a real spread, not "+- 0.000000"
     one, nan = kernel_inception_distance(a[:50], b[:50])
     assert np.isnan(nan) and one == pytest.approx(polynomial_mmd2_unbiased(a[:50], b[:50]))
+
+
+def test_kid_from_whole_set_kernels_equals_kid_subset_by_subset(monkeypatch):
+    from xraygan.metrics import kid
+
+    rng = np.random.default_rng(3)
+    a, b = rng.random((130, 64)), rng.random((260, 64)) + 0.05
+    fast = kid.kernel_inception_distance(a, b, num_subsets=20)
+    monkeypatch.setattr(kid, "KERNEL_CACHE_ENTRIES", 0)  # the per-subset path
+    slow = kid.kernel_inception_distance(a, b, num_subsets=20)
+    assert fast == pytest.approx(slow, rel=1e-9) and fast[0] > 0
