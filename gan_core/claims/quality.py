@@ -126,7 +126,7 @@ def no_data_copying(trials: pd.DataFrame | None, p: ClaimProtocol) -> Finding:
     ev = (f"{int(copies.sum())} of {m} runs show copying; C_T (features) {num(ct.min(), 2)} to "
           f"{num(ct.max(), 2)}; copy fraction {num(frac.min(), 3)} to {num(frac.max(), 3)} "
           f"({q0:g} expected of fresh data) on {int(n_gen.max()) if m else 0} generated images")
-    details = "; ".join(f"{r['group']}: C_T {num(r['mem_ct'], 2)} (features), "
+    details = "; ".join(f"{r['group']}{_seed(r)}: C_T {num(r['mem_ct'], 2)} (features), "
                         f"{num(r.get('mem_px_ct', math.nan), 2)} (pixels), copy fraction "
                         f"{num(f, 3)}" for f, (_, r) in zip(frac, t.iterrows(), strict=True))
     return Finding(ev, describe(trials), details, test=test, untestable=untestable, frame=trials)
@@ -257,3 +257,12 @@ def best_fid_best_recall(trials: pd.DataFrame | None, p: ClaimProtocol) -> Findi
           f"recall: {top} ({fmt_ci(rec[top], 3)}, FID {fmt_ci(fid[top], 1)})")
     details = ", ".join(f"{g}: FID {fmt_ci(fid[g], 1)}, recall {fmt_ci(rec[g], 3)}" for g in both)
     return Finding(ev, describe(trials), details, test=test, untestable=untestable, frame=trials)
+
+
+def _seed(row: pd.Series) -> str:
+    """" seed N" for a run's row with a seed, so that per-run details say which run."""
+    try:
+        seed = float(row.get("seed"))
+    except (TypeError, ValueError):
+        return ""
+    return f" seed {int(seed)}" if math.isfinite(seed) else ""

@@ -46,4 +46,4 @@ def test_two_scales_are_decided_apart_and_shown_side_by_side():
     assert by["scale full, phantom data (1024 images), 64 px, FID on 10000 samples"].verdict == INCONCLUSIVE
     text = claims_by_population(claims)
     assert "verdicts side by side" in text and text.count("### Decided on: scale") == 2
-    assert "| adas_beats_adam | holds | inconclusive |" in text
+    assert "| AdaS beats Adam | holds | inconclusive |" in text and "adas_beats_adam" not in text
