@@ -163,6 +163,11 @@ def print_result(result: dict[str, Any], *, kid: bool) -> None:
 
 
 def run_fid(args: argparse.Namespace) -> int:
+    from .early import check_device, check_sample_source
+
+    check_device(args.device)  # before torch and Inception load
+    check_sample_source(args.a)
+    check_sample_source(args.b)
     from ..metrics.compare import SampleSet, compare_sets, memorization_of, spectrum_of
     from ..metrics.features import FeatureStats, save_pytorch_fid_stats
 

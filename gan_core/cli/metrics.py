@@ -59,6 +59,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .early import check_device, check_paths_exist
+
+    check_paths_exist(args.runs, "a run folder or a folder of runs")  # before torch loads
+    check_device(args.device)
     from ..metrics import CHEAP_METRICS, run_metrics
     from ..metrics.correlation import correlation_matrices
     from ..train import resolve_device
