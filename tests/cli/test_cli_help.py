@@ -142,8 +142,16 @@ def test_image_size_is_one_name():
 
 
 def test_no_progress_on_long_running_subcommands():
-    for name in ("xraygan train", "xraygan fid", "xraygan sweep", "xraygan data prepare"):
+    for name in ("xraygan train", "xraygan fid", "xraygan metrics", "xraygan sweep",
+                 "xraygan data prepare"):
         assert "--no-progress" in _flags(PARSERS[name]), name
+
+
+@pytest.mark.parametrize("name", sorted(PARSERS))
+def test_every_flag_has_help_text(name):
+    bare = [a.option_strings[0] for a in options(PARSERS[name])
+            if not isinstance(a, argparse._HelpAction) and not (a.help or "").strip()]
+    assert not bare, f"{name}: flags without help text: {bare}"
 
 
 def test_help_exits_zero(capsys):
