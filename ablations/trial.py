@@ -252,6 +252,10 @@ def execute(study: optuna.Study, trial: optuna.Trial, cell: Cell, env: TrialEnv)
         runs.update_summary(run_dir, trial=trial.number, trial_status=status)
         if state == TrialState.COMPLETE and extra.get("objective"):
             name_metric(study, extra["objective"])
+        if env.spec.constraints:  # a constrained search: what TPE reads for feasibility
+            values = list(extra.get("constraints") or [1.0] * env.spec.constraints)
+            for i, v in enumerate(values):
+                trial.set_constraint(str(i), float(v))
         study.tell(trial, value, state=state) if value is not None else study.tell(trial, state=state)
         return status
 

@@ -238,6 +238,10 @@ def test_compress_search_runs_reference_first_and_records_constraints(tmp_path):
         if t.state == TrialState.COMPLETE:
             assert t.value == t.user_attrs["params_g"]  # the objective: G's size
             assert len(t.user_attrs["constraints"]) == 1  # blockiness only: no FID at this scale
+            # what TPE reads (Trial.set_constraint, not the deprecated constraints_func)
+            assert list(t.constraints.values()) == t.user_attrs["constraints"]
+        else:
+            assert t.constraints and all(v > 0 for v in t.constraints.values())  # infeasible
             cfg = ExperimentConfig.from_dict(t.user_attrs["config"])
             assert "-".join(map(str, cfg.model.g_strides)) == t.params["g_strides"]
         assert list(t.intermediate_values) == [6]  # blockiness of the step-6 grid, reported
