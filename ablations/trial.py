@@ -299,7 +299,9 @@ def execute(study: optuna.Study, trial: optuna.Trial, cell: Cell, env: TrialEnv)
             from xraygan.tensorboard import hparams_of, log_results
 
             log_results(run_dir, result.step, record["metrics"],
-                        hparams_of(cfg.to_dict(), {"cell": cell.key, **dict(cell.params)}))
+                        hparams_of({}, {"cell": cell.key, **dict(cell.params),
+                                        "train.seed": cfg.train.seed},
+                                   device=resolve_device(cfg.train.device)))
         return finish(TrialStatus.COMPLETED, TrialState.COMPLETE, value, objective=name, **record, **extra,
                       **flat_metrics(record["metrics"]))
 

@@ -539,7 +539,7 @@ def train(
             from .tensorboard import hparams_of, log_results
 
             log_results(session.run_dir, result.step, result.summary["metrics"],
-                        hparams_of(cfg.to_dict()))
+                        hparams_of(cfg.to_dict(), device=session.device))
         return result
     except OSError as e:
         if e.errno not in DISK_FULL_ERRNOS:

@@ -173,8 +173,10 @@ def test_two_workers_no_duplicated_cells(tmp_path, capfd, monkeypatch):
             t.user_attrs["metrics"]["d_loss_mean"], rel=1e-6)
         # every metric also as its own user attr, which optuna-dashboard can sort and plot
         assert t.user_attrs["metric.d_loss_mean"] == t.user_attrs["metrics"]["d_loss_mean"]
-        hp = acc.PluginTagToContent("hparams")
-        assert t.user_attrs["cell"].encode() in b"".join(hp.values())
+        hp = b"".join(acc.PluginTagToContent("hparams").values())
+        assert t.user_attrs["cell"].encode() in hp
+        # the grid's varied fields and the device used, not every constant field or "auto"
+        assert b"train.device" in hp and b"auto" not in hp and b"model.latent_dim" not in hp
     cells = Counter(t.user_attrs["cell"] for t in study.trials)
     assert cells == Counter({"bn-none": 1, "bn-d": 1, "bn-g": 1, "bn-both": 1})
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
