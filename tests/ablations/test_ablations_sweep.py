@@ -15,12 +15,14 @@ from pathlib import Path
 
 import optuna
 import pytest
+from optuna.artifacts import get_all_artifact_meta
 from optuna.trial import TrialState
 
 from xraygan import runs
 from xraygan.ablations import QUICK, STUDIES, StudyContext, StudySpec, load_studies
 from xraygan.ablations.runner import SweepOptions, outcome, run_sweep
 from xraygan.ablations.spec import Cell, first_metric, named
+from xraygan.ablations.trial import DASHBOARD_METRICS
 from xraygan.config import ExperimentConfig, OptimConfig
 from xraygan.errors import ConfigError
 
@@ -171,8 +173,16 @@ def test_two_workers_no_duplicated_cells(tmp_path, capfd, monkeypatch):
         assert {"loss/d", "eval/d_loss_mean"} <= set(acc.Tags()["scalars"])
         assert acc.Scalars("eval/d_loss_mean")[0].value == pytest.approx(
             t.user_attrs["metrics"]["d_loss_mean"], rel=1e-6)
-        # every metric also as its own user attr, which optuna-dashboard can sort and plot
+        # the headline metrics also as their own user attrs, which optuna-dashboard can sort
+        # and plot; the others only in the nested metrics dict (a readable attribute list)
         assert t.user_attrs["metric.d_loss_mean"] == t.user_attrs["metrics"]["d_loss_mean"]
+        flat = [k for k in t.user_attrs if k.startswith("metric.")]
+        assert flat and all(k[len("metric."):] in DASHBOARD_METRICS for k in flat)
+        assert len(t.user_attrs["metrics"]) > len(flat)
+        # the last sample grid is an artifact of the trial
+        (meta,) = get_all_artifact_meta(t, storage=study._storage)
+        assert meta.artifact_id == t.user_attrs["samples_artifact"]
+        assert meta.mimetype == "image/png"
         hp = b"".join(acc.PluginTagToContent("hparams").values())
         assert t.user_attrs["cell"].encode() in hp
         # the grid's varied fields and the device used, not every constant field or "auto"
