@@ -319,7 +319,23 @@ def _quality_trend(p: Page) -> str:
 
 @section("throughput")
 def _throughput(p: Page) -> str:
-    return "\n## Throughput\n\n" + tables.throughput_markdown(p.d.frame)
+    return ("\n## Size, memory and speed\n\n"
+            + tables.throughput_markdown(p.d.frame, throughput_context(p.d)))
+
+
+def throughput_context(d: StudyData) -> str | None:
+    """How a study's images/s were measured, from its last sweep's record (workers) and the
+    trials' machines, or None when the sweep recorded no worker count."""
+    workers = (d.attrs.get("sweep_memory") or {}).get("workers")
+    if not isinstance(workers, int) or workers < 1:
+        return None
+    from .protocol import machines_line
+
+    share = ("one worker alone" if workers == 1 else
+             f"{workers} workers training at once on the same cores: differences between "
+             "configurations of one architecture are contention between workers, not a "
+             "property of the configuration")
+    return f"during the sweep, {share}; machines: {machines_line(d.frame)}"
 
 
 def _per_configuration_figure(p: Page, heading: str, fn: Callable[..., Any], rel: str,
