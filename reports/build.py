@@ -354,8 +354,15 @@ def _dynamics(p: Page) -> str:
 
 @section("samples")
 def _samples(p: Page) -> str:
-    return _per_configuration_figure(p, "Samples (Fig. 6)", figures.sample_grids,
-                                     "fig6_samples.png", "Fig. 6: last sample grid of the lowest completed seed per configuration")
+    if not (p.draw and p.reps):
+        return ""
+    real = figures.real_grid(next(iter(p.reps.values())))
+    title = ("Fig. 6: real training images, then the last sample grid of the lowest completed "
+             "seed per configuration" if real is not None else
+             "Fig. 6: last sample grid of the lowest completed seed per configuration (the "
+             "training images cannot be read on this machine)")
+    return "\n## Samples (Fig. 6)\n\n" + _figure(figures.sample_grids, "fig6_samples.png",
+                                                  p.fig_dir, p.made, title, p.reps, real=real)
 
 
 @section("spectrum")

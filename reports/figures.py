@@ -29,6 +29,9 @@ import seaborn as sns  # noqa: E402
 from scipy import stats as st  # noqa: E402
 
 from xraygan import runs as runs_io  # noqa: E402
+from xraygan.data import load_dataset  # noqa: E402
+from xraygan.errors import XrayganError  # noqa: E402
+from xraygan.imageio import make_grid  # noqa: E402
 
 DPI = 110
 EMA_FRACTION = 0.02  # the EMA's half-life: 2 % of a run's logged points...
@@ -186,10 +189,31 @@ def correlation_figure(table: pd.DataFrame, path: str | Path) -> pd.DataFrame:
     return means.drop(columns="fid_sd")
 
 
+def real_grid(run: str | Path) -> np.ndarray | None:
+    """As many of the run's real training images as its sample grid holds, laid out like
+    it (the reader's reference beside the generated panels), or None when the run's data
+    cannot be read here (a folder on another machine)."""
+    from PIL import Image
+
+    grids = runs_io.sample_paths(run)
+    if not grids:
+        return None
+    try:
+        cfg = runs_io.read_config(run)
+        size = cfg.model.image_size
+        with Image.open(grids[-1]) as g:
+            per_row, rows = max(1, (g.width - 2) // (size + 2)), max(1, (g.height - 2) // (size + 2))
+        data = load_dataset(cfg.data, size, cfg.model.channels, progress=False)
+    except (XrayganError, OSError, ValueError):
+        return None
+    return make_grid(data.images[: per_row * rows], nrow=per_row)
+
+
 def sample_grids(runs: Mapping[str, str | Path], path: str | Path,
-                 step: int | None = None) -> pd.DataFrame:
+                 step: int | None = None, real: np.ndarray | None = None) -> pd.DataFrame:
     """Fig. 6: the last sample grid of each run (or the one at ``step``), side by side,
-    titled by configuration. Returns label, source PNG path and step per panel."""
+    titled by configuration, after a panel of real training images when ``real`` (a grid
+    from :func:`real_grid`) is given. Returns label, source PNG path and step per panel."""
     from PIL import Image
 
     rows = []
@@ -204,18 +228,21 @@ def sample_grids(runs: Mapping[str, str | Path], path: str | Path,
     if data.empty:
         at = f" at step {step}" if step is not None else ""
         raise FigureUnavailable(f"no run has a sample grid{at} (samples/ is empty)")
-    n = len(data)
+    panels = [("real training images", real)] if real is not None else []
+    panels += [(f"{r['label']}\nstep {r['step']:,}", np.asarray(Image.open(r["path"])))
+               for _, r in data.iterrows()]
+    n = len(panels)
     cols = min(4, n)
     nrows = math.ceil(n / cols)
     with theme():
         fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 3.4 * nrows), squeeze=False)
         for ax in axes.flat:
             ax.axis("off")
-        for ax, (_, r) in zip(axes.flat, data.iterrows(), strict=False):
-            img = np.asarray(Image.open(r["path"]))
+        for ax, (title, img) in zip(axes.flat, panels, strict=False):
             ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255)
-            ax.set_title(f"{r['label']}\nstep {r['step']:,}", fontsize=9)
+            ax.set_title(title, fontsize=9)
         save_figure(fig, path)
+    data.attrs["real"] = real is not None
     return data
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 from report_fixtures import losses, make_run, memory_rows
 
 from xraygan import runs
@@ -94,6 +95,11 @@ def test_sample_grids_take_each_runs_last_grid(tmp_path):
     assert list(data["label"]) == ["a", "b"] and list(data["step"]) == [295, 295]
     assert data["path"].iloc[0] == str(runs.sample_path(a, 295))
     assert list(figures.sample_grids({"a": a}, out, step=100)["step"]) == [100]
+    # the run's real images, laid out like its sample grid, as the first panel
+    real = figures.real_grid(a)
+    grid = np.asarray(Image.open(runs.sample_path(a, 295)))
+    assert real is not None and real.shape == grid.shape and real.dtype == np.uint8
+    assert figures.sample_grids({"a": a}, out, real=real).attrs["real"] is True
     with pytest.raises(figures.FigureUnavailable, match="no run has a sample grid at step 7"):
         figures.sample_grids({"a": a}, out, step=7)
 
