@@ -177,7 +177,8 @@ class DataConfig:
                       min=0, max=SEED_MAX, flag="--data-seed")
     holdout: float = param(0.0, help="fraction of a folder/DICOM dataset held out from training "
                            "(seeded by --data-seed) for the memorization test; phantoms hold "
-                           "out the images after --num-images by themselves", min=0.0, max=0.5)
+                           "out the images after --num-images by themselves", min=0.0, max=0.5,
+                           metavar="F")
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-size", "--image-sizes", dest="image_sizes", nargs="+", default=[64],
                    type=field_type(ModelConfig, "image_size"), metavar="N",
                    help="one or more image sides")
-    p.add_argument("--features", type=field_type(ModelConfig, "g_features"), nargs="+", metavar="W",
+    p.add_argument("--features", type=field_type(ModelConfig, "g_features"), nargs="+", metavar="N",
                    help="feature-map widths of G and D (default: the preset's)")
     p.add_argument("--batchnorm", choices=("none", "d", "g", "both"),
                    help="batch-norm placement (default: the preset's)")
