@@ -126,6 +126,9 @@ def sentence(c: Claim) -> str:
     if c.verdict == UNTESTABLE:
         words, decide = PRECONDITION_WORDS.get(key, (flat(desc or specifics), "data that meet it"))
         detail = flat(specifics) if desc and specifics else ""
+        # the verdict is already said: "untestable at this scale (X): Y" -> "at this scale, X: Y"
+        detail = re.sub(r"^untestable (at this scale|here) \(([^()]*)\):?\s*", r"\1, \2: ", detail)
+        detail = re.sub(r"^untestable\b[:,]?\s*", "", detail)
         why = f"{words}{': ' + detail if detail else ''}"
         tail = f"Untestable here because {why}. It would be decided by {decide}{seeds}."
     elif c.verdict == HOLDS:

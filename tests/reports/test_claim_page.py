@@ -51,6 +51,8 @@ def test_untestable_sentence_says_observed_why_and_what_decides():
                         "with 3 seeds each.")
     assert "Untestable here because a compared configuration stayed in T0" in s
     assert "adam-elu seed 2 stays in T0" in s  # the specifics stay
+    assert "start of training: at this scale, 2000 iterations of batch 32, 32 px: at batch" in s
+    assert s.count("ntestable") == 1  # the verdict said once
     assert s.endswith("as at the full scale with 5 seeds per configuration.")
     assert "past_t0" not in s and ".py" not in s and "docs/" not in s and max_depth(s) <= 1
 
