@@ -369,7 +369,11 @@ def evaluate(cfg: ExperimentConfig, run_dir: Path, summary: Mapping[str, Any],
     t0 = time.perf_counter()
     extra = env.spec.metrics
     names = (*CHEAP_METRICS, *extra) if extra else None
-    metrics = run_metrics(run_dir, device=device, metrics=names, echo=env.echo, **metric_options(scale))
+    if env.progress:  # the evaluation can take minutes (Inception features): say it started
+        what = f"FID/KID on {scale.fid_samples} samples" if scale.fid else "run metrics"
+        env.echo(f"[progress] {run_dir.name}: evaluating ({what})")
+    metrics = run_metrics(run_dir, device=device, metrics=names, echo=env.echo,
+                          progress=bool(env.progress), **metric_options(scale))
     eval_time = time.perf_counter() - t0
     runs.update_summary(run_dir, metrics=metrics)
     memory = measure_memory(cfg)

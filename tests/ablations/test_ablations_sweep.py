@@ -163,6 +163,8 @@ def test_two_workers_no_duplicated_cells(tmp_path, capfd, monkeypatch):
                for ln in err.splitlines()) == 4
     starts = [ln for ln in out.splitlines() if ": start, cell " in ln]
     assert len(starts) == 4 and all(re.search(r"cell [1-4]/4", ln) for ln in starts)
+    # the evaluation after training says it started (it can take minutes with FID)
+    assert sum(": evaluating (" in ln for ln in out.splitlines()) == 4
     # one TensorBoard run per trial, in the trial's run folder, with its end-of-run metrics and
     # an HParams record naming its cell
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
