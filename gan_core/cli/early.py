@@ -48,7 +48,7 @@ def _has_dicom(path: Path) -> bool:
 def check_data_spec(spec: str | None, flag: str = "--data") -> None:
     """``spec`` is a known kind, and the path of a folder:/dicom:/cache: spec exists: raise a
     one-line ConfigError/DataError naming ``flag`` otherwise (a bare path: the spec it meant)."""
-    if not spec:
+    if not spec or not spec.strip():  # empty: the config's own check names the field
         return
     kind, sep, arg = spec.partition(":")
     if kind not in DATA_KINDS:
