@@ -5,7 +5,7 @@ Trial 0 is the deep reference (DCGAN depth, full width, z of 100), enqueued firs
 finished before any other trial is sampled: its FID and blockiness set the bar. Then TPE
 samples G's strides (depth), width, latent size and an optional FC layer, with D fixed to
 the deep model. The value minimized is G's parameter count, under two constraints
-(Optuna's ``constraints_func``, feasible when <= 0):
+(``Trial.set_constraint``, feasible when <= 0):
 
     blockiness - (reference blockiness + BLOCKINESS_MARGIN)
     FID / reference FID - (1 + FID_TOLERANCE)          (only when FID is computed)
@@ -97,15 +97,12 @@ def constraints(attrs: Mapping[str, Any], ref: Mapping[str, Any] | None) -> dict
     return out
 
 
-def constraints_func(trial: optuna.trial.FrozenTrial) -> list[float]:
-    # Pruned and failed trials have no constraints: infeasible, so TPE learns to avoid them.
-    return list(trial.user_attrs.get("constraints", [1.0, 1.0]))
-
-
 def sampler(ctx: StudyContext) -> optuna.samplers.BaseSampler:
     # No seed: every worker process has its own sampler, and equal seeds would make them
     # propose the same configurations.
-    return optuna.samplers.TPESampler(constraints_func=constraints_func, n_startup_trials=4)
+    # The constraints come from each trial (StudySpec.constraints: ablations/trial.py sets
+    # them before telling the study; pruned and failed trials are infeasible)
+    return optuna.samplers.TPESampler(n_startup_trials=4)
 
 
 def pruner(ctx: StudyContext, ref: Mapping[str, Any] | None) -> optuna.pruners.BasePruner:
@@ -219,6 +216,7 @@ STUDIES.add("compress-search", StudySpec(
     sampler=sampler,
     pruner=pruner,
     finish=finish,
+    constraints=2,
     score=first_metric("params_g"),
     default_trials=DEFAULT_TRIALS,
     sections=("protocol", "compression", "trials", "table1", "throughput", "dynamics", "samples",

@@ -241,6 +241,16 @@ def fail_stale(study: optuna.Study) -> None:
         optuna.storages.fail_stale_trials(study)
 
 
+def ask(study: optuna.Study) -> optuna.Trial:
+    """study.ask() without optuna's warning that storage heartbeats belong to
+    Study.optimize: the workers drive trials with ask/tell and record each trial's heartbeat
+    themselves (ablations/trial.py Heartbeat), which is what that loop would do."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used",
+                                category=UserWarning)
+        return study.ask()
+
+
 def claim(study: optuna.Study, storage: optuna.storages.BaseStorage,
           only: Callable[[FrozenTrial], bool] | None = None) -> optuna.Trial | None:
     """Take the lowest-numbered WAITING trial (that ``only`` accepts), atomically."""
@@ -348,7 +358,7 @@ def worker(opts: SweepOptions, index: int = 0, echo: Callable[[str], None] = pri
                 time.sleep(poll)
                 continue
             break
-        trial = study.ask()  # pops a WAITING trial (a retry) first, else samples a new one
+        trial = ask(study)  # pops a WAITING trial (a retry) first, else samples a new one
         try:
             cell = spec.suggest(trial, opts.ctx)
         except XrayganError as e:  # a sampled geometry that cannot be built

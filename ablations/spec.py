@@ -70,6 +70,9 @@ class StudySpec:
     pruner: Callable[[StudyContext, Mapping[str, Any] | None], optuna.pruners.BasePruner] | None = None
     finish: Callable[[StudyContext, Cell, Mapping[str, Any], Mapping[str, Any] | None], dict[str, Any]] | None = None
     # (ctx, cell, trial attrs, reference attrs) -> extra attrs (e.g. TPE constraints)
+    # a constrained search: how many constraints each trial carries (Trial.set_constraint,
+    # from its "constraints" attr); pruned and failed trials get 1.0 each, infeasible
+    constraints: int = 0
     default_trials: int = 0
     repeat_seeds: bool = True  # False: the study handles ctx.seeds itself (the seeds study)
     # The study's report page: its sections in order (names in reports/build.py SECTIONS) and

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
@@ -252,6 +253,10 @@ def execute(study: optuna.Study, trial: optuna.Trial, cell: Cell, env: TrialEnv)
         runs.update_summary(run_dir, trial=trial.number, trial_status=status)
         if state == TrialState.COMPLETE and extra.get("objective"):
             name_metric(study, extra["objective"])
+        if env.spec.constraints:  # a constrained search: what TPE reads for feasibility
+            values = list(extra.get("constraints") or [1.0] * env.spec.constraints)
+            for i, v in enumerate(values):
+                trial.set_constraint(str(i), float(v))
         study.tell(trial, value, state=state) if value is not None else study.tell(trial, state=state)
         return status
 
@@ -295,19 +300,47 @@ def execute(study: optuna.Study, trial: optuna.Trial, cell: Cell, env: TrialEnv)
             from xraygan.tensorboard import hparams_of, log_results
 
             log_results(run_dir, result.step, record["metrics"],
-                        hparams_of(cfg.to_dict(), {"cell": cell.key, **dict(cell.params)}))
+                        hparams_of({}, {"cell": cell.key, **dict(cell.params),
+                                        "train.seed": cfg.train.seed},
+                                   device=resolve_device(cfg.train.device)))
+        samples = attach_samples(trial, run_dir, env.study_dir)
         return finish(TrialStatus.COMPLETED, TrialState.COMPLETE, value, objective=name, **record, **extra,
-                      **flat_metrics(record["metrics"]))
+                      **flat_metrics(record["metrics"]), **samples)
 
 
 METRIC_ATTR_PREFIX = "metric."
+DASHBOARD_METRICS = ("fid", "kid", "precision", "recall", "density", "coverage", "d_loss_mean",
+                     "d_loss_std", "t0", "collapse_detected", "blockiness", "mem_copy_fraction",
+                     "util_gap_synthetic", "images_per_s")
+"""The metrics a trial also carries as flat user attrs (optuna-dashboard sorts, filters and
+plots scalar attrs, not values inside the nested ``metrics`` dict); the rest stay in
+``metrics`` only, so the dashboard's attribute list stays readable."""
+ARTIFACTS_DIR = "artifacts"  # under the study's run folder: optuna-dashboard --artifact-dir
 
 
 def flat_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """Each finite numeric metric as its own user attr, ``metric.fid`` etc.: optuna-dashboard
-    sorts, filters and plots scalar attrs, not values inside the nested ``metrics`` dict."""
-    return {METRIC_ATTR_PREFIX + k: float(v) for k, v in metrics.items()
-            if isinstance(v, (int, float)) and math.isfinite(v)}
+    """The :data:`DASHBOARD_METRICS` a trial has, finite, as ``metric.fid`` etc."""
+    return {METRIC_ATTR_PREFIX + k: float(metrics[k]) for k in DASHBOARD_METRICS
+            if isinstance(metrics.get(k), (int, float)) and math.isfinite(metrics[k])}
+
+
+def attach_samples(trial: optuna.Trial, run_dir: Path, study_dir: Path) -> dict[str, str]:
+    """The run's last sample grid as an Optuna artifact of the trial (optuna-dashboard shows
+    it beside the trial: ``optuna-dashboard URL --artifact-dir STUDY_DIR/artifacts``); the
+    artifact id as the ``samples_artifact`` attr. A grid that cannot be stored costs the trial
+    nothing: the run folder keeps it."""
+    grids = runs.sample_paths(run_dir)
+    if not grids:
+        return {}
+    store_dir = study_dir / ARTIFACTS_DIR
+    try:
+        store_dir.mkdir(parents=True, exist_ok=True)
+        art = upload_artifact(artifact_store=FileSystemArtifactStore(store_dir),
+                              file_path=str(grids[-1]), study_or_trial=trial,
+                              mimetype="image/png")
+    except OSError:
+        return {}
+    return {"samples_artifact": art}
 
 
 def name_metric(study: optuna.Study, name: str) -> None:
@@ -336,7 +369,11 @@ def evaluate(cfg: ExperimentConfig, run_dir: Path, summary: Mapping[str, Any],
     t0 = time.perf_counter()
     extra = env.spec.metrics
     names = (*CHEAP_METRICS, *extra) if extra else None
-    metrics = run_metrics(run_dir, device=device, metrics=names, echo=env.echo, **metric_options(scale))
+    if env.progress:  # the evaluation can take minutes (Inception features): say it started
+        what = f"FID/KID on {scale.fid_samples} samples" if scale.fid else "run metrics"
+        env.echo(f"[progress] {run_dir.name}: evaluating ({what})")
+    metrics = run_metrics(run_dir, device=device, metrics=names, echo=env.echo,
+                          progress=bool(env.progress), **metric_options(scale))
     eval_time = time.perf_counter() - t0
     runs.update_summary(run_dir, metrics=metrics)
     memory = measure_memory(cfg)

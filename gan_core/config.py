@@ -168,15 +168,17 @@ a 1:4 ratio as in Heusel et al. (for Adam's 2e-4 default: G 1e-4, D 4e-4)."""
 class DataConfig:
     """Where training images come from. ``source`` is a dataset spec, see xraygan.data."""
 
-    source: str = param("phantom", help="dataset: phantom | folder:PATH | dicom:PATH | "
-                        "cache:PATH", nonempty=True, flag="--data", metavar="SPEC")
+    source: str = param("phantom", help="dataset: phantom | phantom:v2 (phantoms with findings) "
+                        "| folder:PATH | dicom:PATH | cache:PATH", nonempty=True, flag="--data",
+                        metavar="SPEC")
     num_images: int = param(0, help="at most this many images; 0 = all (phantoms: 2048)",
                             min=0, max=10**7)
     seed: int = param(0, help="seed of the phantom generator / of subset selection",
                       min=0, max=SEED_MAX, flag="--data-seed")
     holdout: float = param(0.0, help="fraction of a folder/DICOM dataset held out from training "
                            "(seeded by --data-seed) for the memorization test; phantoms hold "
-                           "out the images after --num-images by themselves", min=0.0, max=0.5)
+                           "out the images after --num-images by themselves", min=0.0, max=0.5,
+                           metavar="F")
 
 
 @dataclass(frozen=True)

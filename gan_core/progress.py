@@ -11,7 +11,9 @@ seconds, never a carriage return:
     [progress] 0003-paper-elu: step 120/600 (20%) 35.2 step/s ETA 0:00:14 loss_d=0.690 ...
 
 plus one line when it starts and one when it closes, so even a short run shows in a log.
-``enabled=False`` (the CLI's ``--no-progress``) silences both.
+A unit that takes longer than ``interval`` (a batch of Inception features on a loaded CPU)
+still gets its line: a background heartbeat writes one whenever ``interval`` seconds passed
+without one. ``enabled=False`` (the CLI's ``--no-progress``) silences all of them.
 
 Environment overrides (for logs whose owner cannot pass flags, e.g. a nox session):
   XRAYGAN_PROGRESS           auto (default) | bar | lines | off
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -88,6 +91,8 @@ class Progress:
         self._t0 = self._last = clock()
         self._closed = False
         self._bar = None
+        self._lock = threading.Lock()
+        self._stop: threading.Event | None = None
         mode = (mode or os.environ.get("XRAYGAN_PROGRESS", "auto")).lower()
         if mode not in MODES:
             mode = "auto"
@@ -102,6 +107,7 @@ class Progress:
         else:
             self.mode = "lines"
             self._line("start")
+            self._start_heartbeat()
 
     # ------------------------------------------------------------------ public API
     @property
@@ -117,10 +123,7 @@ class Progress:
                 self._bar.set_postfix_str(format_postfix(postfix), refresh=False)
             self._bar.update(n)
         elif self.mode == "lines":
-            now = self._clock()
-            if now - self._last >= self.interval:
-                self._last = now
-                self._line()
+            self._maybe_line()
 
     def set_postfix(self, **postfix: Any) -> None:
         self.update(0, **postfix)
@@ -136,6 +139,8 @@ class Progress:
         if self._closed:
             return
         self._closed = True
+        if self._stop is not None:
+            self._stop.set()
         if self.mode == "bar":
             self._bar.close()
         elif self.mode == "lines":
@@ -169,12 +174,36 @@ class Progress:
         rate = self.rate()
         text += f" {rate:.0f} {self.unit}/s" if rate >= 100 else f" {rate:.2f} {self.unit}/s"
         if event is None:
-            text += f" ETA {format_duration(self.eta_s())}"
+            eta = self.eta_s()
+            text += (f" ETA {format_duration(eta)}" if eta == eta else
+                     f" ETA ? (running {format_duration(self._clock() - self._t0)}, no {self.unit} "
+                     "done yet)" if self.total is not None else "")
         else:
             text += f" {event} after {format_duration(self._clock() - self._t0)}"
         if self.postfix:
             text += " " + format_postfix(self.postfix)
         return text
+
+    def _maybe_line(self) -> None:
+        with self._lock:
+            now = self._clock()
+            if self._closed or now - self._last < self.interval:
+                return
+            self._last = now
+            self._line()
+
+    def _start_heartbeat(self) -> None:
+        """A daemon thread that writes a line when ``interval`` seconds passed without one
+        (real time only: a test's fake clock or an interval under a second gets none)."""
+        if self._clock is not time.monotonic or self.interval < 1:
+            return
+        self._stop = threading.Event()
+
+        def beat() -> None:
+            while not self._stop.wait(self.interval / 2):
+                self._maybe_line()
+
+        threading.Thread(target=beat, name=f"progress {self.desc}", daemon=True).start()
 
     def _line(self, event: str | None = None) -> None:
         try:

@@ -77,13 +77,21 @@ def rss_mb() -> float | None:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def hparams_of(config: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Flat ``section.field`` -> value pairs TensorBoard accepts (numbers, strings, booleans)."""
-    from .config import flatten
+def hparams_of(config: dict[str, Any], extra: dict[str, Any] | None = None, *,
+               device: str | torch.device | None = None) -> dict[str, Any]:
+    """Flat ``section.field`` -> value pairs TensorBoard accepts (numbers, strings, booleans):
+    only the fields of ``config`` that differ from the defaults (constant columns make the
+    HParams table unreadable), ``extra`` (a sweep trial: its cell and the grid's parameters),
+    and ``train.device`` as resolved (cuda, cpu), never "auto"."""
+    from .config import ExperimentConfig, flatten
 
+    defaults = flatten(ExperimentConfig().to_dict())
     out = {k: v if isinstance(v, (bool, int, float, str)) else str(v)
-           for k, v in flatten(config).items() if v is not None}
+           for k, v in flatten(config).items()
+           if v is not None and k != "name" and defaults.get(k, object()) != v}
     out.update(extra or {})
+    if device is not None:
+        out["train.device"] = str(device)
     return out
 
 

@@ -469,8 +469,10 @@ def run_loop(
 
 
 # --------------------------------------------------------------------------- finish
-def finish(session: Session, loop: LoopResult, *, evaluate: bool = True, fid: bool = False) -> TrainResult:
-    """Write the final summary (and, for a completed run, its metrics)."""
+def finish(session: Session, loop: LoopResult, *, evaluate: bool = True, fid: bool = False,
+           progress: bool | str = False) -> TrainResult:
+    """Write the final summary (and, for a completed run, its metrics: with ``progress``, a
+    line at least every 30 s while Inception features are extracted)."""
     s = session
     summary = runs.update_summary(
         s.run_dir, status=loop.status, step=loop.step, train_time_s=round(loop.train_time_s, 3),
@@ -482,7 +484,8 @@ def finish(session: Session, loop: LoopResult, *, evaluate: bool = True, fid: bo
     if loop.status == runs.RunStatus.COMPLETED and evaluate:
         from .metrics import run_metrics
 
-        summary = runs.update_summary(s.run_dir, metrics=run_metrics(s.run_dir, fid=fid, device=str(s.device)))
+        summary = runs.update_summary(s.run_dir, metrics=run_metrics(
+            s.run_dir, fid=fid, device=str(s.device), progress=bool(progress)))
     s.close()
     return TrainResult(run_dir=s.run_dir, step=loop.step, status=loop.status, summary=summary)
 
@@ -531,12 +534,12 @@ def train(
         finally:
             if tb is not None:
                 tb.close()
-        result = finish(session, loop, evaluate=evaluate, fid=fid)
+        result = finish(session, loop, evaluate=evaluate, fid=fid, progress=progress)
         if tensorboard and result.summary.get("metrics"):
             from .tensorboard import hparams_of, log_results
 
             log_results(session.run_dir, result.step, result.summary["metrics"],
-                        hparams_of(cfg.to_dict()))
+                        hparams_of(cfg.to_dict(), device=session.device))
         return result
     except OSError as e:
         if e.errno not in DISK_FULL_ERRNOS:

@@ -35,7 +35,7 @@ from xraygan.trials import completed
 
 from . import figures, metric_figures, tables, trends
 from .anatomy import anatomy_markdown, utility_markdown
-from .claim_page import claims_markdown
+from .claim_page import claim_title, claims_markdown, summary_table
 from .load import (
     by_population,
     fill_sample_metrics,
@@ -46,7 +46,7 @@ from .load import (
     trials_frame,
     with_fid_n,
 )
-from .protocol import protocol_markdown
+from .protocol import fid_protocol, protocol_markdown, redact_paths
 from .quality import quality_markdown
 
 DEFAULT_OUT = Path("reports/out")
@@ -219,14 +219,15 @@ def decide_claims(data: Sequence[StudyData], memory: pd.DataFrame | None) -> lis
 
 
 def _representatives(df: pd.DataFrame) -> dict[str, str]:
-    """One run folder per configuration (the lowest seed that completed), for figures."""
+    """One run folder per configuration (the lowest seed that completed), for figures,
+    labelled with its seed ("adas-elu, seed 0") so that a panel says which run it shows."""
     done = completed(df)
     reps: dict[str, str] = {}
     for g in dict.fromkeys(done["group"]):
         part = done[done["group"] == g].sort_values("seed")
-        for run in part["run_dir"]:
+        for run, seed in zip(part["run_dir"], part["seed"], strict=True):
             if run and Path(run, "metrics.csv").is_file():
-                reps[g] = run
+                reps[f"{g}, seed {int(seed)}" if pd.notna(seed) else str(g)] = run
                 break
         if len(reps) >= MAX_PANELS:
             break
@@ -309,7 +310,8 @@ def _table1(p: Page) -> str:
     where = ("Our rows: " + "; ".join(sorted(_labels(p.d.frame))) + ". The paper's rows: 64 px, "
              "VinBigData radiographs, 150 epochs, one run each: numbers from different scales, "
              "not a comparison.\n\n")
-    return f"\n## {title}\n\n" + where + tables.table1_markdown(p.d.frame)
+    return (f"\n## {title}\n\n" + where + tables.table1_markdown(p.d.frame) + "\n"
+            + fid_protocol(p.d.frame))
 
 
 @section("quality")
@@ -335,7 +337,7 @@ def _correlation(p: Page) -> str:
     s = ["\n## FID against D-loss statistics (Fig. 5)\n\n", tables.correlation_markdown(p.d.frame)]
     if p.draw:
         s.append(_figure(figures.correlation_figure, "fig5_correlation.png", p.fig_dir, p.made,
-                         "Fig. 5: correlation matrix", completed(p.d.frame)))
+                         "Fig. 5: mean D loss against mean FID per configuration", completed(p.d.frame)))
     return "".join(s)
 
 
@@ -369,7 +371,23 @@ def _quality_trend(p: Page) -> str:
 
 @section("throughput")
 def _throughput(p: Page) -> str:
-    return "\n## Throughput\n\n" + tables.throughput_markdown(p.d.frame)
+    return ("\n## Size, memory and speed\n\n"
+            + tables.throughput_markdown(p.d.frame, throughput_context(p.d)))
+
+
+def throughput_context(d: StudyData) -> str | None:
+    """How a study's images/s were measured, from its last sweep's record (workers) and the
+    trials' machines, or None when the sweep recorded no worker count."""
+    workers = (d.attrs.get("sweep_memory") or {}).get("workers")
+    if not isinstance(workers, int) or workers < 1:
+        return None
+    from .protocol import machines_line
+
+    share = ("one worker alone" if workers == 1 else
+             f"{workers} workers training at once on the same cores: differences between "
+             "configurations of one architecture are contention between workers, not a "
+             "property of the configuration")
+    return f"during the sweep, {share}; machines: {machines_line(d.frame)}"
 
 
 def _per_configuration_figure(p: Page, heading: str, fn: Callable[..., Any], rel: str,
@@ -383,13 +401,20 @@ def _per_configuration_figure(p: Page, heading: str, fn: Callable[..., Any], rel
 @section("dynamics")
 def _dynamics(p: Page) -> str:
     return _per_configuration_figure(p, "Training dynamics (Fig. 3, 4)", figures.loss_curves,
-                                     "fig3_4_losses.png", "Fig. 3/4: D and G losses, T0 dashed")
+                                     "fig3_4_losses.png", "Fig. 3/4: D and G losses of the lowest completed seed per configuration, T0 dashed")
 
 
 @section("samples")
 def _samples(p: Page) -> str:
-    return _per_configuration_figure(p, "Samples (Fig. 6)", figures.sample_grids,
-                                     "fig6_samples.png", "Fig. 6: last sample grid per configuration")
+    if not (p.draw and p.reps):
+        return ""
+    real = figures.real_grid(next(iter(p.reps.values())))
+    title = ("Fig. 6: real training images, then the last sample grid of the lowest completed "
+             "seed per configuration" if real is not None else
+             "Fig. 6: last sample grid of the lowest completed seed per configuration (the "
+             "training images cannot be read on this machine)")
+    return "\n## Samples (Fig. 6)\n\n" + _figure(figures.sample_grids, "fig6_samples.png",
+                                                  p.fig_dir, p.made, title, p.reps, real=real)
 
 
 @section("spectrum")
@@ -449,24 +474,33 @@ def _labels(df: pd.DataFrame) -> set[str]:
     return {population_label(k) for k in by_population(df)}
 
 
-def claims_by_population(claims: Sequence[Claim]) -> str:
+def claims_by_population(claims: Sequence[Claim], *, link: Callable[[Claim], str] | None = None
+                         ) -> str:
     """One claims section per population; with several, a side-by-side verdict table first
-    (rows: claims, columns: populations) so that no verdict is read without its scope."""
+    (rows: claims, columns: populations) so that no verdict is read without its scope.
+    ``link``: the page holding a claim in full; given, only the summary tables are written,
+    each claim linking there (the index page), so that no claim is shown twice."""
     pops = list(dict.fromkeys(c.population for c in claims))
     s = []
     if len([q for q in pops if q]) > 1:
         keys = list(dict.fromkeys(c.key for c in claims))
+        title = {c.key: claim_title(c.statement) for c in claims}
         cell = {(c.key, c.population): f"{c.verdict}" for c in claims}
         s += ["Populations are never pooled (scale, data, image size and FID sample size "
               "differ); verdicts side by side:\n\n",
               tables.markdown(["Claim", *[q or "memory measurements" for q in pops]],
-                              [[k, *[cell.get((k, q), "—") for q in pops]] for k in keys]),
+                              [[title[k], *[cell.get((k, q), "—") for q in pops]] for k in keys]),
               "\n"]
     for q in pops:
         part = [c for c in claims if c.population == q]
         if len(pops) > 1:
             s.append(f"\n### Decided on: {q or 'memory measurements'}\n\n")
-        s.append(claims_markdown(part))
+        if link is None:
+            s.append(claims_markdown(part))
+            continue
+        pages = {link(c) for c in part}
+        s.append(summary_table(part, link=pages.pop() if len(pages) == 1 else ""))
+        s.append("\n")
     return "".join(s)
 
 
@@ -490,7 +524,18 @@ def study_page(d: StudyData, out_dir: Path, claims: Sequence[Claim], *,
             raise KeyError(f"study {kind!r} lists an unknown report section {name!r}; known: "
                            f"{', '.join(sorted(SECTIONS))}")
         s.append(SECTIONS[name](page))
-    return "".join(s), page.made
+    return redact_paths("".join(s), data_sources([d])), page.made
+
+
+def data_sources(data: Sequence[StudyData]) -> list[str]:
+    """Every data spec the inputs name (their local paths are redacted from pages)."""
+    out = []
+    for d in data:
+        if "data_source" in d.frame.columns:
+            out += [str(v) for v in d.frame["data_source"].dropna().unique()]
+        if isinstance(d.attrs.get("data"), str):
+            out.append(d.attrs["data"])
+    return out
 
 
 def none_completed(df: pd.DataFrame) -> bool:
@@ -538,6 +583,22 @@ def memory_page(d: StudyData, fig_dir: Path, claims: Sequence[Claim], *,
     return "".join(s), made
 
 
+def claim_home(c: Claim, data: Sequence[StudyData], pages: Mapping[str, Path]) -> str:
+    """The page that shows ``c`` in full (its study's page, or a memory page), or ""."""
+    for d in data:
+        if none_completed(d.frame):
+            continue
+        if d.kind == "memory":
+            if c.key in claims_for_study("memory"):
+                return pages[d.name].name
+            continue
+        names, declared = study_sections(d.kind)
+        if ("claims" in names and c.key in claims_for_study(d.kind, declared)
+                and (not c.population or c.population in _labels(d.frame))):
+            return pages[d.name].name
+    return ""
+
+
 def index_page(data: Sequence[StudyData], pages: Mapping[str, Path], claims: Sequence[Claim]) -> str:
     rows = []
     for d in data:
@@ -548,7 +609,18 @@ def index_page(data: Sequence[StudyData], pages: Mapping[str, Path], claims: Seq
                      len(d.frame), len(done)])
     s = ["# xraygan report\n\n", f"Reproduction of {paper.CITATION}.\n\n", "## Studies\n\n",
          tables.markdown(["Study", "Kind", "Scale", "Population", "Trials", "Completed"], rows),
-         "\n## Claims of the paper\n\n", claims_by_population(list(claims))]
+         "\n## Claims of the paper\n\n"]
+    homes = {id(c): claim_home(c, data, pages) for c in claims}
+    shown = [c for c in claims if homes[id(c)]]
+    if shown:
+        s += ["Each claim's reasoning, rule and numbers are on its study's page (linked).\n\n",
+              claims_by_population(shown, link=lambda c: homes[id(c)])]
+    rest = [c for c in claims if not homes[id(c)]]
+    if rest:  # decided on no page: in full here
+        s.append(claims_by_population(rest))
+    fids = [d.frame for d in data if d.kind != "memory" and "fid" in d.frame.columns]
+    if fids:
+        s.append("\n" + fid_protocol(pd.concat(fids, ignore_index=True)))
     return "".join(s)
 
 
@@ -578,6 +650,6 @@ def build_report(studies: Sequence[str], out_dir: str | Path = DEFAULT_OUT,
         atomic_write_text(pages[d.name], text)
         made[d.name] = figs
     index = out_dir / "index.md"
-    atomic_write_text(index, index_page(data, pages, claims))
+    atomic_write_text(index, redact_paths(index_page(data, pages, claims), data_sources(data)))
     notes = [f"{d.name}: {len(d.frame)} trials" for d in data]
     return Report(index, pages, made, claims, notes)

@@ -26,8 +26,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from scipy import stats as st  # noqa: E402
 
 from xraygan import runs as runs_io  # noqa: E402
+from xraygan.data import load_dataset  # noqa: E402
+from xraygan.errors import XrayganError  # noqa: E402
+from xraygan.imageio import make_grid  # noqa: E402
 
 DPI = 110
 EMA_FRACTION = 0.02  # the EMA's half-life: 2 % of a run's logged points...
@@ -122,8 +126,10 @@ def loss_curves(runs: Mapping[str, str | Path], path: str | Path,
     n = len(runs)
     cols = min(2, n)
     with theme():
+        # one y scale for all panels, so that losses compare across configurations; each
+        # run keeps its own x (its length)
         fig, axes = plt.subplots(math.ceil(n / cols), cols, figsize=(4.6 * cols, 2.9 * math.ceil(n / cols)),
-                                 squeeze=False)
+                                 squeeze=False, sharey=True)
         for ax in axes.flat[n:]:
             ax.axis("off")
         for ax, label in zip(axes.flat, runs, strict=False):
@@ -141,37 +147,73 @@ def loss_curves(runs: Mapping[str, str | Path], path: str | Path,
     return data
 
 
-def correlation_figure(table: pd.DataFrame, path: str | Path,
-                       columns: tuple[str, ...] | None = None) -> pd.DataFrame:
-    """Fig. 5: Pearson correlation matrix of FID and the D-loss statistics over runs
-    (xraygan.metrics.correlation); returns the matrix drawn."""
-    from xraygan.metrics.correlation import DEFAULT_COLUMNS, correlation_matrices
-
-    # d_loss_std is sqrt(d_loss_var): their correlation is ~1 by construction, not a finding
-    columns = tuple(c for c in (columns or DEFAULT_COLUMNS)
-                    if not (c == "d_loss_std" and "d_loss_var" in (columns or DEFAULT_COLUMNS)))
+def correlation_figure(table: pd.DataFrame, path: str | Path) -> pd.DataFrame:
+    """Fig. 5: mean D loss against mean FID, one point per configuration (the unit the claim
+    is decided on: runs of one configuration are not independent), each with its seeds'
+    runs as faint dots and a 95 % interval of the FID mean; returns the configuration means
+    drawn (group, d_loss_mean, fid, n)."""
+    need = {"fid", "d_loss_mean", "group"}
     with_fid = int(pd.to_numeric(table["fid"], errors="coerce").notna().sum()) \
         if "fid" in table.columns else 0
     if with_fid < MIN_CORRELATION_RUNS:  # the same rule as the correlation table beside it
         raise FigureUnavailable(
             f"the correlation of FID with the D-loss statistics needs an FID for at least "
             f"{MIN_CORRELATION_RUNS} completed runs; {with_fid} of {len(table)} have one")
-    pearson, _ = correlation_matrices(table, columns)
-    if pearson.shape[0] < 2:
-        raise FigureUnavailable("no D-loss statistic was recorded beside FID")
+    if not need <= set(table.columns):
+        raise FigureUnavailable("no mean D loss was recorded beside FID")
+    runs = table[list(need)].apply(lambda c: c if c.name == "group" else
+                                   pd.to_numeric(c, errors="coerce")).dropna()
+    means = (runs.groupby("group", sort=False)
+             .agg(d_loss_mean=("d_loss_mean", "mean"), fid=("fid", "mean"),
+                  fid_sd=("fid", "std"), n=("fid", "size")).reset_index())
+    if len(means) < 2:
+        raise FigureUnavailable("fewer than two configurations have FID and D loss")
+    half = [st.t.ppf(0.975, n - 1) * sd / math.sqrt(n) if n > 1 else 0.0
+            for n, sd in zip(means["n"], means["fid_sd"], strict=True)]
+    r = float(np.corrcoef(means["d_loss_mean"], means["fid"])[0, 1]) if len(means) > 2 else math.nan
     with theme():
-        fig, ax = plt.subplots(figsize=(4.6, 3.8))
-        sns.heatmap(pearson, vmin=-1, vmax=1, cmap="vlag", annot=True, fmt=".2f", square=True,
-                    ax=ax)
-        ax.set_title(f"Pearson correlation over {with_fid} runs")
+        fig, ax = plt.subplots(figsize=(4.8, 3.8))
+        for i, row in means.iterrows():
+            color = f"C{i % 10}"
+            part = runs[runs["group"] == row["group"]]
+            ax.scatter(part["d_loss_mean"], part["fid"], s=12, alpha=0.35, color=color)
+            ax.errorbar(row["d_loss_mean"], row["fid"], yerr=half[i], fmt="o", ms=7,
+                        color=color, capsize=3, label=f"{row['group']} (n={int(row['n'])})")
+        ax.set_xlabel("mean D loss")
+        ax.set_ylabel("FID")
+        r_text = f"r = {r:.2f} over {len(means)} configuration means" if math.isfinite(r) \
+            else f"{len(means)} configurations"
+        ax.set_title(f"{r_text}; dots: single runs", fontsize=9)
+        ax.legend(fontsize=7, loc="best")
         save_figure(fig, path)
-    return pearson
+    return means.drop(columns="fid_sd")
+
+
+def real_grid(run: str | Path) -> np.ndarray | None:
+    """As many of the run's real training images as its sample grid holds, laid out like
+    it (the reader's reference beside the generated panels), or None when the run's data
+    cannot be read here (a folder on another machine)."""
+    from PIL import Image
+
+    grids = runs_io.sample_paths(run)
+    if not grids:
+        return None
+    try:
+        cfg = runs_io.read_config(run)
+        size = cfg.model.image_size
+        with Image.open(grids[-1]) as g:
+            per_row, rows = max(1, (g.width - 2) // (size + 2)), max(1, (g.height - 2) // (size + 2))
+        data = load_dataset(cfg.data, size, cfg.model.channels, progress=False)
+    except (XrayganError, OSError, ValueError):
+        return None
+    return make_grid(data.images[: per_row * rows], nrow=per_row)
 
 
 def sample_grids(runs: Mapping[str, str | Path], path: str | Path,
-                 step: int | None = None) -> pd.DataFrame:
+                 step: int | None = None, real: np.ndarray | None = None) -> pd.DataFrame:
     """Fig. 6: the last sample grid of each run (or the one at ``step``), side by side,
-    titled by configuration. Returns label, source PNG path and step per panel."""
+    titled by configuration, after a panel of real training images when ``real`` (a grid
+    from :func:`real_grid`) is given. Returns label, source PNG path and step per panel."""
     from PIL import Image
 
     rows = []
@@ -186,18 +228,21 @@ def sample_grids(runs: Mapping[str, str | Path], path: str | Path,
     if data.empty:
         at = f" at step {step}" if step is not None else ""
         raise FigureUnavailable(f"no run has a sample grid{at} (samples/ is empty)")
-    n = len(data)
+    panels = [("real training images", real)] if real is not None else []
+    panels += [(f"{r['label']}\nstep {r['step']:,}", np.asarray(Image.open(r["path"])))
+               for _, r in data.iterrows()]
+    n = len(panels)
     cols = min(4, n)
     nrows = math.ceil(n / cols)
     with theme():
         fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 3.4 * nrows), squeeze=False)
         for ax in axes.flat:
             ax.axis("off")
-        for ax, (_, r) in zip(axes.flat, data.iterrows(), strict=False):
-            img = np.asarray(Image.open(r["path"]))
+        for ax, (title, img) in zip(axes.flat, panels, strict=False):
             ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255)
-            ax.set_title(f"{r['label']}\nstep {r['step']:,}", fontsize=9)
+            ax.set_title(title, fontsize=9)
         save_figure(fig, path)
+    data.attrs["real"] = real is not None
     return data
 
 

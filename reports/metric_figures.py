@@ -4,6 +4,7 @@ folder: ``spectrum.json`` (real and generated radial power) and ``closest_pairs.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,7 +37,8 @@ def closest_pairs_markdown(runs: Mapping[str, str | Path], fig_dir: Path, made: 
         src = Path(run) / CLOSEST_PAIRS_FILE
         if not src.is_file():
             continue
-        dst = fig_dir / f"closest_pairs_{name}.png"
+        slug = re.sub(r"[^\w.-]+", "-", name).strip("-")  # "adas-elu, seed 0" -> adas-elu-seed-0
+        dst = fig_dir / f"closest_pairs_{slug}.png"
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dst)
         made.append(dst)

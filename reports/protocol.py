@@ -4,7 +4,9 @@ trials ran on, software)."""
 
 from __future__ import annotations
 
+import hashlib
 import platform
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -115,6 +117,46 @@ def sweep_memory_line(m: Mapping[str, Any] | None) -> str:
     return (f"{head}, sum of RSS {m.get('peak_rss_bytes', 0) / 1e9:.2f} GB (parent + "
             f"{m.get('workers', '?')} worker(s), {m.get('processes_at_peak', '?')} processes at "
             f"the peak; /proc smaps_rollup sampled every {m.get('interval_s', '?')} s)")
+
+
+def fid_protocol(df: pd.DataFrame) -> str:
+    """How FID was computed, in one paragraph for every page that shows FID (numbers from
+    another FID implementation or sample size are not comparable)."""
+    if df is None or "fid" not in df.columns or not df["fid"].notna().any():
+        return ""
+    fid_n = _values(df, "fid_n") if "fid_n" in df.columns else _values(df, "fid_n1")
+    return (f"*FID protocol: pytorch-fid's Inception v3 (pool3, 2048 features); images resized "
+            f"bilinearly from {_values(df, 'image_size')} px to 299 px; {fid_n} generated "
+            f"samples against the run's training set ({_values(df, 'num_images')} images). Not "
+            "comparable with clean-fid, whose resize differs, nor across sample sizes: FID is "
+            "biased by N.*\n")
+
+
+_SPEC = re.compile(r"^([a-z][\w]*(?::v\d+)?):(.+)$")
+
+
+def public_name(source: str) -> str:
+    """A data spec as a report may show it: ``folder:/home/me/xr/train`` becomes
+    ``folder:train #1a2b3c4d`` (short name and a fingerprint of the full spec), so that a
+    shared report names the dataset without the local path; built-in specs stay as they are."""
+    m = _SPEC.match(source.strip())
+    if not m or not (m.group(2).startswith(("/", "~")) or re.match(r"^[A-Za-z]:[\\/]", m.group(2))):
+        return source
+    digest = hashlib.sha256(source.encode()).hexdigest()[:8]
+    short = Path(m.group(2).rstrip("/\\")).name or "data"
+    return f"{m.group(1)}:{short} #{digest}"
+
+
+def redact_paths(text: str, sources: list[str]) -> str:
+    """``text`` with each local data path in ``sources`` replaced by its public name."""
+    for src in sorted(set(sources), key=len, reverse=True):
+        name = public_name(src)
+        if name != src:
+            m = _SPEC.match(src.strip())
+            text = text.replace(src, name)
+            if m:
+                text = text.replace(m.group(2), name.split(":", 1)[1])
+    return text
 
 
 def protocol_rows(df: pd.DataFrame, study_attrs: Mapping[str, Any] | None = None,

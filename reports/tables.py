@@ -341,16 +341,25 @@ def throughput_frame(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def throughput_markdown(df: pd.DataFrame) -> str:
+def throughput_markdown(df: pd.DataFrame, context: str | None = None) -> str:
+    """Parameters and peak memory per configuration, and training speed only with ``context``
+    (how it was measured: machine, workers sharing it): without it, images/s differences
+    between configurations (contention between workers, other load) would read as results."""
     tf = throughput_frame(df)
     if tf.empty:
         return "No completed trials.\n"
-    rows = [[r["group"], r["n"], fmt_ci_value(r["images_per_s"], "images_per_s"),
-             fmt_ci_value(r["train_time_s"], "seconds"), fmt_value(r["params_g"], "count"),
-             fmt_value(r["params_d"], "count"), fmt_value(r["peak_mib"], "mib")]
-            for _, r in tf.iterrows()]
-    return markdown(["Configuration", "n", "Images/s (training)", "Train time (s)", "Params G",
-                     "Params D", "Peak memory (MiB)"], rows)
+    speed = context is not None
+    rows = [[r["group"], r["n"],
+             *([fmt_ci_value(r["images_per_s"], "images_per_s"),
+                fmt_ci_value(r["train_time_s"], "seconds")] if speed else []),
+             fmt_value(r["params_g"], "count"), fmt_value(r["params_d"], "count"),
+             fmt_value(r["peak_mib"], "mib")] for _, r in tf.iterrows()]
+    head = ["Configuration", "n", *(["Images/s (training)", "Train time (s)"] if speed else []),
+            "Params G", "Params D", "Peak memory (MiB)"]
+    lead = (f"Speed measured {context}.\n\n" if speed else
+            "Training speed is not shown: how it was measured (workers sharing the machine) "
+            "was not recorded.\n\n")
+    return lead + markdown(head, rows)
 
 
 # --------------------------------------------------------------------------- correlation

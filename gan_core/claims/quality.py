@@ -143,7 +143,7 @@ def no_data_copying(trials: pd.DataFrame | None, p: ClaimProtocol) -> Finding:
           f"{num(ct.max(), 2)}; copy fraction {num(frac.min(), 3)} to {num(frac.max(), 3)} "
           f"({q0:g} expected of fresh data, bound {bound:g}) on "
           f"{int(n_gen.max()) if m else 0} generated images per run")
-    details = "; ".join(f"{r['group']}: C_T {num(r['mem_ct'], 2)} (features), "
+    details = "; ".join(f"{r['group']}{_seed(r)}: C_T {num(r['mem_ct'], 2)} (features), "
                         f"{num(r.get('mem_px_ct', math.nan), 2)} (pixels), copy fraction "
                         f"{num(f, 3)}" for f, (_, r) in zip(frac, t.iterrows(), strict=True))
     return Finding(ev, describe(trials), details, test=test, untestable=untestable, frame=trials)
@@ -314,3 +314,12 @@ def _sim_recall(truth: str, rng: np.random.Generator, seeds: int) -> pd.DataFram
     recall = {"adas-elu": 0.3 + (RECALL_MARGIN if truth != "effect" else 0.0)}
     df = simulate.table1_study(rng, seeds, fid={"adas-elu-ttur": -1.0}, recall=recall)
     return simulate.finish(df, truth, rng)
+
+
+def _seed(row: pd.Series) -> str:
+    """" seed N" for a run's row with a seed, so that per-run details say which run."""
+    try:
+        seed = float(row.get("seed"))
+    except (TypeError, ValueError):
+        return ""
+    return f" seed {int(seed)}" if math.isfinite(seed) else ""

@@ -23,7 +23,7 @@ from .. import __version__
 from ..errors import XrayganError, from_os_error
 
 COMMANDS = ("train", "presets", "data", "fid", "metrics", "sweep", "memory", "report", "sample",
-            "fid_check", "claims")
+            "fid_check", "claims", "anatomy")
 
 
 class Parser(argparse.ArgumentParser):

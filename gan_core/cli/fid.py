@@ -63,7 +63,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", type=output_file, metavar="FILE", help="also write the result as JSON")
     p.add_argument("--out", type=out_dir, metavar="DIR", default=None,
                    help="write figures here: spectrum.png, and closest_pairs.png with --heldout")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar or progress lines while features are extracted")
     p.set_defaults(func=run_fid)
 
     w = sub.add_parser(
@@ -163,6 +164,11 @@ def print_result(result: dict[str, Any], *, kid: bool) -> None:
 
 
 def run_fid(args: argparse.Namespace) -> int:
+    from .early import check_device, check_sample_source
+
+    check_device(args.device)  # before torch and Inception load
+    check_sample_source(args.a)
+    check_sample_source(args.b)
     from ..metrics.compare import SampleSet, compare_sets, memorization_of, spectrum_of
     from ..metrics.features import FeatureStats, save_pytorch_fid_stats
 

@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fid-samples", type=int_type(min=2, max=10**6), default=2048, metavar="N",
                    help="generated images per trial (default: 2048)")
     add_device_argument(p)
-    p.add_argument("--cells", nargs="+", metavar="CELL", default=None,
+    p.add_argument("--cells", nargs="+", metavar="KEY", default=None,
                    help="only these cell groups, e.g. --cells adas-elu adam-elu (default: all); "
                    "results already computed are read back from each run's evaluations.jsonl")
     p.add_argument("--md", type=output_file, default=Path("reports/out/fid_check.md"),

@@ -32,20 +32,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-size", "--image-sizes", dest="image_sizes", nargs="+", default=[64],
                    type=field_type(ModelConfig, "image_size"), metavar="N",
                    help="one or more image sides")
-    p.add_argument("--features", type=field_type(ModelConfig, "g_features"), nargs="+", metavar="W",
+    p.add_argument("--features", type=field_type(ModelConfig, "g_features"), nargs="+", metavar="N",
                    help="feature-map widths of G and D (default: the preset's)")
     p.add_argument("--batchnorm", choices=("none", "d", "g", "both"),
                    help="batch-norm placement (default: the preset's)")
     p.add_argument("--batchnorm-compare", action="store_true",
                    help="every placement (both, g, d, none) and the saving of each vs both")
     p.add_argument("--batch-size", type=field_type(TrainConfig, "batch_size"), default=64,
-                   metavar="N")
+                   metavar="N", help="images per training step (default: 64)")
     p.add_argument("--optimizer", type=registry_type(OPTIMIZERS, "optimizer"), metavar="NAME",
                    help=f"{' | '.join(OPTIMIZERS.names())} (default: the config's, adas)")
     p.add_argument("--momentum", type=field_type(OptimConfig, "momentum"), metavar="X",
                    help="SGD momentum (adds a state buffer; default: 0)")
     add_device_argument(p)
-    p.add_argument("--amp", choices=("off", "bf16", "fp16", "auto"), default="off")
+    p.add_argument("--amp", choices=("off", "bf16", "fp16", "auto"), default="off",
+                   help="mixed precision of the measured step (default: off)")
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     p.add_argument("--measure", action=argparse.BooleanOptionalAction, default=True,
                    help="measure the peak of a real training step (default: on)")

@@ -53,12 +53,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "generated and mixed images, tested on held-out real ones (minutes on CPU; "
                    "labelled data: phantom:v2 or VinBigData; docs/utility.md)")
     add_device_argument(p)
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar or progress lines while features are extracted")
     p.add_argument("--json", type=output_file, metavar="FILE", help="write all results as JSON")
     p.add_argument("--csv", type=output_file, metavar="FILE", help="write the table as CSV")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from .early import check_device, check_paths_exist
+
+    check_paths_exist(args.runs, "a run folder or a folder of runs")  # before torch loads
+    check_device(args.device)
     from ..metrics import CHEAP_METRICS, run_metrics
     from ..metrics.correlation import correlation_matrices
     from ..train import resolve_device
@@ -73,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             result = run_metrics(run_dir, fid=args.fid, kid=args.kid, fid_samples=args.fid_samples,
                                  device=device, k=args.k, metrics=names,
                                  heldout_samples=args.heldout_samples,
-                                 echo=lambda s: print(s, flush=True))  # fmt: skip
+                                 progress=not args.no_progress, echo=lambda s: print(s, flush=True))  # fmt: skip
         except RunFolderError as e:  # a damaged run: go on with the others, fail at the end
             damaged.append(str(e))
             continue

@@ -207,7 +207,15 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         print(list_studies())
         return 0
+    from .early import check_data_spec, check_device, check_study_identity
+
+    check_data_spec(args.data)  # before torch, data, Inception or the study load
+    check_device(args.device)
     opts = build_options(args)
+    check_device(opts.ctx.scale.device, "the scale's device")
+    from xraygan.ablations.runner import study_attrs
+
+    check_study_identity(opts.url, opts.name, study_attrs(opts))
     import optuna
 
     from xraygan.ablations.runner import get_spec, run_sweep, selected_cells, summary_rows

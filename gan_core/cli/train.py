@@ -209,6 +209,10 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .early import check_data_spec, check_device
+
+    check_data_spec(getattr(args, "data", None))  # before torch and the data load
+    check_device(getattr(args, "device", None))
     from ..models import build_models, count_parameters
     from ..runs import read_config
     from ..train import train

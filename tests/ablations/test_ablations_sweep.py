@@ -15,12 +15,14 @@ from pathlib import Path
 
 import optuna
 import pytest
+from optuna.artifacts import get_all_artifact_meta
 from optuna.trial import TrialState
 
 from xraygan import runs
 from xraygan.ablations import QUICK, STUDIES, StudyContext, StudySpec, load_studies
 from xraygan.ablations.runner import SweepOptions, outcome, run_sweep
 from xraygan.ablations.spec import Cell, first_metric, named
+from xraygan.ablations.trial import DASHBOARD_METRICS
 from xraygan.config import ExperimentConfig, OptimConfig
 from xraygan.errors import ConfigError
 
@@ -161,6 +163,8 @@ def test_two_workers_no_duplicated_cells(tmp_path, capfd, monkeypatch):
                for ln in err.splitlines()) == 4
     starts = [ln for ln in out.splitlines() if ": start, cell " in ln]
     assert len(starts) == 4 and all(re.search(r"cell [1-4]/4", ln) for ln in starts)
+    # the evaluation after training says it started (it can take minutes with FID)
+    assert sum(": evaluating (" in ln for ln in out.splitlines()) == 4
     # one TensorBoard run per trial, in the trial's run folder, with its end-of-run metrics and
     # an HParams record naming its cell
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -171,10 +175,20 @@ def test_two_workers_no_duplicated_cells(tmp_path, capfd, monkeypatch):
         assert {"loss/d", "eval/d_loss_mean"} <= set(acc.Tags()["scalars"])
         assert acc.Scalars("eval/d_loss_mean")[0].value == pytest.approx(
             t.user_attrs["metrics"]["d_loss_mean"], rel=1e-6)
-        # every metric also as its own user attr, which optuna-dashboard can sort and plot
+        # the headline metrics also as their own user attrs, which optuna-dashboard can sort
+        # and plot; the others only in the nested metrics dict (a readable attribute list)
         assert t.user_attrs["metric.d_loss_mean"] == t.user_attrs["metrics"]["d_loss_mean"]
-        hp = acc.PluginTagToContent("hparams")
-        assert t.user_attrs["cell"].encode() in b"".join(hp.values())
+        flat = [k for k in t.user_attrs if k.startswith("metric.")]
+        assert flat and all(k[len("metric."):] in DASHBOARD_METRICS for k in flat)
+        assert len(t.user_attrs["metrics"]) > len(flat)
+        # the last sample grid is an artifact of the trial
+        (meta,) = get_all_artifact_meta(t, storage=study._storage)
+        assert meta.artifact_id == t.user_attrs["samples_artifact"]
+        assert meta.mimetype == "image/png"
+        hp = b"".join(acc.PluginTagToContent("hparams").values())
+        assert t.user_attrs["cell"].encode() in hp
+        # the grid's varied fields and the device used, not every constant field or "auto"
+        assert b"train.device" in hp and b"auto" not in hp and b"model.latent_dim" not in hp
     cells = Counter(t.user_attrs["cell"] for t in study.trials)
     assert cells == Counter({"bn-none": 1, "bn-d": 1, "bn-g": 1, "bn-both": 1})
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
@@ -238,6 +252,10 @@ def test_compress_search_runs_reference_first_and_records_constraints(tmp_path):
         if t.state == TrialState.COMPLETE:
             assert t.value == t.user_attrs["params_g"]  # the objective: G's size
             assert len(t.user_attrs["constraints"]) == 1  # blockiness only: no FID at this scale
+            # what TPE reads (Trial.set_constraint, not the deprecated constraints_func)
+            assert list(t.constraints.values()) == t.user_attrs["constraints"]
+        else:
+            assert t.constraints and all(v > 0 for v in t.constraints.values())  # infeasible
             cfg = ExperimentConfig.from_dict(t.user_attrs["config"])
             assert "-".join(map(str, cfg.model.g_strides)) == t.params["g_strides"]
         assert list(t.intermediate_values) == [6]  # blockiness of the step-6 grid, reported

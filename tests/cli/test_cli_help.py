@@ -142,8 +142,16 @@ def test_image_size_is_one_name():
 
 
 def test_no_progress_on_long_running_subcommands():
-    for name in ("xraygan train", "xraygan fid", "xraygan sweep", "xraygan data prepare"):
+    for name in ("xraygan train", "xraygan fid", "xraygan metrics", "xraygan sweep",
+                 "xraygan data prepare"):
         assert "--no-progress" in _flags(PARSERS[name]), name
+
+
+@pytest.mark.parametrize("name", sorted(PARSERS))
+def test_every_flag_has_help_text(name):
+    bare = [a.option_strings[0] for a in options(PARSERS[name])
+            if not isinstance(a, argparse._HelpAction) and not (a.help or "").strip()]
+    assert not bare, f"{name}: flags without help text: {bare}"
 
 
 def test_help_exits_zero(capsys):
@@ -230,3 +238,24 @@ def test_every_device_flag_defaults_to_auto():
             else:
                 assert a.default == "auto", name
     assert "default: the scale's, auto" in " ".join(PARSERS["xraygan sweep"].format_help().split())
+
+
+def test_one_flag_one_placeholder_across_commands():
+    seen: dict[str, dict[str, str]] = {}
+    for name, parser in PARSERS.items():
+        fmt = parser._get_formatter()
+        for a in options(parser):
+            if a.nargs == 0 or a.choices is not None:
+                continue
+            shown = fmt._metavar_formatter(a, fmt._get_default_metavar_for_optional(a))(1)[0]
+            if shown.startswith("{"):  # a list of choices, shown as such
+                continue
+            seen.setdefault(a.option_strings[0], {})[name] = shown
+    odd = {flag: by for flag, by in seen.items() if len(set(by.values())) > 1}
+    assert not odd, f"one flag, several placeholders: {odd}"
+
+
+def test_cli_page_states_the_placeholder_vocabulary():
+    text = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    for metavar in ("`N`", "`X`", "`F`", "`S`", "`LR`", "`FILE`", "`DIR`", "`KEY`"):
+        assert metavar in text, metavar

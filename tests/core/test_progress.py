@@ -136,4 +136,34 @@ def test_tensorboard_gets_the_end_of_run_metrics_and_hparams(tmp_path, capfd):
     (last,) = acc.Scalars("eval/d_loss_mean")
     assert last.step == 6 and last.value == pytest.approx(metrics["d_loss_mean"], rel=1e-6)
     hp = b"".join(acc.PluginTagToContent("hparams").values())
-    assert b"optim.name" in hp and b"eval/d_loss_mean" in hp
+    assert b"eval/d_loss_mean" in hp and b"train.device" in hp and b"auto" not in hp
+    from xraygan.config import ExperimentConfig
+    from xraygan.tensorboard import hparams_of
+
+    cfg = ExperimentConfig().to_dict()
+    cfg["optim"]["name"] = "adam" if cfg["optim"]["name"] != "adam" else "adas"
+    got = hparams_of(cfg, {"cell": "x"}, device="cpu")
+    # only what differs from the defaults, the extras and the device as resolved
+    assert got == {"optim.name": cfg["optim"]["name"], "cell": "x", "train.device": "cpu"}
+
+
+def test_a_slow_unit_still_gets_a_line_every_interval():
+    # one update that takes longer than the interval (a batch of Inception features on a
+    # loaded CPU): the heartbeat writes lines meanwhile, with the time so far
+    import io
+    import time as _time
+
+    from xraygan.progress import Progress
+
+    out = io.StringIO()
+    bar = Progress(64, desc="features", unit="img", interval=1.0, stream=out, mode="lines")
+    _time.sleep(2.6)
+    bar.update(64)
+    bar.close()
+    lines = out.getvalue().splitlines()
+    beats = [ln for ln in lines if "no img done yet" in ln]
+    assert len(beats) >= 2 and beats[0].startswith("[progress] features: img 0/64 (0%)")
+    assert lines[-1].startswith("[progress] features: img 64/64 (100%)") and "done after" in lines[-1]
+    n = len(lines)
+    _time.sleep(1.2)
+    assert len(out.getvalue().splitlines()) == n  # closed: the heartbeat stops

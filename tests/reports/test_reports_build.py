@@ -53,7 +53,15 @@ def test_build_report_writes_pages_figures_and_claims(inputs):
     assert verdicts["adas_beats_adam"] == HOLDS  # the fixture: 104 ± 15 vs 238 ± 19, n = 3
     assert verdicts["dloss_inverse_fid"] == HOLDS  # the fixture's mean D loss = 2 - FID/120
     assert verdicts["bn_saving"] == HOLDS and verdicts["memory_exponential"] == FAILS
+    mem_page = report.pages["memory-memory"].read_text()
     assert "**holds**" in index and "**does not hold**" in index
+    # each claim in full once, on its study's page; the index links there
+    assert "<details>" not in index and "](table1-quick.md#adas-beats-adam-holds)" in index
+    assert page.count("### AdaS beats Adam: holds") == 1 and "<details>" in page
+    assert "Holds here:" in page and "Does not hold here:" in index + mem_page
+    # every page that shows FID states how it was computed
+    for text in (index, page):
+        assert "FID protocol: pytorch-fid's Inception v3" in text and "clean-fid" in text
     mem_page = report.pages["memory-memory"].read_text()
     assert "## Growth law" in mem_page and "fig7_8_memory_vs_width.png" in mem_page
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 from report_fixtures import losses, make_run, memory_rows
 
 from xraygan import runs
-from xraygan.metrics.correlation import correlation_matrices
 from xraygan.metrics.dynamics import find_t0
 from xraygan.reports import figures, tables
 
@@ -64,26 +64,26 @@ def test_ema_matches_its_definition():
     assert np.isfinite(got).all()  # a NaN point is skipped, not propagated
 
 
-def test_correlation_figure_draws_the_pearson_matrix(tmp_path):
-    table = pd.DataFrame({"fid": [100.0, 240.0, 101.0, 112.0],
-                          "d_loss_mean": [0.845, 0.418, 1.185, 1.135],
-                          "d_loss_var": [0.637, 0.209, 4.066, 0.970],
-                          "d_loss_std": [0.798, 0.458, 2.016, 0.985]})
+def test_correlation_figure_draws_configuration_means(tmp_path):
+    table = pd.DataFrame({"group": ["a", "a", "b", "b", "c", "c"],
+                          "fid": [100.0, 110.0, 240.0, 250.0, 120.0, 130.0],
+                          "d_loss_mean": [0.8, 0.9, 0.4, 0.5, 1.1, 1.2]})
     out = tmp_path / "corr.png"
     m = figures.correlation_figure(table, out)
     assert is_png(out)
-    # std = sqrt(var) is left out: their correlation is ~1 by construction
-    pd.testing.assert_frame_equal(m, correlation_matrices(table, ("fid", "d_loss_mean",
-                                                                  "d_loss_var"))[0])
-    assert "d_loss_std" not in m.columns
-    assert m.loc["fid", "d_loss_mean"] < -0.8  # the paper's Table I reading
+    # one point per configuration: the means, not the runs pooled
+    assert list(m["group"]) == ["a", "b", "c"] and list(m["n"]) == [2, 2, 2]
+    np.testing.assert_allclose(m["fid"], [105.0, 245.0, 125.0])
+    np.testing.assert_allclose(m["d_loss_mean"], [0.85, 0.45, 1.15])
     # missing figures say why in words, by the same rule as the correlation table
     with pytest.raises(figures.FigureUnavailable,
                        match="needs an FID for at least 3 completed runs; 2 of 2 have one"):
         figures.correlation_figure(table.head(2), out)
     no_fid = table.assign(fid=float("nan"))
-    with pytest.raises(figures.FigureUnavailable, match="0 of 4 have one"):
+    with pytest.raises(figures.FigureUnavailable, match="0 of 6 have one"):
         figures.correlation_figure(no_fid, out)
+    with pytest.raises(figures.FigureUnavailable, match="fewer than two configurations"):
+        figures.correlation_figure(table.assign(group="a"), out)
     assert tables.correlation_markdown(no_fid.assign(status="completed")).startswith("Fewer than three")
 
 
@@ -96,6 +96,11 @@ def test_sample_grids_take_each_runs_last_grid(tmp_path):
     assert list(data["label"]) == ["a", "b"] and list(data["step"]) == [295, 295]
     assert data["path"].iloc[0] == str(runs.sample_path(a, 295))
     assert list(figures.sample_grids({"a": a}, out, step=100)["step"]) == [100]
+    # the run's real images, laid out like its sample grid, as the first panel
+    real = figures.real_grid(a)
+    grid = np.asarray(Image.open(runs.sample_path(a, 295)))
+    assert real is not None and real.shape == grid.shape and real.dtype == np.uint8
+    assert figures.sample_grids({"a": a}, out, real=real).attrs["real"] is True
     with pytest.raises(figures.FigureUnavailable, match="no run has a sample grid at step 7"):
         figures.sample_grids({"a": a}, out, step=7)
 

@@ -62,7 +62,7 @@ def test_two_scales_are_decided_apart_and_shown_side_by_side():
     assert by[full_label].verdict == INCONCLUSIVE
     text = claims_by_population(claims)
     assert "verdicts side by side" in text and text.count("### Decided on: scale") == 2
-    assert "| adas_beats_adam | holds | inconclusive |" in text
+    assert "| AdaS beats Adam | holds | inconclusive |" in text and "adas_beats_adam" not in text
 
 
 def test_run_lengths_are_never_pooled():

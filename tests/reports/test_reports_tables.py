@@ -49,6 +49,11 @@ def test_table1_golden(storage):
     check_golden("trials_table1.md", tables.trials_markdown(df))
     check_golden("correlation_table1.md", tables.correlation_markdown(df))
     check_golden("throughput_table1.md", tables.throughput_markdown(df))
+    # speed only beside how it was measured
+    timed = tables.throughput_markdown(df, "during the sweep, 2 workers training at once")
+    assert timed.startswith("Speed measured during the sweep, 2 workers training at once.")
+    assert "| 50.0 ± 0.0 | 8.0 ± 0.0 |" in timed
+    assert "Images/s" not in tables.throughput_markdown(df)
 
 
 def test_table1_single_run_shows_values_without_interval(storage):
