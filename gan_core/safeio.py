@@ -17,7 +17,8 @@ import stat
 import zipfile
 from dataclasses import dataclass
 
-from .errors import ConfigError, UserFileError
+from .budget import format_bytes, memory_budget, parse_bytes
+from .errors import ConfigError, ResourceError, UserFileError
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,6 @@ class Limit:
         if not raw:
             return self.default
         if self.unit == "bytes":
-            from .guard import parse_bytes
-
             try:
                 parsed = parse_bytes(raw)
             except Exception:
@@ -211,9 +210,6 @@ def check_npz(path: str | os.PathLike, what: str,
         if got.dtype.kind not in "biuf":
             raise UserFileError(f"{what}: array {name!r} is of type {got.dtype}, "
                                 "expected numbers")
-    from .errors import ResourceError
-    from .guard import format_bytes, memory_budget
-
     total = sum(a.nbytes for a in heads.values())
     budget = memory_budget()
     if budget is not None and total > budget.limit:

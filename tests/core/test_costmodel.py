@@ -3,6 +3,7 @@ timing is asserted anywhere."""
 
 import pytest
 
+from xraygan.config import DataConfig, ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
 from xraygan.costmodel import (
     Calibration,
     TrialPlan,
@@ -12,7 +13,6 @@ from xraygan.costmodel import (
     format_duration,
     plan_trials,
 )
-from xraygan.config import DataConfig, ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
 
 CAL = Calibration(steps_per_s={"a": 10.0, "b": 5.0}, generate_images_per_s={"a": 1000.0, "b": 1000.0},
                   feature_images_per_s=100.0, threads=2, seconds=3.0, machine="fake CPU")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from xraygan import guard, runs
+from xraygan import budget, guard, runs
 from xraygan.checkpoint import InvalidCheckpoint, load_checkpoint, save_checkpoint
 from xraygan.cli import main
 from xraygan.config import DataConfig, ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
@@ -181,7 +181,7 @@ def test_failed_starts_leave_no_run_folder(tmp_path, monkeypatch, bad):
     elif bad == "optimizer":
         cfg = ExperimentConfig(**{**cfg.__dict__, "optim": OptimConfig(name="nope")})
     else:
-        monkeypatch.setenv(guard.MEMORY_CAP_ENV, "1MiB")
+        monkeypatch.setenv(budget.MEMORY_CAP_ENV, "1MiB")
     with pytest.raises(XrayganError):
         train(cfg, runs_root=tmp_path / "runs", progress=False, evaluate=False)
     assert not (tmp_path / "runs").exists() or list((tmp_path / "runs").iterdir()) == []
