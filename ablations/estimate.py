@@ -8,18 +8,8 @@ from typing import Any
 
 from xraygan.costmodel import Calibration, Estimate, calibrate, estimate, plan_trials
 
-from .runner import SweepOptions, get_spec, selected_cells
-
-
-def sweep_configs(opts: SweepOptions) -> list[tuple[str, Any]]:
-    """(key, ExperimentConfig) of every trial of a sweep; a search study's trials as its base
-    configuration."""
-    spec = get_spec(opts.study)
-    ctx = opts.ctx
-    if spec.is_grid:
-        return [(c.key, c.config) for c in selected_cells(opts)]
-    base = ctx.base if ctx.base is not None else ctx.config()
-    return [(f"trial{i}", base) for i in range(ctx.trials or spec.default_trials)]
+from .preflight import preflight
+from .runner import SweepOptions, sweep_configs
 
 
 def sweep_estimate(opts: SweepOptions, *, budget_s: float = 1.0,
@@ -28,8 +18,6 @@ def sweep_estimate(opts: SweepOptions, *, budget_s: float = 1.0,
     :class:`xraygan.ablations.preflight.Preflight`, which knows the reference sets of the data
     at hand and which of them are cached (run here when not given)."""
     if checked is None:
-        from .preflight import preflight
-
         checked = preflight(opts)
     scale = opts.ctx.scale
     pairs = sweep_configs(opts)

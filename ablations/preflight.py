@@ -20,6 +20,8 @@ from typing import Any
 
 from xraygan.errors import ConfigError, DataError
 
+from .runner import sweep_configs
+
 HELDOUT_FLAG = "--holdout"
 
 
@@ -107,8 +109,6 @@ def preflight(opts: Any) -> Preflight:
     """Check a sweep (ablations.runner.SweepOptions) before any expensive work; raise
     ConfigError / DataError (one line, naming the flag) on the first problem."""
     from xraygan.guard import check_training
-
-    from .estimate import sweep_configs
 
     scale = opts.ctx.scale
     configs = [cfg for _, cfg in sweep_configs(opts)]

@@ -106,6 +106,17 @@ def selected_cells(opts: SweepOptions) -> list[Cell]:
     return [c for c in cells if any(wanted(c.key, n) for n in opts.cells)]
 
 
+def sweep_configs(opts: SweepOptions) -> list[tuple[str, Any]]:
+    """(key, ExperimentConfig) of every trial of a sweep; a search study's trials as its base
+    configuration."""
+    spec = get_spec(opts.study)
+    ctx = opts.ctx
+    if spec.is_grid:
+        return [(c.key, c.config) for c in selected_cells(opts)]
+    base = ctx.base if ctx.base is not None else ctx.config()
+    return [(f"trial{i}", base) for i in range(ctx.trials or spec.default_trials)]
+
+
 # --------------------------------------------------------------------------- study setup
 def study_attrs(opts: SweepOptions) -> dict[str, Any]:
     """What defines the study; a later sweep of the same name must match it."""

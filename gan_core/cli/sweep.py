@@ -214,8 +214,9 @@ def run(args: argparse.Namespace) -> int:
 
     spec = get_spec(opts.study)
     check_cells(spec, opts.ctx)  # a bad override fails here, before any trial or storage
-    from xraygan.ablations.estimate import sweep_configs, sweep_estimate
+    from xraygan.ablations.estimate import sweep_estimate
     from xraygan.ablations.preflight import preflight
+    from xraygan.ablations.runner import sweep_configs
 
     checked = preflight(opts)  # data, held-out split, weights: before features or training
     from ..costmodel import describe as describe_estimate

@@ -15,9 +15,10 @@ import numpy as np
 
 from ..config import DataConfig
 from ..errors import DataError
-from .base import ImageSet, load_dataset, parse_spec
+from .base import ImageSet, parse_spec
 from .dicom_writer import SERIES_CLASSES
 from .phantom import DEFAULT_NUM_IMAGES, LABELS, PhantomSeries, phantom_anatomy
+from .sources import load_dataset
 
 VINBIG_CLASS = dict(SERIES_CLASSES)
 
