@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from xraygan import paper
 from xraygan.ablations import FULL, QUICK, STUDIES, StudyContext, load_studies
 from xraygan.ablations.compress_search import BLOCKINESS_MARGIN, FID_TOLERANCE, finding
 from xraygan.ablations.scale import FULL_SEEDS, FULL_STUDIES, QUICK_SEEDS, QUICK_WORKERS
 from xraygan.cli import build_parser
 from xraygan.cli.sweep import build_options
 from xraygan.models import build_models, count_parameters
-from xraygan import paper
 
 load_studies()
 ROOT = Path(__file__).resolve().parents[2]
