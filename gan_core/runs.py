@@ -39,7 +39,7 @@ from .config import ExperimentConfig
 from .errors import RunFolderError, XrayganError
 
 CONFIG = "config.json"
-METRICS = "metrics.csv"
+STEP_LOG = "metrics.csv"  # one row per logged step (not the metrics registry, xraygan.metrics.METRICS)
 SUMMARY = "summary.json"
 EVALUATIONS = "evaluations.jsonl"
 SAMPLES = "samples"
@@ -390,7 +390,7 @@ class MetricsLog:
     checkpoint's step so that the log and the weights always describe the same run."""
 
     def __init__(self, run: str | Path, resume_step: int | None = None) -> None:
-        self.path = Path(run) / METRICS
+        self.path = Path(run) / STEP_LOG
         if resume_step is not None and self.path.exists():
             self._truncate_after(resume_step)
         new = not self.path.exists() or self.path.stat().st_size == 0
@@ -444,9 +444,9 @@ def read_metrics(run: str | Path):
 
     from .safeio import LIMITS, regular_file_size
 
-    path = Path(run) / METRICS
+    path = Path(run) / STEP_LOG
     if not path.is_file():
-        raise RunFolderError(f"{run}: no {METRICS}; the run has not logged any iteration")
+        raise RunFolderError(f"{run}: no {STEP_LOG}; the run has not logged any iteration")
     size = regular_file_size(path, str(path))
     if size > LIMITS["metrics_bytes"].value():
         raise RunFolderError(f"{path} is {LIMITS['metrics_bytes'].exceeded(f'{size:,} bytes')}")

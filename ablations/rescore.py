@@ -4,7 +4,7 @@ The quick reproduction scores every trial by FID on ``QUICK.fid_samples`` genera
 budget choice, ablations/scale.py) and records FID_inf and KID beside it. This re-scores the
 same finished runs (same checkpoints, same evaluation noise seed) at ``--fid-samples`` (default
 2,048): per trial the recorded small-N numbers next to FID at 2,048 (and its own FID_inf).
-xraygan.reports.fid_check turns the rows into a table with the AdaS-vs-Adam effect under each
+xraygan.reports.rescore_table turns the rows into a table with the AdaS-vs-Adam effect under each
 metric, so a reader sees whether the reduced metric changes any conclusion.
 
     xraygan fid-check table1-quick [--studies DIR | --storage URL] [--fid-samples 2048]

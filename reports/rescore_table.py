@@ -1,5 +1,5 @@
 """The fid-check table: a sweep's reduced FID beside FID at 2,048 samples on the same runs
-(rows from xraygan.ablations.fid_check.check), and the AdaS-vs-Adam effect under each metric."""
+(rows from xraygan.ablations.rescore.check), and the AdaS-vs-Adam effect under each metric."""
 
 from __future__ import annotations
 
