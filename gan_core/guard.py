@@ -22,14 +22,17 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from .budget import check_allocation, format_bytes, memory_budget, where
 from .config import ExperimentConfig, ModelConfig, OptimConfig
 from .errors import ResourceError
+from .lazy import lazy_module
+from .losses import LOSSES
+from .models.activations import check_activation
+from .models.geometry import plan_discriminator, plan_generator
+from .optim.factory import check_config, state_bytes
 
-if TYPE_CHECKING:
-    import torch
+torch = lazy_module("torch")  # only first_nonfinite and a CUDA device read it
 
 
 # --------------------------------------------------------------------------- estimate from shapes
@@ -134,9 +137,6 @@ TRAIN_FLAGS = {
 
 def estimate_model(model: ModelConfig, optim: OptimConfig, batch_size: int) -> dict[str, int]:
     """Parameters, gradients, optimizer state and step activations of G and D (bytes)."""
-    from .models.geometry import plan_discriminator, plan_generator
-    from .optim.factory import state_bytes
-
     g_params, g_buf, g_saved, _ = _net_shapes(plan_generator(model))
     d_params, d_buf, d_saved, d_widest = _net_shapes(plan_discriminator(model))
     param_bytes = sum(s.numel() * 4 for s in (*g_params, *d_params))
@@ -180,19 +180,29 @@ def estimate_training(cfg: ExperimentConfig, *, device: str = "cpu",
 
 def _resolve(device: str) -> str:
     if device == "auto":
-        import torch
-
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+def check_names(cfg: ExperimentConfig) -> None:
+    """Every part ``cfg`` names exists: the builders check the names through their registries
+    (activations, the optimizer and its settings, the loss); the config holds them as data."""
+    m = cfg.model
+    check_activation(m.g_activation, "model.g_activation", m.leaky_slope)
+    check_activation(m.d_activation, "model.d_activation", m.leaky_slope)
+    check_config(cfg.optim)
+    LOSSES.get(cfg.train.loss, field="train.loss")
 
 
 def check_training(cfg: ExperimentConfig, *, device: str | None = None, include_data: bool = True,
                    flags: dict[str, str] | None = None, what: str = "training") -> TrainingEstimate:
     """Raise ResourceError when training ``cfg`` cannot fit; return the estimate otherwise.
 
-    Call it after ``validate(cfg)`` and before building models or loading data.
-    ``include_data=False`` when the dataset is already loaded (sweeps share one).
+    Call it after ``validate(cfg)`` and before building models or loading data; it checks the
+    names first (:func:`check_names`). ``include_data=False`` when the dataset is already
+    loaded (sweeps share one).
     """
+    check_names(cfg)
     flags = {**TRAIN_FLAGS, **(flags or {})}
     dev = _resolve(device or cfg.train.device)
     est = estimate_training(cfg, device=dev, include_data=include_data)
@@ -261,8 +271,6 @@ check costs ~5% of a step of a tiny 16 px model on the CPU, so every 50 steps is
 
 def first_nonfinite(named: Iterable[tuple[str, torch.Tensor]]) -> str | None:
     """The name of the first floating tensor holding NaN or inf, or None; one device sync."""
-    import torch
-
     items = [(n, t) for n, t in named if t.is_floating_point()]
     if not items:
         return None
@@ -284,7 +292,6 @@ def estimate_generation(model: ModelConfig, n: int, batch_size: int, *, keep: bo
     """Bytes of generating ``n`` images from G in batches of ``batch_size``: G's parameters,
     one batch's activations (every layer's output, an upper bound for inference), and the
     images as uint8 when they are all kept (``keep``) or one batch of them when streamed."""
-    from .models.geometry import plan_generator
 
     g_params, g_buf, g_saved, _ = _net_shapes(plan_generator(model))
     b = max(1, min(batch_size, n))
