@@ -17,10 +17,13 @@ trial on two quiet AVX2 EPYC cores), so it is not part of the quick start.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from xraygan import runs
+from xraygan.metrics import METRICS, RunContext
 from xraygan.trials import TrialStatus
 
 SMALL = ("fid", "fid_infinity", "kid")  # recorded by the sweep at the scale's sample count
@@ -32,11 +35,6 @@ def rescore(run_dir: str | Path, fid_samples: int, device: str = "cpu") -> dict[
     Each result is appended to the run's evaluations.jsonl (kind "fid_check") and read back
     from there on the next call: a check killed after 50 of its 60 minutes resumes at the trial
     it was on, not at the first."""
-    import time
-
-    from xraygan import runs
-    from xraygan.metrics import METRICS, RunContext
-
     for ev in reversed(runs.read_evaluations(run_dir)):
         if ev.get("kind") == "fid_check" and ev.get("fid_samples") == fid_samples:
             return {k: v for k, v in ev.items() if k not in ("kind", "time", "fid_samples")}
@@ -57,8 +55,6 @@ def check(trials: Sequence[Mapping[str, Any]], fid_samples: int = 2048, device: 
           cells: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """One row per completed trial (its user attrs): cell group, seed, small-N and large-N;
     ``cells`` keeps only those cell groups (e.g. the two a claim compares)."""
-    import time
-
     rows = []
     todo = [t for t in trials if t.get("status") == TrialStatus.COMPLETED and t.get("run_dir")
             and (not cells or _group(t) in cells)]

@@ -33,6 +33,8 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from xraygan.errors import ConfigError, XrayganError
+from xraygan.process import apply_process_policy
+from xraygan.safeio import tolerant_std_streams
 from xraygan.trials import FAILED_ON_PURPOSE, TrialStatus
 
 from . import load_studies
@@ -407,9 +409,6 @@ def _run(study: optuna.Study, trial: optuna.Trial, cell: Cell, env: TrialEnv) ->
 
 
 def _worker_main(opts: SweepOptions, index: int) -> None:
-    from xraygan.process import apply_process_policy
-    from xraygan.safeio import tolerant_std_streams
-
     tolerant_std_streams()  # a closed or broken stdout must not end a worker mid-trial
     # K workers share the machine's cores: workers x threads = cores (gan_core/process.py)
     apply_process_policy(role="sweep-worker", workers=opts.workers)

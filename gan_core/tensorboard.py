@@ -36,7 +36,9 @@ from typing import Any
 
 import torch
 
+from .config import flatten
 from .errors import ConfigError
+from .imageio import make_grid
 
 TB_DIR = "tb"
 SCALARS = {  # metrics.csv column -> tag
@@ -79,8 +81,6 @@ def rss_mb() -> float | None:
 
 def hparams_of(config: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Flat ``section.field`` -> value pairs TensorBoard accepts (numbers, strings, booleans)."""
-    from .config import flatten
-
     out = {k: v if isinstance(v, (bool, int, float, str)) else str(v)
            for k, v in flatten(config).items() if v is not None}
     out.update(extra or {})
@@ -141,8 +141,6 @@ class TensorBoardLog:
                 self.writer.add_scalar("memory/rss_mb", rss, step)
 
     def sample(self, step: int, images: torch.Tensor) -> None:
-        from .imageio import make_grid
-
         grid = make_grid(images)  # the same grid as samples/step_*.png: (H, W) or (H, W, 3) uint8
         self.writer.add_image("samples", grid, step, dataformats="HW" if grid.ndim == 2 else "HWC")
 

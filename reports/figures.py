@@ -26,8 +26,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from PIL import Image
 
 from xraygan import runs as runs_io  # noqa: E402
+from xraygan.metrics.correlation import DEFAULT_COLUMNS, correlation_matrices
+from xraygan.metrics.dynamics import find_t0
 
 DPI = 110
 EMA_FRACTION = 0.02  # the EMA's half-life: 2 % of a run's logged points...
@@ -107,8 +110,6 @@ def loss_curves(runs: Mapping[str, str | Path], path: str | Path,
     ``t0`` per label defaults to xraygan.metrics.dynamics.find_t0 of the run's D loss. The
     returned frame carries ``attrs["t0"]`` (label -> T0 as marked).
     """
-    from xraygan.metrics.dynamics import find_t0
-
     if not runs:
         raise FigureUnavailable("no completed run has a loss log to plot")
     data = pd.concat([loss_frame(r, label) for label, r in runs.items()], ignore_index=True)
@@ -145,8 +146,6 @@ def correlation_figure(table: pd.DataFrame, path: str | Path,
                        columns: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Fig. 5: Pearson correlation matrix of FID and the D-loss statistics over runs
     (xraygan.metrics.correlation); returns the matrix drawn."""
-    from xraygan.metrics.correlation import DEFAULT_COLUMNS, correlation_matrices
-
     # d_loss_std is sqrt(d_loss_var): their correlation is ~1 by construction, not a finding
     columns = tuple(c for c in (columns or DEFAULT_COLUMNS)
                     if not (c == "d_loss_std" and "d_loss_var" in (columns or DEFAULT_COLUMNS)))
@@ -172,8 +171,6 @@ def sample_grids(runs: Mapping[str, str | Path], path: str | Path,
                  step: int | None = None) -> pd.DataFrame:
     """Fig. 6: the last sample grid of each run (or the one at ``step``), side by side,
     titled by configuration. Returns label, source PNG path and step per panel."""
-    from PIL import Image
-
     rows = []
     for label, run in runs.items():
         grids = runs_io.sample_paths(run)

@@ -13,14 +13,22 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 
 from .. import runs
+from ..data import load_dataset
+from ..data.holdout import heldout_set
 from ..errors import RunFolderError, XrayganError
 from ..registry import Registry
+from ..sampling import generate_images, load_generator
 from . import CLOSEST_PAIRS_FILE, SPECTRUM_FILE
+from .anatomy import measure_anatomy
+from .anatomy_compare import anatomy_distances
 from .artifacts import blockiness, split_grid
 from .collapse import diversity, loss_explosion, pixel_features
+from .compare import SampleSet, compare_sets, fid_kid, memorization_of, prdc_of, spectrum_of
 from .dynamics import dloss_metrics
+from .utility import utility_of_run
 
 
 @dataclass
@@ -54,28 +62,21 @@ class RunContext:
     def generator(self):
         if not runs.checkpoint_path(self.run).is_file():
             return None
-        from ..sampling import load_generator
 
         return load_generator(self.run, device=self.device)[0]
 
     def generate(self, n: int) -> torch.Tensor:
-        from ..sampling import generate_images
-
         return generate_images(self.generator, n, self.config.model.latent_dim,
                                batch_size=256, seed=self.seed, device=self.device)  # fmt: skip
 
     def real_images(self, n: int | None = None) -> tuple[torch.Tensor, str]:
         """(images, fingerprint) of the run's dataset at its image size; at most ``n``."""
-        from ..data import load_dataset
-
         cfg = self.config
         data = load_dataset(cfg.data, cfg.model.image_size, cfg.model.channels)
         images = data.images if n is None else data.images[:n]
         return images, data.fingerprint
 
     def _set(self, name: str, images: torch.Tensor, fingerprint: str | None):
-        from .compare import SampleSet
-
         return SampleSet(name, images, fingerprint, device=self.device,
                          batch_size=self.batch_size, progress=self.progress,
                          cache_dir=self.stats_cache)  # fmt: skip
@@ -91,8 +92,6 @@ class RunContext:
     @cached_property
     def real_set(self):
         """The run's training images; features from the statistics cache."""
-        from ..data import load_dataset
-
         cfg = self.config
         data = load_dataset(cfg.data, cfg.model.image_size, cfg.model.channels)
         return self._set("training", data.images, data.fingerprint)
@@ -100,8 +99,6 @@ class RunContext:
     @cached_property
     def heldout_set(self):
         """Real images of the run's source never trained on (data/holdout.py)."""
-        from ..data.holdout import heldout_set
-
         cfg = self.config
         data = heldout_set(cfg.data, cfg.model.image_size, cfg.model.channels,
                            self.heldout_samples)  # fmt: skip
@@ -118,7 +115,6 @@ class RunContext:
         grids = runs.sample_paths(self.run)
         if not grids:  # nothing to evaluate is a fact of the run, not a broken file
             raise ValueError("no checkpoint and no sample grid to evaluate")
-        from PIL import Image, UnidentifiedImageError
 
         try:
             with Image.open(grids[-1]) as im:
@@ -168,8 +164,6 @@ def _samples(ctx: RunContext) -> dict[str, Any]:
 
 @METRICS.register("spectrum")
 def _spectrum(ctx: RunContext) -> dict[str, Any]:
-    from .compare import spectrum_of
-
     images, _ = ctx.samples()
     real, _ = ctx.real_images()
     out, curves = spectrum_of(images, real, ctx.notes)
@@ -180,9 +174,6 @@ def _spectrum(ctx: RunContext) -> dict[str, Any]:
 
 @METRICS.register("anatomy")
 def _anatomy(ctx: RunContext) -> dict[str, Any]:
-    from .anatomy import measure_anatomy
-    from .anatomy_compare import anatomy_distances
-
     images, _ = ctx.samples()
     real, _ = ctx.real_images(ANATOMY_REAL)
     return anatomy_distances(measure_anatomy(images), measure_anatomy(real), seed=ctx.seed)
@@ -190,29 +181,21 @@ def _anatomy(ctx: RunContext) -> dict[str, Any]:
 
 @METRICS.register("utility")
 def _utility(ctx: RunContext) -> dict[str, Any]:
-    from .utility import utility_of_run
-
     return utility_of_run(ctx)
 
 
 @METRICS.register("fid")
 def _fid(ctx: RunContext) -> dict[str, Any]:
-    from .compare import fid_kid
-
     return fid_kid(ctx.generated_set, ctx.real_set, ctx.notes, kid=ctx.kid)
 
 
 @METRICS.register("prdc")
 def _prdc(ctx: RunContext) -> dict[str, Any]:
-    from .compare import prdc_of
-
     return prdc_of(ctx.generated_set, ctx.real_set, ctx.notes, ctx.k)
 
 
 @METRICS.register("memorization")
 def _memorization(ctx: RunContext) -> dict[str, Any]:
-    from .compare import memorization_of
-
     held = ctx.heldout_set
     res = memorization_of(ctx.generated_set, ctx.real_set, held, ctx.notes, seed=ctx.config.data.seed)
     if res is None:
@@ -242,8 +225,6 @@ def fid_of_images(
     image sets (N, C, H, W); ``images2`` is the reference. One Inception pass per set; with
     ``real_fingerprint`` the reference's statistics and features are cached
     (features.dataset_stats)."""
-    from .compare import SampleSet, compare_sets
-
     kw = dict(device=device, batch_size=batch_size, progress=progress, cache_dir=stats_cache)
     a = SampleSet("A", images1, **kw)
     b = SampleSet("B", images2, real_fingerprint, **kw)

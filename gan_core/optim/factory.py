@@ -25,7 +25,10 @@ from ..config import (
     check_section,
 )
 from ..errors import ConfigError
+from ..lazy import lazy_module
 from ..registry import Registry
+
+torch = lazy_module("torch")
 
 if TYPE_CHECKING:
     import torch
@@ -75,8 +78,6 @@ def betas_of(cfg: OptimConfig, spec: OptimizerSpec) -> tuple[float, float]:
 
 # --------------------------------------------------------------------------- Adam
 def _build_adam(params: list[Any], cfg: OptimConfig, lr: float) -> torch.optim.Optimizer:
-    import torch
-
     return torch.optim.Adam(params, lr=lr, betas=betas_of(cfg, ADAM), eps=cfg.eps,
                             weight_decay=cfg.weight_decay, foreach=True)
 
@@ -93,8 +94,6 @@ ADAM = OPTIMIZERS.add("adam", OptimizerSpec(
 
 # --------------------------------------------------------------------------- SGD
 def _build_sgd(params: list[Any], cfg: OptimConfig, lr: float) -> torch.optim.Optimizer:
-    import torch
-
     return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                            foreach=True)
 
