@@ -60,7 +60,7 @@ SCALES: Registry[Scale] = Registry("scale")
 #   A. long enough that every Table I configuration leaves T0 (xraygan.metrics.dynamics.find_t0
 #      on the run's own log) in every probed seed, at most at 75 % of the run's length: an
 #      optimizer comparison before T0 measures which optimizer leaves it first;
-#   B. the whole quick start within QUICK_BUDGET_S on two quiet cores of the slower CPU class
+#   B. the whole quick start within 25 minutes on two quiet cores of the slower CPU class
 #      seen (AVX2 EPYC, 2.45 GHz; ~0.7x the AVX-512 development machine's sgemm).
 # Choices, in order: the batch and length meeting A at the least training time, then the
 # largest (FID samples, training images) of (256, 2048), (128, 2048), (128, 1024) that meets B
@@ -87,7 +87,6 @@ SCALES: Registry[Scale] = Registry("scale")
 # re-scores at 2,048); precision/recall use 128 real and 128 generated images (equal sets).
 QUICK_SEEDS = 3
 QUICK_WORKERS = 2
-QUICK_BUDGET_S = 25 * 60
 QUICK = SCALES.add("quick", Scale(
     name="quick", image_size=32, features=32, steps=2000, epochs=0.0, batch_size=32,
     num_images=1024, fid=True, fid_samples=128, log_every=5, sample_every=500,

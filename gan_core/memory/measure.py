@@ -21,7 +21,6 @@ import sys
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from ..config import ModelConfig, OptimConfig
@@ -149,7 +148,3 @@ def _profiled_peak_delta(step: GANStep, real: torch.Tensor, z: torch.Tensor) -> 
         peak = max(peak, live)
     return peak
 
-
-def module_bytes(module: nn.Module) -> int:
-    """Bytes of a module's parameters and buffers."""
-    return sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))

@@ -38,8 +38,6 @@ from ..data.phantom import CARDIOMEGALY_CTR
 from ..errors import ConfigError
 from .anatomy import measure_anatomy
 
-SETS = ("real", "synthetic", "mixed", "real_measured")
-
 
 @dataclass(frozen=True)
 class UtilitySettings:
