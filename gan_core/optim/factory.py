@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from ..config import (
     TTUR_D_FACTOR,
@@ -28,10 +28,7 @@ from ..errors import ConfigError
 from ..lazy import lazy_module
 from ..registry import Registry
 
-torch = lazy_module("torch")
-
-if TYPE_CHECKING:
-    import torch
+torch = lazy_module("torch")  # the command line lists optimizer names without torch
 
 
 class ParamLike(Protocol):
