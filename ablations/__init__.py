@@ -70,15 +70,20 @@ blockiness of each sample grid, at its step (what its pruner judges).
 
 from __future__ import annotations
 
-import importlib
-
-STUDY_MODULES = ("table1", "table3", "batchnorm", "fmaps", "compress_search", "seeds", "utility")
-
 
 def load_studies() -> None:
-    """Import every study module (each registers itself in ``spec.STUDIES``)."""
-    for name in STUDY_MODULES:
-        importlib.import_module(f"{__name__}.{name}")
+    """Import every study module (each registers itself in ``spec.STUDIES``). Deferred to the
+    first use: the study modules import Optuna and the claims, which ``xraygan --help`` and the
+    package's light names (scales, the spec) do not need."""
+    from . import (  # noqa: F401  (each registers its study)
+        batchnorm,
+        compress_search,
+        fmaps,
+        seeds,
+        table1,
+        table3,
+        utility,
+    )
 
 
 from .scale import FULL, QUICK, SCALES, Scale, base_config  # noqa: E402

@@ -26,6 +26,7 @@ from typing import Any
 
 import optuna
 
+from xraygan import runs
 from xraygan.claims.memory import BLOCKINESS_MARGIN
 from xraygan.trials import TrialStatus
 
@@ -144,8 +145,6 @@ def _metric(attrs: Mapping[str, Any], name: str) -> float:
 
 def _grid(attrs: Mapping[str, Any]) -> str:
     """The last sample grid of a trial's run folder (or the folder's samples/ when not here)."""
-    from xraygan import runs
-
     run = attrs.get("run_dir")
     if not run:
         return "no run folder"

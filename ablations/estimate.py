@@ -6,20 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from xraygan.costmodel import Calibration, Estimate, calibrate, estimate, plan_trials
+from xraygan.costmodel import Calibration, Estimate, calibrate, estimate, plan_trials, step_flops
+from xraygan.train import total_steps
 
-from .runner import SweepOptions, get_spec, selected_cells
-
-
-def sweep_configs(opts: SweepOptions) -> list[tuple[str, Any]]:
-    """(key, ExperimentConfig) of every trial of a sweep; a search study's trials as its base
-    configuration."""
-    spec = get_spec(opts.study)
-    ctx = opts.ctx
-    if spec.is_grid:
-        return [(c.key, c.config) for c in selected_cells(opts)]
-    base = ctx.base if ctx.base is not None else ctx.config()
-    return [(f"trial{i}", base) for i in range(ctx.trials or spec.default_trials)]
+from .preflight import preflight
+from .runner import SweepOptions, get_spec, sweep_configs
+from .spec import StudyContext
 
 
 def sweep_estimate(opts: SweepOptions, *, budget_s: float = 1.0,
@@ -28,8 +20,6 @@ def sweep_estimate(opts: SweepOptions, *, budget_s: float = 1.0,
     :class:`xraygan.ablations.preflight.Preflight`, which knows the reference sets of the data
     at hand and which of them are cached (run here when not given)."""
     if checked is None:
-        from .preflight import preflight
-
         checked = preflight(opts)
     scale = opts.ctx.scale
     pairs = sweep_configs(opts)
@@ -47,11 +37,6 @@ def study_flops(study: str, scale: Any, seeds: int = 1) -> dict[str, Any]:
     """Training FLOPs of every trial of ``study`` at ``scale`` (xraygan.costmodel.step_flops
     per image, counted at batch 1 and scaled: convolutions cost linearly in the batch), the
     trials' total, and how many trials and iterations that is. Evaluation is not counted."""
-    from xraygan.costmodel import step_flops
-    from xraygan.train import total_steps
-
-    from .spec import StudyContext
-
     spec = get_spec(study)
     cells = spec.grid(StudyContext(scale, seeds=seeds))
     per_config: dict[str, float] = {}

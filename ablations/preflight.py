@@ -18,7 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from xraygan.data import load_dataset
+from xraygan.data.holdout import heldout_set
 from xraygan.errors import ConfigError, DataError
+from xraygan.guard import check_training
+from xraygan.metrics import RunContext
+from xraygan.metrics.features import stats_path
+
+from .runner import sweep_configs
 
 HELDOUT_FLAG = "--holdout"
 
@@ -33,8 +40,6 @@ class ReferenceSet:
 
     @property
     def cached(self) -> bool:
-        from xraygan.metrics.features import stats_path
-
         return stats_path(self.fingerprint, self.n).is_file()
 
 
@@ -56,8 +61,6 @@ class Preflight:
 
 def heldout_samples() -> int:
     """The memorization test's cap on held-out images (RunContext's default)."""
-    from xraygan.metrics import RunContext
-
     return RunContext.__dataclass_fields__["heldout_samples"].default
 
 
@@ -78,9 +81,6 @@ def check_holdout(cfg: Any, fid: bool) -> None:
 
 def check_dataset(cfg: Any, fid: bool) -> tuple[list[ReferenceSet], str]:
     """Load the training side (and the held-out side with FID); raise on what would fail later."""
-    from xraygan.data import load_dataset
-    from xraygan.data.holdout import heldout_set
-
     size, ch = cfg.model.image_size, cfg.model.channels
     train = load_dataset(cfg.data, size, ch)
     n = len(train.images)
@@ -106,10 +106,6 @@ def check_dataset(cfg: Any, fid: bool) -> tuple[list[ReferenceSet], str]:
 def preflight(opts: Any) -> Preflight:
     """Check a sweep (ablations.runner.SweepOptions) before any expensive work; raise
     ConfigError / DataError (one line, naming the flag) on the first problem."""
-    from xraygan.guard import check_training
-
-    from .estimate import sweep_configs
-
     scale = opts.ctx.scale
     configs = [cfg for _, cfg in sweep_configs(opts)]
     seen: dict[tuple, None] = {}

@@ -15,19 +15,19 @@ from __future__ import annotations
 
 import time
 
+from xraygan.data import load_dataset
+from xraygan.data.holdout import heldout_set
+from xraygan.metrics import RunContext
+from xraygan.metrics.compare import SampleSet
+
+from .scale import base_config
+
 
 def warm_scale(scale, data: str = "phantom", device: str = "cpu",
                holdout: float | None = None) -> dict[str, float]:
     """Fill the statistics cache for the training and held-out sets of the runs of ``scale``
     (a sweep's, its overrides applied; ``holdout``: its held-out fraction of real data, None for
     the default); returns seconds per set (near zero on a cache hit)."""
-    from xraygan.data import load_dataset
-    from xraygan.data.holdout import heldout_set
-    from xraygan.metrics import RunContext
-    from xraygan.metrics.compare import SampleSet
-
-    from .scale import base_config
-
     if not scale.fid:
         return {}
     cfg = base_config(scale, data=data, holdout=holdout)

@@ -34,6 +34,8 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from xraygan.errors import ConfigError, XrayganError
+from xraygan.process import apply_process_policy
+from xraygan.safeio import tolerant_std_streams
 from xraygan.trials import FAILED_ON_PURPOSE, TrialStatus
 
 from . import load_studies
@@ -106,6 +108,17 @@ def selected_cells(opts: SweepOptions) -> list[Cell]:
         raise ConfigError(f"--cells: {', '.join(unknown)} not in study {spec.name} at this "
                           f"scale; its cells: {', '.join(c.key for c in cells)}")
     return [c for c in cells if any(wanted(c.key, n) for n in opts.cells)]
+
+
+def sweep_configs(opts: SweepOptions) -> list[tuple[str, Any]]:
+    """(key, ExperimentConfig) of every trial of a sweep; a search study's trials as its base
+    configuration."""
+    spec = get_spec(opts.study)
+    ctx = opts.ctx
+    if spec.is_grid:
+        return [(c.key, c.config) for c in selected_cells(opts)]
+    base = ctx.base if ctx.base is not None else ctx.config()
+    return [(f"trial{i}", base) for i in range(ctx.trials or spec.default_trials)]
 
 
 # --------------------------------------------------------------------------- study setup
@@ -410,9 +423,6 @@ def _run(study: optuna.Study, trial: optuna.Trial, cell: Cell, env: TrialEnv) ->
 
 
 def _worker_main(opts: SweepOptions, index: int) -> None:
-    from xraygan.process import apply_process_policy
-    from xraygan.safeio import tolerant_std_streams
-
     tolerant_std_streams()  # a closed or broken stdout must not end a worker mid-trial
     # K workers share the machine's cores: workers x threads = cores (gan_core/process.py)
     apply_process_policy(role="sweep-worker", workers=opts.workers)

@@ -34,6 +34,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
+from xraygan import runs
+from xraygan.ablations.scale import QUICK, base_config
+from xraygan.ablations.spec import StudyContext
+from xraygan.ablations.table1 import cells
+from xraygan.config import replace_path
+from xraygan.memory.measure import make_batch
+from xraygan.metrics.dynamics import find_t0
+from xraygan.train import build_trainer, train
+
 REFERENCE_QUIET_IMAGES_PER_S = 438.0  # quick AdaS step, 1 thread, quiet AVX2 EPYC
 REFERENCE_BATCH = 64
 REFERENCE_S = 4.0  # seconds of reference steps before and after each run
@@ -43,12 +55,6 @@ SAMPLE_S = 1.0
 
 def reference_rate(seconds: float = REFERENCE_S) -> float:
     """Images per second of the reference workload, here and now (one thread)."""
-    import torch
-
-    from xraygan.ablations.scale import QUICK, base_config
-    from xraygan.memory.measure import make_batch
-    from xraygan.train import build_trainer
-
     cfg = base_config(QUICK)
     device = torch.device("cpu")
     trainer = build_trainer(cfg.model, cfg.optim, device=device, seed=0)
@@ -64,10 +70,6 @@ def reference_rate(seconds: float = REFERENCE_S) -> float:
 def t0_by_length(steps: Sequence[int], loss_d: Sequence[float],
                  lengths: Sequence[int]) -> dict[int, float]:
     """T0 a run of each length in ``lengths`` would report (NaN: never left T0)."""
-    import numpy as np
-
-    from xraygan.metrics.dynamics import find_t0
-
     s = np.asarray(steps)
     x = np.asarray(loss_d, dtype=float)
     return {n: find_t0(s[s < n], x[s < n]) for n in lengths if (s < n).sum() >= 10}
@@ -75,15 +77,6 @@ def t0_by_length(steps: Sequence[int], loss_d: Sequence[float],
 
 def probe_run(cell: str, seed: int, *, steps: int, batch_size: int, out: Path,
               lengths: Sequence[int]) -> dict[str, Any]:
-    import torch
-
-    from xraygan import runs
-    from xraygan.ablations.scale import QUICK
-    from xraygan.ablations.spec import StudyContext
-    from xraygan.ablations.table1 import cells
-    from xraygan.config import replace_path
-    from xraygan.train import train
-
     scale = QUICK.with_overrides(steps=steps, batch_size=batch_size, fid=False,
                                  sample_every=steps, checkpoint_every=steps)
     cfg = {c.key: c.config for c in cells(StudyContext(scale))}[cell]

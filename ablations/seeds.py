@@ -46,6 +46,8 @@ STUDIES.add("seeds", StudySpec(
     cells=cells,
     score=first_metric("fid", "d_loss_mean"),
     repeat_seeds=False,
+    default_seeds=DEFAULT_SEEDS,
+    takes_base=True,
     sections=("protocol", "trials", "table1", "quality", "anatomy", "correlation", "throughput", "dynamics",
               "samples", "spectrum", "memorization", "collapse", "claims"),
 ))

@@ -75,6 +75,8 @@ class StudySpec:
     constraints: int = 0
     default_trials: int = 0
     repeat_seeds: bool = True  # False: the study handles ctx.seeds itself (the seeds study)
+    default_seeds: int = 1  # seeds per cell when `--seeds` is not given
+    takes_base: bool = False  # its configuration may come from `--cell STUDY:KEY` or `--config`
     # The study's report page: its sections in order (names in reports/build.py SECTIONS) and
     # the claims it bears on beyond those that name the study (gan_core/claims/engine.py registry).
     sections: tuple[str, ...] = DEFAULT_SECTIONS

@@ -17,18 +17,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
+from PIL import Image
 
 from xraygan import runs
 from xraygan.config import ExperimentConfig
 from xraygan.data import ImageSet, load_dataset
 from xraygan.errors import TrainingDiverged
 from xraygan.fingerprint import fingerprint
+from xraygan.memory.estimate import estimate_step
+from xraygan.memory.measure import build_step, make_batch, measure_step_peak
+from xraygan.metrics import CHEAP_METRICS, run_metrics
+from xraygan.metrics.artifacts import blockiness, split_grid
 from xraygan.precision import resolve_amp
-from xraygan.process import StopRequested, governor_tick, stop_on_signals
+from xraygan.process import StopRequested, governor_tick, stop_on_signals, trim_malloc
 from xraygan.train import resolve_device, total_steps, train
 from xraygan.trials import TrialStatus
 
@@ -105,9 +111,6 @@ def run_folder(attrs: Mapping[str, Any], study_dir: Path, key: str) -> tuple[Pat
 
 def measure_memory(cfg: ExperimentConfig) -> dict[str, Any]:
     """Measured peak of one training step and the project's estimate (xraygan.memory)."""
-    from xraygan.memory.estimate import estimate_step
-    from xraygan.memory.measure import build_step, make_batch, measure_step_peak
-
     device = resolve_device(cfg.train.device)
     amp = resolve_amp(cfg.train.amp, device)
     step = build_step(cfg.model, cfg.optim, device=device, amp_dtype=amp,
@@ -206,11 +209,6 @@ class GridReporter:
 
 
 def grid_blockiness(path: Path, image_size: int) -> float:
-    import numpy as np
-    from PIL import Image
-
-    from xraygan.metrics.artifacts import blockiness, split_grid
-
     try:
         tiles = split_grid(np.asarray(Image.open(path)), image_size)
     except (ValueError, OSError):  # an all-black grid, or a file being replaced
@@ -362,8 +360,6 @@ def metric_options(scale: Any) -> dict[str, Any]:
 def evaluate(cfg: ExperimentConfig, run_dir: Path, summary: Mapping[str, Any],
              env: TrialEnv) -> dict[str, Any]:
     """Metrics, memory and timings of a finished run, as trial attrs."""
-    from xraygan.metrics import CHEAP_METRICS, run_metrics
-
     scale = env.ctx.scale
     device = str(resolve_device(cfg.train.device))
     t0 = time.perf_counter()
@@ -377,7 +373,6 @@ def evaluate(cfg: ExperimentConfig, run_dir: Path, summary: Mapping[str, Any],
     eval_time = time.perf_counter() - t0
     runs.update_summary(run_dir, metrics=metrics)
     memory = measure_memory(cfg)
-    from xraygan.process import trim_malloc
 
     trim_malloc()  # Inception's activations and the measured step: not needed until the next
     peak = summary.get("peak_memory_bytes") or memory["measured_peak_bytes"]

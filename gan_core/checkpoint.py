@@ -16,14 +16,19 @@ later as ``KeyError: 'config'``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from . import runs
 from .config import ExperimentConfig, flatten, validate
 from .errors import CheckpointError, ConfigError, RunFolderError
+from .guard import first_nonfinite
+from .models import build_models
 from .runs import atomic_torch_save
 
 FORMAT = 1
@@ -100,9 +105,6 @@ def check_tensors(ckpt: dict[str, Any], cfg: Any, path: str | Path) -> None:
     """G's and D's tensors have exactly the names and shapes ``cfg.model`` builds (compared
     with networks built on the meta device: no memory), and are finite. A checkpoint edited,
     swapped or written by a diverged run is refused here, not loaded into black samples."""
-    from .guard import first_nonfinite
-    from .models import build_models
-
     try:
         with torch.device("meta"):
             nets = dict(zip(("G", "D"), build_models(cfg.model), strict=True))
@@ -131,9 +133,6 @@ def check_tensors(ckpt: dict[str, Any], cfg: Any, path: str | Path) -> None:
 
 def model_hash(cfg: Any) -> str:
     """A short hash of a config's model section: what fixes the networks' tensors."""
-    import hashlib
-    import json
-
     text = json.dumps(cfg.to_dict()["model"], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -142,8 +141,6 @@ def check_against_run(ckpt: dict[str, Any], path: str | Path, run: str | Path) -
     """The checkpoint belongs to run folder ``run``: its model (image size, widths, layers:
     compared by hash) and optimizer match ``run/config.json``. A checkpoint copied in from
     another run would otherwise be sampled and scored at the other run's image size."""
-    from . import runs
-
     mine = ExperimentConfig.from_dict(ckpt["config"])
     folder = runs.read_config(run)
     diffs = []

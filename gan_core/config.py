@@ -8,7 +8,9 @@ hand-edited config fails loudly instead of silently training something else.
 Every field is declared with :func:`param`: its default, help text and constraints (range,
 finiteness, choices, power of two, CLI flag) live in the field's metadata, once. ``validate``
 walks that metadata, and the CLI (xraygan.cli.train) generates its flags and their help from
-it, so a new field is checked and reachable from the command line by declaring it.
+it, so a new field is checked and reachable from the command line by declaring it. A name picked
+from a builders' registry (``Param.registry``: activation, optimizer, loss) is checked by the
+builder, through its registry (xraygan.guard.check_names): the config imports no builder.
 The upper bounds are sanity limits (nothing sensible needs more; integers stay inside int64
 and seeds inside what every RNG we use accepts); whether a config fits the machine is the
 resource guard's job, not this file's.
@@ -20,14 +22,17 @@ import dataclasses
 import json
 import math
 import os
+import reprlib
 import types
 import typing
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .documents import parse_document
 from .errors import ConfigError
+from .registry import Registry
+from .safeio import read_bounded
 
 BATCHNORM_PLACEMENTS = ("none", "d", "g", "both")
 """Where batch norm goes: nowhere; D's hidden layers only (the paper's Table II); G only;
@@ -35,7 +40,6 @@ G and D (the DCGAN baseline). G gets it after every layer but the last, D after 
 layer (not the first, as in DCGAN, and not the output)."""
 
 AMP_MODES = ("off", "bf16", "fp16", "auto")
-LOSSES = ("nonsaturating", "saturating")
 
 SEED_MAX = 2**32 - 1
 """Largest seed: numpy's legacy and phantom RNGs take 0..2**32-1, torch's up to 2**64-1; the
@@ -54,16 +58,22 @@ class Param:
     lt: float | None = None
     finite: bool = True  # floats: NaN and +-inf rejected
     pow2: bool = False  # integers: a power of two (image sizes)
-    choices: tuple[str, ...] | Callable[[], Iterable[str]] | None = None  # callable: a registry
+    choices: tuple[str, ...] | None = None
+    # names from a builders' registry of this kind (activation, optimizer, loss): checked where
+    # the part is built (xraygan.guard.check_names), so the config needs none of the builders
+    registry: str | None = None
     max_len: int | None = None  # tuples: at most this many elements
     nonempty: bool = False  # strings
     flag: str | None = ""  # "" = --field-name; None = no CLI flag (set elsewhere)
     metavar: str | None = None
 
     def choice_names(self) -> tuple[str, ...] | None:
-        if self.choices is None:
-            return None
-        return tuple(self.choices() if callable(self.choices) else self.choices)
+        """The valid names: ``choices``, or those of the registry once its builder is imported
+        (the command line imports them all)."""
+        if self.registry is not None:
+            found = Registry.of(self.registry)
+            return None if found is None else tuple(found.names())
+        return self.choices
 
 
 PARAM_KEY = "xraygan"
@@ -76,18 +86,6 @@ def param(default: Any = dataclasses.MISSING, *, help: str, **constraints: Any) 
 
 def param_of(f: dataclasses.Field) -> Param | None:
     return f.metadata.get(PARAM_KEY)
-
-
-def _activation_names() -> tuple[str, ...]:
-    from .models.activations import ACTIVATIONS  # lazy: models import this module
-
-    return tuple(ACTIVATIONS.names())
-
-
-def _optimizer_names() -> tuple[str, ...]:
-    from .optim.factory import OPTIMIZERS  # lazy: optim imports this module
-
-    return tuple(OPTIMIZERS.names())
 
 
 @dataclass(frozen=True)
@@ -104,9 +102,9 @@ class ModelConfig:
                             "latent side", min=1, max=4096)
     d_features: int = param(64, help="base width of D; widths double per block towards the "
                             "logit", min=1, max=4096)
-    g_activation: str = param("elu", help="activation of G", choices=_activation_names,
+    g_activation: str = param("elu", help="activation of G", registry="activation",
                               metavar="NAME")
-    d_activation: str = param("elu", help="activation of D", choices=_activation_names,
+    d_activation: str = param("elu", help="activation of D", registry="activation",
                               metavar="NAME")
     leaky_slope: float = param(0.2, help="negative slope of leaky_relu", min=0.0, lt=1.0)
     batchnorm: str = param("d", help="batch norm: none | d (D's hidden layers: the paper) | "
@@ -137,7 +135,7 @@ class ModelConfig:
 class OptimConfig:
     """Optimizer of G and D. ``None`` learning rates take the optimizer's registry default."""
 
-    name: str = param("adas", help="optimizer", choices=_optimizer_names, flag="--optimizer")
+    name: str = param("adas", help="optimizer", registry="optimizer", flag="--optimizer")
     lr_g: float | None = param(None, help="learning rate of G (default: the optimizer's)",
                                gt=0.0, max=10.0)
     lr_d: float | None = param(None, help="learning rate of D (default: the optimizer's)",
@@ -195,7 +193,7 @@ class TrainConfig:
     device: str = param("auto", help="auto (CUDA when present) | cpu | cuda | cuda:N",
                         nonempty=True, metavar="DEVICE")
     loss: str = param("nonsaturating", help="GAN loss (saturating: the paper's eq. 1)",
-                      choices=LOSSES)
+                      registry="loss")
     log_every: int = param(1, help="a row in metrics.csv every N iterations", min=1,
                            max=COUNT_MAX)
     sample_every: int = param(500, help="sample grid every N iterations and at the end; "
@@ -244,8 +242,6 @@ def parse_config_text(text: str, suffix: str, where: str) -> Any:
     Strict (xraygan.documents): JSON without NaN/Infinity, YAML without objects, no duplicate
     keys, non-string keys or alias bombs, depth and size bounded.
     """
-    from .documents import parse_document
-
     return parse_document(text, suffix, where)
 
 
@@ -256,8 +252,6 @@ def read_config_file(path: str | os.PathLike, flag: str = "--config") -> Experim
     where = f"{flag}: {path}"
     if path.suffix.lower() not in CONFIG_SUFFIXES and path.suffix:
         raise ConfigError(f"{where}: expected a {', '.join(CONFIG_SUFFIXES)} file")
-    from .safeio import read_bounded
-
     raw = read_bounded(path, "config_bytes", where)
     try:
         text = raw.decode("utf-8-sig")
@@ -300,8 +294,6 @@ def from_dict(cls: type, data: dict[str, Any], path: str = "") -> Any:
 def _short(value: Any, limit: int = 60) -> str:
     """``repr(value)`` cut to ``limit`` characters: error messages stay one line, and a huge
     value (a list of a million items) is never rendered whole to be cut."""
-    import reprlib
-
     if isinstance(value, int) and not isinstance(value, bool):
         if value.bit_length() > 14_000:  # past Python's 4300-digit str() limit
             return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
@@ -381,7 +373,7 @@ def check_value(p: Param, value: Any, path: str) -> None:
     if isinstance(value, str):
         if p.nonempty and not value.strip():
             raise ConfigError(f"{path}: expected a non-empty string")
-        names = p.choice_names()
+        names = p.choices  # a registry's names are its builder's to check (Param.registry)
         if names is not None and value not in names:
             raise ConfigError(f"{path}: expected one of {', '.join(names)}, got {_short(value)}")
         return

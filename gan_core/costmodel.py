@@ -23,11 +23,22 @@ machine may change, and pruned or diverged trials end early (the estimate assume
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import torch
+
+from .errors import XrayganError
+from .fingerprint import describe as describe_machine
+from .memory.measure import make_batch
+from .metrics.features import InceptionFeatures
+from .precision import resolve_amp
+from .process import cores_available, model_params, threads_for
+from .train import build_trainer, resolve_device, total_steps
 
 
 @dataclass(frozen=True)
@@ -173,8 +184,6 @@ def describe(est: Estimate, cal: Calibration) -> str:
 def config_signature(cfg: Any) -> str:
     """What a training step's speed depends on: the model, batch, optimizer and precision
     (not the seed, the learning rates or the length)."""
-    import dataclasses
-
     t = cfg.train
     model = ",".join(f"{k}={v}" for k, v in sorted(dataclasses.asdict(cfg.model).items()))
     return "|".join(str(x) for x in (model, t.batch_size, cfg.optim.name, t.amp,
@@ -183,8 +192,6 @@ def config_signature(cfg: Any) -> str:
 
 def plan_trials(configs: Iterable[tuple[str, Any]], *, fid_samples: int) -> list[TrialPlan]:
     """TrialPlans of (key, ExperimentConfig) pairs; ``fid_samples`` 0 when FID is off."""
-    from .train import total_steps
-
     plans = []
     for key, cfg in configs:
         n = cfg.data.num_images or 0
@@ -206,8 +213,6 @@ def _time_steps(step, real, z, budget_s: float, min_steps: int = 1) -> float:
 
 
 def _time_generate(G, latent_dim: int, device, batch: int = 64) -> float:
-    import torch
-
     z = torch.randn(batch, latent_dim, device=device)
     G.eval()
     with torch.no_grad():
@@ -220,11 +225,6 @@ def _time_generate(G, latent_dim: int, device, batch: int = 64) -> float:
 
 
 def _time_features(image_size: int, device, batch: int = 4) -> tuple[float | None, str]:
-    import torch
-
-    from .errors import XrayganError
-    from .metrics.features import InceptionFeatures
-
     try:
         extractor = InceptionFeatures(device, allow_download=False)
     except XrayganError as e:
@@ -246,14 +246,6 @@ def calibrate(configs: Sequence[Any], *, fid: bool, workers: int = 1,
     load it takes longer, and measures the load too, which is the point. Configurations left
     when ``max_s`` has passed are extrapolated from the measured ones by parameter count
     (said in ``notes``)."""
-    import torch
-
-    from .fingerprint import describe as describe_machine
-    from .memory.measure import make_batch
-    from .precision import resolve_amp
-    from .process import cores_available, model_params, threads_for
-    from .train import build_trainer, resolve_device
-
     others = other_runnable()  # before our own steps run: they would count themselves
     t_start = time.perf_counter()
     threads_before = torch.get_num_threads()

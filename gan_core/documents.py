@@ -22,7 +22,10 @@ import json
 from typing import Any
 
 from .errors import ConfigError
+from .lazy import lazy_module
 from .safeio import LIMITS
+
+yaml = lazy_module("yaml")
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -143,8 +146,6 @@ def _check_yaml_graph(root: Any, where: str) -> None:
     Sizes are memoized per node, so the cost is linear in the document; a node met again on
     the path from the root is a recursive alias.
     """
-    import yaml
-
     max_nodes = LIMITS["config_nodes"].value()
     max_depth = LIMITS["config_depth"].value()
     size: dict[int, int] = {}

@@ -8,7 +8,6 @@ that diverged, a path that is not what a flag needs, a full disk) raises a subcl
 The family, by what the user has to fix:
 
     XrayganError            base; exit 2
-      UserError             alias of the base: "the input is wrong", for new code
       ConfigError           a config field / flag value (also a ValueError)
         GeometryError       a layer stack that cannot produce the image size
       DataError             a dataset that cannot be read
@@ -30,10 +29,6 @@ class XrayganError(Exception):
     """Base class of errors caused by user input; the CLI prints them without a traceback."""
 
     exit_code = 2
-
-
-UserError = XrayganError
-"""The name the hardening issue uses for the family; one class, so ``except`` catches both."""
 
 
 class ConfigError(XrayganError, ValueError):

@@ -6,10 +6,8 @@ command that builds models or data first asks :func:`check_training` (or, for on
 :func:`check_allocation`) whether the bytes fit; the answer comes from shapes alone, so
 asking costs microseconds and allocates nothing, whatever the sizes.
 
-The budget is ``XRAYGAN_MEMORY_CAP`` when set ("8GiB", "512MB", "off" to disable the check),
-else :data:`DEFAULT_FRACTION` of what is available: ``MemAvailable`` from /proc/meminfo,
-bounded by the cgroup's memory limit minus its usage (containers, CI runners, Slurm jobs), or
-for a CUDA device the free memory ``torch.cuda.mem_get_info`` reports.
+The budget (``XRAYGAN_MEMORY_CAP`` or a share of what is available) comes from
+xraygan.budget.
 
 The training estimate follows xraygan.memory.estimate (parameters, gradients, optimizer state
 from the optimizer's own state model (its spec in xraygan.optim), the batch, what autograd saves during the D update, the
@@ -22,171 +20,19 @@ tests keep it within a factor of two of the forward-pass estimate.
 from __future__ import annotations
 
 import math
-import os
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+from .budget import check_allocation, format_bytes, memory_budget, where
 from .config import ExperimentConfig, ModelConfig, OptimConfig
 from .errors import ResourceError
+from .lazy import lazy_module
+from .losses import LOSSES
+from .models.activations import check_activation
+from .models.geometry import plan_discriminator, plan_generator
+from .optim.factory import check_config, state_bytes
 
-if TYPE_CHECKING:
-    import torch
-
-MEMORY_CAP_ENV = "XRAYGAN_MEMORY_CAP"
-DEFAULT_FRACTION = 0.8
-"""Share of the available memory a run may plan to use: the rest is the OS, the page cache
-the data loader relies on, allocator fragmentation and the estimate's error."""
-
-_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6,
-          "mib": 2**20, "g": 10**9, "gb": 10**9, "gib": 2**30, "t": 10**12, "tb": 10**12,
-          "tib": 2**40}
-
-
-def parse_bytes(text: str) -> int | None:
-    """``"8GiB"`` -> 8589934592; ``"off"``, ``"none"`` or ``"0"`` -> None (no cap)."""
-    s = text.strip().lower().replace(" ", "")
-    if s in ("off", "none", "0", ""):
-        return None
-    m = re.fullmatch(r"(\d+(?:\.\d*)?)([a-z]*)", s)
-    if not m or m.group(2) not in _UNITS:
-        raise ResourceError(
-            f"{MEMORY_CAP_ENV}: expected a size such as 8GiB, 512MB or 2000000000 (bytes), "
-            f"or off, got {text!r}"
-        )
-    return int(float(m.group(1)) * _UNITS[m.group(2)])
-
-
-def format_bytes(n: int | float) -> str:
-    """1536 -> '1.5 KiB'; absurd sizes stay readable ('4.2e+21 bytes')."""
-    n = float(n)
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if abs(n) < 1024 or unit == "PiB":
-            if unit == "bytes":
-                return f"{int(n)} bytes"
-            if abs(n) >= 1024**2:  # beyond 1 EiB: no unit says more than the exponent
-                return f"{n * 1024**5:.2g} bytes"
-            return f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError  # unreachable
-
-
-# --------------------------------------------------------------------------- what is available
-def _meminfo_available() -> int | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def _read_int(path: Path) -> int | None:
-    try:
-        text = path.read_text().strip()
-    except OSError:
-        return None
-    if not text.isdigit():  # "max": no limit
-        return None
-    return int(text)
-
-
-def _cgroup_headroom() -> int | None:
-    """The cgroup's limit minus its usage (v2 memory.max / v1 memory.limit_in_bytes)."""
-    root = Path("/sys/fs/cgroup")
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        hier, _, rest = line.partition(":")
-        controllers, _, rel = rest.partition(":")
-        rel = rel.lstrip("/")
-        if hier == "0" and controllers == "":  # v2 unified
-            candidates = [(root / rel / "memory.max", root / rel / "memory.current"),
-                          (root / "memory.max", root / "memory.current")]
-        elif "memory" in controllers.split(","):  # v1
-            base = root / "memory"
-            candidates = [(base / rel / "memory.limit_in_bytes", base / rel / "memory.usage_in_bytes"),
-                          (base / "memory.limit_in_bytes", base / "memory.usage_in_bytes")]
-        else:
-            continue
-        for limit_path, usage_path in candidates:
-            limit = _read_int(limit_path)
-            if limit is not None and limit < 2**60:  # v1 writes ~2**63 for "no limit"
-                return max(limit - (_read_int(usage_path) or 0), 0)
-    return None
-
-
-def available_memory(device: Any = "cpu") -> tuple[int | None, str]:
-    """(bytes available, where the figure comes from) for host RAM or a CUDA device."""
-    name = str(device)
-    if name.startswith("cuda"):
-        import torch
-
-        try:
-            free, _total = torch.cuda.mem_get_info(torch.device(name))
-        except (RuntimeError, AssertionError, ValueError):  # no such device: the caller says so
-            return None, f"{name} (not available)"
-        return int(free), f"free memory of {name}"
-    avail, source = _meminfo_available(), "MemAvailable in /proc/meminfo"
-    headroom = _cgroup_headroom()
-    if headroom is not None and (avail is None or headroom < avail):
-        avail, source = headroom, "the cgroup memory limit minus its usage"
-    return avail, source
-
-
-@dataclass(frozen=True)
-class Budget:
-    limit: int  # bytes a command may plan to allocate
-    available: int | None
-    source: str
-    capped: bool  # limit set by XRAYGAN_MEMORY_CAP
-
-    def describe(self) -> str:
-        avail = (f"{format_bytes(self.available)} available ({self.source})"
-                 if self.available is not None else "available memory unknown")
-        if self.capped:
-            return f"the cap {MEMORY_CAP_ENV}={os.environ.get(MEMORY_CAP_ENV)} allows " \
-                   f"{format_bytes(self.limit)}; {avail}"
-        return f"{avail}, of which {DEFAULT_FRACTION:.0%} ({format_bytes(self.limit)}) may be planned"
-
-
-def memory_budget(device: Any = "cpu") -> Budget | None:
-    """The budget for ``device``; None when the check is off or nothing is known."""
-    cap_text = os.environ.get(MEMORY_CAP_ENV)
-    avail, source = available_memory(device)
-    if cap_text is not None:
-        cap = parse_bytes(cap_text)
-        if cap is None:
-            return None
-        return Budget(limit=cap, available=avail, source=source, capped=True)
-    if avail is None:
-        return None
-    return Budget(limit=int(avail * DEFAULT_FRACTION), available=avail, source=source, capped=False)
-
-
-def check_allocation(nbytes: int, what: str, flag: str, device: Any = "cpu") -> None:
-    """Raise ResourceError when ``nbytes`` for ``what`` exceed the budget of ``device``.
-
-    ``what`` reads as a noun phrase ("decoding 20000x20000 x 1 frame at 16 bits"), ``flag``
-    as the way out ("--image-size or --num-images").
-    """
-    budget = memory_budget(device)
-    if budget is None or nbytes <= budget.limit:
-        return
-    raise ResourceError(
-        f"{what} would allocate {format_bytes(nbytes)} on {_where(device)}, but "
-        f"{budget.describe()}; lower {flag}"
-    )
-
-
-def _where(device: Any) -> str:
-    name = str(device)
-    return name if name.startswith("cuda") else "the host (RAM)"
+torch = lazy_module("torch")  # only first_nonfinite and a CUDA device read it
 
 
 # --------------------------------------------------------------------------- estimate from shapes
@@ -291,9 +137,6 @@ TRAIN_FLAGS = {
 
 def estimate_model(model: ModelConfig, optim: OptimConfig, batch_size: int) -> dict[str, int]:
     """Parameters, gradients, optimizer state and step activations of G and D (bytes)."""
-    from .models.geometry import plan_discriminator, plan_generator
-    from .optim.factory import state_bytes
-
     g_params, g_buf, g_saved, _ = _net_shapes(plan_generator(model))
     d_params, d_buf, d_saved, d_widest = _net_shapes(plan_discriminator(model))
     param_bytes = sum(s.numel() * 4 for s in (*g_params, *d_params))
@@ -337,19 +180,29 @@ def estimate_training(cfg: ExperimentConfig, *, device: str = "cpu",
 
 def _resolve(device: str) -> str:
     if device == "auto":
-        import torch
-
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+def check_names(cfg: ExperimentConfig) -> None:
+    """Every part ``cfg`` names exists: the builders check the names through their registries
+    (activations, the optimizer and its settings, the loss); the config holds them as data."""
+    m = cfg.model
+    check_activation(m.g_activation, "model.g_activation", m.leaky_slope)
+    check_activation(m.d_activation, "model.d_activation", m.leaky_slope)
+    check_config(cfg.optim)
+    LOSSES.get(cfg.train.loss, field="train.loss")
 
 
 def check_training(cfg: ExperimentConfig, *, device: str | None = None, include_data: bool = True,
                    flags: dict[str, str] | None = None, what: str = "training") -> TrainingEstimate:
     """Raise ResourceError when training ``cfg`` cannot fit; return the estimate otherwise.
 
-    Call it after ``validate(cfg)`` and before building models or loading data.
-    ``include_data=False`` when the dataset is already loaded (sweeps share one).
+    Call it after ``validate(cfg)`` and before building models or loading data; it checks the
+    names first (:func:`check_names`). ``include_data=False`` when the dataset is already
+    loaded (sweeps share one).
     """
+    check_names(cfg)
     flags = {**TRAIN_FLAGS, **(flags or {})}
     dev = _resolve(device or cfg.train.device)
     est = estimate_training(cfg, device=dev, include_data=include_data)
@@ -383,7 +236,7 @@ def _check_parts(est: TrainingEstimate, device: str, what: str, flags: dict[str,
     parts.sort(key=lambda p: p[1], reverse=True)
     shown = "; ".join(f"{desc} {format_bytes(n)}" for _, n, desc in parts if n)
     raise ResourceError(
-        f"{what} would allocate {format_bytes(total)} on {_where(device)} ({shown}), but "
+        f"{what} would allocate {format_bytes(total)} on {where(device)} ({shown}), but "
         f"{budget.describe()}; lower {flags[parts[0][0]]}"
     )
 
@@ -418,8 +271,6 @@ check costs ~5% of a step of a tiny 16 px model on the CPU, so every 50 steps is
 
 def first_nonfinite(named: Iterable[tuple[str, torch.Tensor]]) -> str | None:
     """The name of the first floating tensor holding NaN or inf, or None; one device sync."""
-    import torch
-
     items = [(n, t) for n, t in named if t.is_floating_point()]
     if not items:
         return None
@@ -441,7 +292,6 @@ def estimate_generation(model: ModelConfig, n: int, batch_size: int, *, keep: bo
     """Bytes of generating ``n`` images from G in batches of ``batch_size``: G's parameters,
     one batch's activations (every layer's output, an upper bound for inference), and the
     images as uint8 when they are all kept (``keep``) or one batch of them when streamed."""
-    from .models.geometry import plan_generator
 
     g_params, g_buf, g_saved, _ = _net_shapes(plan_generator(model))
     b = max(1, min(batch_size, n))

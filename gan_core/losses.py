@@ -11,12 +11,15 @@ With logits l: log D = -softplus(-l) and log(1 - D) = -softplus(l).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import torch
-import torch.nn.functional as F
-
+from .lazy import lazy_module
 from .registry import Registry
+
+if TYPE_CHECKING:
+    import torch
+
+F = lazy_module("torch.nn.functional")  # the command line lists loss names without torch
 
 
 class GANLoss(Protocol):

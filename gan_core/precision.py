@@ -14,6 +14,7 @@ import warnings
 
 import torch
 
+from . import fingerprint
 from .errors import ConfigError
 from .fingerprint import has_native_bf16
 
@@ -38,9 +39,7 @@ def onednn_bf16() -> str:
     ``"emulated"`` (AVX-512 without bf16: oneDNN converts through fp32 buffers, which take
     memory a bf16 estimate does not hold), or ``"none"`` (below AVX-512: ATen's own kernels).
     ``ONEDNN_MAX_CPU_ISA`` caps what the CPU offers (oneDNN reads it once, at first use)."""
-    from .fingerprint import cpu_flags
-
-    flags = cpu_flags()
+    flags = fingerprint.cpu_flags()  # looked up at call time: tests stand in for the CPU
     level = 2 if has_native_bf16() else 1 if {"avx512f", "avx512bw", "avx512vl"} <= flags else 0
     cap = os.environ.get(ONEDNN_ISA_ENV, "").strip().upper()
     if cap in _ISA_BELOW_AVX512:

@@ -13,6 +13,7 @@ from typing import Any
 
 from .config import ModelConfig
 from .errors import ConfigError
+from .models import check_model_config
 from .registry import Registry
 
 PresetFactory = Callable[[int], ModelConfig]
@@ -70,7 +71,6 @@ def get_preset(name: str, image_size: int = 64, **overrides: Any) -> ModelConfig
         )
     if isinstance(image_size, bool) or not isinstance(image_size, int):
         raise ConfigError(f"model.image_size: expected an integer, got {image_size!r}")
-    from .models import check_model_config  # torch: only once a preset is built
 
     cfg = dataclasses.replace(factory(image_size), **overrides)
     check_model_config(cfg)  # fields, activation names and both geometries; allocates nothing

@@ -18,6 +18,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from .lazy import lazy_module
+from .models import build_models, count_parameters
+
+torch = lazy_module("torch")
+
 # --------------------------------------------------------------------------- stop on signals
 STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 """Signals that checkpoint and stop a run: Ctrl-C, kill / a scheduler's stop, and SIGHUP
@@ -340,7 +345,6 @@ def apply_process_policy(
     if role not in ("train", "sweep-worker", "cli"):
         raise ValueError(f"role: expected train, sweep-worker or cli, got {role!r}")
     set_wait_policy()
-    import torch
 
     cores = cores_available()
     source = "argument"
@@ -444,8 +448,6 @@ class ThreadGovernor:
     def __init__(self, max_threads: int, *, window_s: float = 1.0, probe_steps: int = 2,
                  drift: float = 0.25, interval: float = 10.0, max_interval: float = 160.0,
                  clock=None, set_threads=None) -> None:
-        import time
-
         self.clock = clock or time.perf_counter
         self._set_threads = set_threads
         self.candidates = sorted({max_threads, max(1, max_threads // 2), 1}, reverse=True)
@@ -472,7 +474,6 @@ class ThreadGovernor:
         if self._set_threads is not None:
             self._set_threads(n)
             return
-        import torch
 
         if torch.get_num_threads() != n:
             torch.set_num_threads(n)
@@ -523,10 +524,6 @@ class ThreadGovernor:
 def model_params(model_cfg) -> int:
     """Parameters of G + D for a ModelConfig, counted on the meta device (no weights made):
     the ``model_size_hint`` of :func:`apply_process_policy`."""
-    import torch
-
-    from .models import build_models, count_parameters
-
     with torch.device("meta"):
         G, D = build_models(model_cfg)
     return count_parameters(G) + count_parameters(D)

@@ -2,12 +2,15 @@
 
 Interchangeable parts are picked by name from the config; an unknown name fails with the list
 of valid ones (the timm habit), so a typo on the command line is a one-line fix.
+
+Every registry is also found by its kind (:meth:`Registry.of`): the config names the registry
+a field's value comes from (``Param.registry``) without importing the builders that fill it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 from .errors import ConfigError
 
@@ -15,9 +18,17 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
+    _by_kind: ClassVar[dict[str, Registry]] = {}
+
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._items: dict[str, T] = {}
+        Registry._by_kind[kind] = self
+
+    @classmethod
+    def of(cls, kind: str) -> Registry | None:
+        """The registry of ``kind``; None until the module that defines it is imported."""
+        return cls._by_kind.get(kind)
 
     def register(self, name: str) -> Callable[[T], T]:
         def decorator(obj: T) -> T:

@@ -37,9 +37,15 @@ from typing import Any
 
 from .config import ExperimentConfig
 from .errors import RunFolderError, XrayganError
+from .lazy import lazy_module
+from .safeio import LIMITS, read_bounded, regular_file_size
+
+torch = lazy_module("torch")
+pd = lazy_module("pandas")
+np = lazy_module("numpy")
 
 CONFIG = "config.json"
-METRICS = "metrics.csv"
+STEP_LOG = "metrics.csv"  # one row per logged step (not the metrics registry, xraygan.metrics.METRICS)
 SUMMARY = "summary.json"
 EVALUATIONS = "evaluations.jsonl"
 SAMPLES = "samples"
@@ -112,8 +118,6 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 
 
 def atomic_torch_save(path: str | Path, obj: Any) -> None:
-    import torch
-
     buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())
@@ -218,7 +222,6 @@ def read_config(run: str | Path) -> ExperimentConfig:
     path = Path(run) / CONFIG
     if not path.is_file():
         raise RunFolderError(f"{run}: no {CONFIG}; is this a run folder?")
-    from .safeio import read_bounded
 
     try:
         return ExperimentConfig.from_json(
@@ -390,7 +393,7 @@ class MetricsLog:
     checkpoint's step so that the log and the weights always describe the same run."""
 
     def __init__(self, run: str | Path, resume_step: int | None = None) -> None:
-        self.path = Path(run) / METRICS
+        self.path = Path(run) / STEP_LOG
         if resume_step is not None and self.path.exists():
             self._truncate_after(resume_step)
         new = not self.path.exists() or self.path.stat().st_size == 0
@@ -440,13 +443,9 @@ def read_metrics(run: str | Path):
 
     A last line cut by a crash is dropped; a file that is not this log (wrong header,
     garbage, not UTF-8) is a RunFolderError naming it."""
-    import pandas as pd
-
-    from .safeio import LIMITS, regular_file_size
-
-    path = Path(run) / METRICS
+    path = Path(run) / STEP_LOG
     if not path.is_file():
-        raise RunFolderError(f"{run}: no {METRICS}; the run has not logged any iteration")
+        raise RunFolderError(f"{run}: no {STEP_LOG}; the run has not logged any iteration")
     size = regular_file_size(path, str(path))
     if size > LIMITS["metrics_bytes"].value():
         raise RunFolderError(f"{path} is {LIMITS['metrics_bytes'].exceeded(f'{size:,} bytes')}")
@@ -477,8 +476,6 @@ def check_steps(steps, path: Path) -> None:
     """A metrics log's steps are whole numbers >= 0, strictly increasing: anything else is
     not the log of one run (hand-edited, two runs appended into one file, a corrupt copy),
     and scoring it would give a plausible wrong number."""
-    import numpy as np
-
     values = np.asarray(steps, dtype=np.float64)
     if not len(values):
         return
@@ -502,7 +499,6 @@ def read_summary(run: str | Path) -> dict[str, Any]:
     path = Path(run) / SUMMARY
     if not path.is_file():
         return {}
-    from .safeio import read_bounded
 
     try:
         summary = json.loads(read_bounded(path, "json_bytes", str(path), error=RunFolderError)
@@ -568,7 +564,6 @@ def read_evaluations(run: str | Path) -> list[dict[str, Any]]:
     path = Path(run) / EVALUATIONS
     if not path.is_file():
         return []
-    from .safeio import read_bounded
 
     out = []
     raw = read_bounded(path, "json_bytes", str(path), error=RunFolderError)

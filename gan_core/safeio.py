@@ -14,10 +14,15 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 import zipfile
 from dataclasses import dataclass
 
-from .errors import ConfigError, UserFileError
+from .budget import format_bytes, memory_budget, parse_bytes
+from .errors import ConfigError, ResourceError, UserFileError
+from .lazy import lazy_module
+
+np = lazy_module("numpy")
 
 
 @dataclass(frozen=True)
@@ -34,8 +39,6 @@ class Limit:
         if not raw:
             return self.default
         if self.unit == "bytes":
-            from .guard import parse_bytes
-
             try:
                 parsed = parse_bytes(raw)
             except Exception:
@@ -163,8 +166,6 @@ def npz_headers(path: str | os.PathLike, what: str) -> dict[str, ArrayInfo]:
     allocate first: not a zip, a member that is not .npy, an object dtype (pickles), a header
     that does not parse. Nothing is decompressed beyond the first bytes of each member.
     """
-    import numpy as np
-
     regular_file_size(path, what)
     out: dict[str, ArrayInfo] = {}
     try:
@@ -211,9 +212,6 @@ def check_npz(path: str | os.PathLike, what: str,
         if got.dtype.kind not in "biuf":
             raise UserFileError(f"{what}: array {name!r} is of type {got.dtype}, "
                                 "expected numbers")
-    from .errors import ResourceError
-    from .guard import format_bytes, memory_budget
-
     total = sum(a.nbytes for a in heads.values())
     budget = memory_budget()
     if budget is not None and total > budget.limit:
@@ -292,8 +290,6 @@ class TolerantStream:
 def tolerant_std_streams() -> tuple[object, object]:
     """Install TolerantStream around sys.stdout and sys.stderr (after reopening closed
     descriptors); returns the previous streams for the caller to restore."""
-    import sys
-
     reopen_closed_std_fds()
     old = (sys.stdout, sys.stderr)
     if sys.stdout is None:
@@ -312,8 +308,6 @@ def restore_std_streams(old: tuple[object, object]) -> None:
 
     When stdout's pipe is broken, descriptor 1 is pointed at /dev/null so the interpreter's
     own flush at exit does not print "Exception ignored ... BrokenPipeError"."""
-    import sys
-
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, TolerantStream):
             stream.flush()

@@ -16,12 +16,11 @@ from . import runs
 from .checkpoint import check_against_run, load_checkpoint
 from .config import ExperimentConfig
 from .imageio import to_uint8
+from .models import build_generator
 
 
 def load_generator(run: str | Path, device: str | torch.device = "cpu"):
     """The generator of ``run``'s last checkpoint, in eval mode, and the run's config."""
-    from .models import build_generator
-
     path = runs.checkpoint_path(run)
     ckpt = load_checkpoint(path, map_location=device)
     check_against_run(ckpt, path, run)

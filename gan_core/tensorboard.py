@@ -36,7 +36,9 @@ from typing import Any
 
 import torch
 
+from .config import ExperimentConfig, flatten
 from .errors import ConfigError
+from .imageio import make_grid
 
 TB_DIR = "tb"
 SCALARS = {  # metrics.csv column -> tag
@@ -83,8 +85,6 @@ def hparams_of(config: dict[str, Any], extra: dict[str, Any] | None = None, *,
     only the fields of ``config`` that differ from the defaults (constant columns make the
     HParams table unreadable), ``extra`` (a sweep trial: its cell and the grid's parameters),
     and ``train.device`` as resolved (cuda, cpu), never "auto"."""
-    from .config import ExperimentConfig, flatten
-
     defaults = flatten(ExperimentConfig().to_dict())
     out = {k: v if isinstance(v, (bool, int, float, str)) else str(v)
            for k, v in flatten(config).items()
@@ -149,8 +149,6 @@ class TensorBoardLog:
                 self.writer.add_scalar("memory/rss_mb", rss, step)
 
     def sample(self, step: int, images: torch.Tensor) -> None:
-        from .imageio import make_grid
-
         grid = make_grid(images)  # the same grid as samples/step_*.png: (H, W) or (H, W, 3) uint8
         self.writer.add_image("samples", grid, step, dataformats="HW" if grid.ndim == 2 else "HWC")
 

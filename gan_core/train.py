@@ -48,6 +48,9 @@ from .losses import build_loss
 from .models import build_models, count_parameters
 from .optim import build_optimizers, resolved_lrs
 from .precision import resolve_amp
+from .process import reproducibility
+from .progress import Progress
+from .sampling import generate_from_noise
 from .step import GANStep
 
 
@@ -189,8 +192,6 @@ class Session:
 
         G runs in batches of the training batch size (xraygan.sampling), so a large
         --num-samples costs one batch of activations, not num_samples of them."""
-        from .sampling import generate_from_noise
-
         G = self.trainer.G
         G.eval()
         try:
@@ -315,8 +316,6 @@ def begin(session: Session) -> dict[str, Any]:
 def run_reproducibility(s: Session) -> dict[str, Any]:
     """threads and reproducible for summary.json; a resume at another thread count than the
     run started with rounds differently from then on, so the run is marked as such."""
-    from .process import reproducibility
-
     now = reproducibility()
     first = s.prior.get("threads") if s.resumed else None
     if first is not None and first != now["threads"]:
@@ -561,7 +560,6 @@ def _progress(enabled: bool | str, start: int, total: int, name: str):
     Progress mode ("lines" for sweep workers, whose bars would overwrite each other)."""
     if not enabled:
         return None
-    from .progress import Progress
 
     mode = enabled if isinstance(enabled, str) else None
     return Progress(total, desc=name, initial=start, unit="step", mode=mode)

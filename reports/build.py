@@ -22,6 +22,9 @@ from typing import Any
 import pandas as pd
 
 from xraygan import paper
+from xraygan.ablations import STUDIES, load_studies
+from xraygan.ablations.compress_search import finding
+from xraygan.ablations.spec import DEFAULT_SECTIONS
 from xraygan.claims.engine import Claim, claim_keys, claims_for_study, evaluate_claims
 from xraygan.claims.protocol import (
     REGISTERED_AT,
@@ -30,6 +33,7 @@ from xraygan.claims.protocol import (
     registered_protocols,
 )
 from xraygan.errors import XrayganError
+from xraygan.metrics.spectrum import CUTOFF
 from xraygan.runs import atomic_write_text
 from xraygan.trials import completed
 
@@ -284,8 +288,6 @@ def study_sections(kind: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     studies no longer registered get the defaults."""
     if kind == "runs":
         return RUNS_SECTIONS, ()
-    from xraygan.ablations import STUDIES, load_studies
-    from xraygan.ablations.spec import DEFAULT_SECTIONS
 
     load_studies()
     if kind not in STUDIES:
@@ -421,7 +423,6 @@ def _samples(p: Page) -> str:
 def _spectrum(p: Page) -> str:
     if not (p.draw and p.reps):
         return ""
-    from xraygan.metrics.spectrum import CUTOFF
 
     return ("\n## Power spectra (real solid, generated dashed)\n\n"
             + _figure(metric_figures.spectra_of_runs, "spectrum.png", p.fig_dir, p.made,
@@ -458,8 +459,6 @@ def _collapse(p: Page) -> str:
 def _compression(p: Page) -> str:
     """compress-search's answer: a shallower G within the reference's blockiness
     margin and FID factor, with its numbers and sample grid, or that none of N trials was."""
-    from xraygan.ablations.compress_search import finding
-
     return "\n## Did the search find a compressed generator?\n\n" + finding(p.d.trial_attrs).text + "\n"
 
 

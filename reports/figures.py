@@ -26,12 +26,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from PIL import Image
 from scipy import stats as st  # noqa: E402
 
 from xraygan import runs as runs_io  # noqa: E402
 from xraygan.data import load_dataset  # noqa: E402
 from xraygan.errors import XrayganError  # noqa: E402
 from xraygan.imageio import make_grid  # noqa: E402
+from xraygan.metrics.dynamics import find_t0
 
 DPI = 110
 EMA_FRACTION = 0.02  # the EMA's half-life: 2 % of a run's logged points...
@@ -111,8 +113,6 @@ def loss_curves(runs: Mapping[str, str | Path], path: str | Path,
     ``t0`` per label defaults to xraygan.metrics.dynamics.find_t0 of the run's D loss. The
     returned frame carries ``attrs["t0"]`` (label -> T0 as marked).
     """
-    from xraygan.metrics.dynamics import find_t0
-
     if not runs:
         raise FigureUnavailable("no completed run has a loss log to plot")
     data = pd.concat([loss_frame(r, label) for label, r in runs.items()], ignore_index=True)
@@ -193,7 +193,6 @@ def real_grid(run: str | Path) -> np.ndarray | None:
     """As many of the run's real training images as its sample grid holds, laid out like
     it (the reader's reference beside the generated panels), or None when the run's data
     cannot be read here (a folder on another machine)."""
-    from PIL import Image
 
     grids = runs_io.sample_paths(run)
     if not grids:
@@ -214,7 +213,6 @@ def sample_grids(runs: Mapping[str, str | Path], path: str | Path,
     """Fig. 6: the last sample grid of each run (or the one at ``step``), side by side,
     titled by configuration, after a panel of real training images when ``real`` (a grid
     from :func:`real_grid`) is given. Returns label, source PNG path and step per panel."""
-    from PIL import Image
 
     rows = []
     for label, run in runs.items():

@@ -7,6 +7,8 @@ Both become one *trials frame*: a DataFrame with one row per trial or run and fl
 from __future__ import annotations
 
 import datetime
+import io
+import json
 import math
 import re
 import warnings
@@ -14,10 +16,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pandas as pd
 
 from xraygan import runs
+from xraygan.ablations.storage import (
+    default_storage,
+    open_storage,  # bad URL, corrupt file, dead server: one line
+)
 from xraygan.errors import XrayganError
+from xraygan.safeio import read_bounded
 from xraygan.trials import TrialStatus
 
 # config fields every table may group or label by: column -> dotted path in config.to_dict()
@@ -116,13 +124,6 @@ def load_study(name: str, storage: str | None = None, studies_dir: str | Path = 
     """The Optuna study ``name`` (e.g. ``table1-quick``) from ``storage`` (default:
     STUDIES_DIR/NAME.db, where ``xraygan sweep --out STUDIES_DIR`` puts it); a missing file or
     name raises XrayganError listing what exists."""
-    import optuna
-
-    from xraygan.ablations.storage import (
-        default_storage,
-        open_storage,  # bad URL, corrupt file, dead server: one line
-    )
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = storage or default_storage(studies_dir, name)
     if url.startswith("sqlite:///") and not Path(url.split(":///", 1)[1]).is_file():
@@ -216,11 +217,6 @@ def memory_json_rows(path: str | Path) -> list[dict[str, Any]]:
     """Rows written by ``xraygan memory --json`` (xraygan.memory.report.write_json: a dict
     with "rows") or ``--csv`` (one MemoryRow per line), read bounded and each row checked
     for the fields a report uses (check_memory_rows)."""
-    import io
-    import json
-
-    from xraygan.safeio import read_bounded
-
     path = Path(path)
     if not path.is_file():
         raise XrayganError(f"--memory: {path} does not exist (write it with xraygan memory --json)")

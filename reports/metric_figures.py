@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from xraygan.metrics import CLOSEST_PAIRS_FILE, SPECTRUM_FILE
+from xraygan.metrics.spectrum import CUTOFF
 
 from .figures import FigureUnavailable
 
@@ -17,7 +18,6 @@ from .figures import FigureUnavailable
 def spectra_of_runs(runs: Mapping[str, str | Path], path: str | Path) -> Path:
     """One panel per configuration: real and generated curves on a log scale."""
     from xraygan.metrics.plots import spectrum_figure
-    from xraygan.metrics.spectrum import CUTOFF
 
     curves = {}
     for name, run in runs.items():

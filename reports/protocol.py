@@ -12,9 +12,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import matplotlib
+import numpy
+import optuna
 import pandas as pd
+import scipy
 
+from xraygan import __version__, runs
 from xraygan.claims.frames import natural_values
+from xraygan.errors import XrayganError
+from xraygan.lazy import lazy_module
+
+from .tables import markdown
+
+torch = lazy_module("torch")
 
 
 def _values(df: pd.DataFrame, col: str) -> str:
@@ -25,8 +36,6 @@ def _values(df: pd.DataFrame, col: str) -> str:
 
 def dataset_descriptions(df: pd.DataFrame) -> str:
     """The dataset line the trainer wrote into each run's summary.json (first distinct ones)."""
-    from xraygan import runs
-
     seen: list[str] = []
     for run in df.get("run_dir", pd.Series(dtype=object)).dropna():
         if run and Path(run).is_dir():
@@ -37,9 +46,6 @@ def dataset_descriptions(df: pd.DataFrame) -> str:
 
 
 def _summary_machine(run: object) -> dict[str, Any] | None:
-    from xraygan import runs
-    from xraygan.errors import XrayganError
-
     if isinstance(run, str) and run and Path(run).is_dir():
         try:
             machine = runs.read_summary(run).get("machine")
@@ -95,14 +101,6 @@ def weights_checksum() -> str:
 
 
 def software() -> dict[str, str]:
-    import matplotlib
-    import numpy
-    import optuna
-    import scipy
-    import torch
-
-    from xraygan import __version__
-
     return {"xraygan": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
             "numpy": numpy.__version__, "scipy": scipy.__version__, "pandas": pd.__version__,
             "optuna": optuna.__version__, "matplotlib": matplotlib.__version__}
@@ -211,7 +209,5 @@ def report_machine() -> str:
 
 def protocol_markdown(df: pd.DataFrame, study_attrs: Mapping[str, Any] | None = None,
                       *, checksum: bool = True) -> str:
-    from .tables import markdown
-
     return markdown(["Item", "Value"], protocol_rows(df, study_attrs, checksum=checksum),
                     ["l", "l"])

@@ -36,6 +36,7 @@ from xraygan.claims.frames import (  # noqa: F401  (re-exported for the report m
 )
 from xraygan.claims.stats import MeanCI, fmt
 from xraygan.markdown import markdown  # noqa: F401  (the report modules' table renderer)
+from xraygan.metrics.correlation import correlations_with
 from xraygan.trials import TrialStatus, completed
 
 # --------------------------------------------------------------------------- formatting
@@ -366,8 +367,6 @@ def throughput_markdown(df: pd.DataFrame, context: str | None = None) -> str:
 def correlation_markdown(df: pd.DataFrame) -> str:
     """Pearson and Spearman correlation of each D-loss statistic with FID, with p and n
     (xraygan.metrics.correlation)."""
-    from xraygan.metrics.correlation import correlations_with
-
     done = completed(df)
     if "fid" not in done.columns or done["fid"].notna().sum() < 3:
         return "Fewer than three runs with an FID: no correlation computed.\n"

@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 
 import pandas as pd
+import seaborn as sns
 from scipy import stats
 
 from xraygan.claims.stats import fmt
@@ -89,8 +90,6 @@ def trend_markdown(df: pd.DataFrame) -> str:
 def quality_vs_width(df: pd.DataFrame, path: str | Path) -> pd.DataFrame:
     """One panel per metric: mean and 95 % interval over seeds against width, a line per image
     size. Returns the long form plotted."""
-    import seaborn as sns
-
     done, metrics = _usable(df)
     if not metrics or done[AXIS].nunique() < 2:
         raise FigureUnavailable("fewer than two widths with quality metrics")

@@ -1,7 +1,7 @@
 # PYTHON_ARGCOMPLETE_OK
 """``xraygan``: one console command, one module per subcommand.
 
-Each module in :data:`COMMANDS` defines ``add_parser(subparsers)``, which adds its parser and
+Each module of :data:`COMMAND_MODULES` defines ``add_parser(subparsers)``, which adds its parser and
 sets ``func(args) -> int``. Commands stay thin: parse, call the library, print.
 User errors (:class:`~xraygan.errors.XrayganError`) print as one line, without a traceback;
 so do the OSErrors a user can fix (disk full, a path of the wrong kind, permission denied).
@@ -15,15 +15,32 @@ Shell completion: ``pip install argcomplete`` (a dependency) and
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import typing
 
 from .. import __version__
 from ..errors import XrayganError, from_os_error
+from . import (
+    anatomy,
+    claims,
+    data,
+    fid,
+    fid_check,
+    memory,
+    metrics,
+    presets,
+    report,
+    sample,
+    sweep,
+    train,
+)
+from .argtypes import apply_formatter
 
-COMMANDS = ("train", "presets", "data", "fid", "metrics", "sweep", "memory", "report", "sample",
-            "fid_check", "claims", "anatomy")
+COMMAND_MODULES = (train, presets, data, fid, metrics, sweep, memory, report, sample, fid_check,
+                   claims, anatomy)
+"""In the order ``xraygan --help`` lists them; each module's parsing imports no heavy library
+(its ``run()`` does)."""
+COMMANDS = tuple(m.__name__.rpartition(".")[2] for m in COMMAND_MODULES)
 
 
 class Parser(argparse.ArgumentParser):
@@ -42,10 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"xraygan {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
-        importlib.import_module(f"{__name__}.{name}").add_parser(sub)
-    from .argtypes import apply_formatter
-
+    for command in COMMAND_MODULES:
+        command.add_parser(sub)
     apply_formatter(parser)
     return parser
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .. import losses, models, optim  # noqa: F401  (their registries name the config's parts)
 from ..config import CONFIG_SUFFIXES, COUNT_MAX, DataConfig, Param, check_value, field_param
 from ..errors import ConfigError
 
@@ -94,6 +95,8 @@ def field_type(cls: type, name: str) -> ArgType:
     import typing
 
     p = field_param(cls, name)
+    if p.registry is not None:  # checked at parse time like any choice: one line, exit 2
+        p = dataclasses.replace(p, choices=p.choice_names(), registry=None)
     path = f"{SECTION_OF.get(cls.__name__, cls.__name__)}.{name}"
     hint = typing.get_type_hints(cls)[name]
     args = [a for a in typing.get_args(hint) if a is not type(None)]

@@ -24,8 +24,6 @@ from ..errors import DataError, XrayganError
 if TYPE_CHECKING:
     import torch
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from .argtypes import add_device_argument, int_type, out_dir, output_file, seed_type

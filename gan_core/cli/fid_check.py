@@ -1,6 +1,6 @@
 """``xraygan fid-check STUDY``: re-score a finished sweep's runs with FID at 2,048 samples beside
 the reduced FID, FID_inf and KID it recorded. The study is loaded here (xraygan.reports.load),
-re-scored by xraygan.ablations.fid_check and tabulated by xraygan.reports.fid_check: only the
+re-scored by xraygan.ablations.rescore and tabulated by xraygan.reports.rescore_table: only the
 command line imports both. It runs under the CLI's process policy (the OpenMP wait policy is
 set before torch loads)."""
 
@@ -20,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "FID, FID_inf and KID at --fid-samples; then the AdaS-vs-Adam effect under each. "
         "Resumable: results are kept in each run's evaluations.jsonl.",
     )
-    # the flags here, not in xraygan.ablations.fid_check: building the parser must not import
+    # the flags here, not in xraygan.ablations.rescore: building the parser must not import
     # torch (every `xraygan` command builds all parsers)
     p.add_argument("study", help="study name, e.g. table1-quick")
     p.add_argument("--studies", dest="studies_dir", type=existing_dir, default=Path("studies"),
@@ -41,9 +41,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Re-score, write the markdown, print it; XrayganError (no such study) propagates."""
-    from xraygan.ablations.fid_check import check
-    from xraygan.reports.fid_check import markdown_table
+    from xraygan.ablations.rescore import check
     from xraygan.reports.load import load_study
+    from xraygan.reports.rescore_table import markdown_table
 
     from ..runs import atomic_write_text
     from ..train import resolve_device

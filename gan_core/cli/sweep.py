@@ -131,7 +131,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def build_options(args: argparse.Namespace):
     """SweepOptions from the parsed flags (also used by tests)."""
-    from xraygan.ablations import SCALES, StudyContext
+    from xraygan.ablations import SCALES, STUDIES, StudyContext
     from xraygan.ablations.liveness import GRACE_S, HEARTBEAT_S, MAX_RETRY
     from xraygan.ablations.runner import SweepOptions, get_spec
     from xraygan.ablations.seeds import cell_of
@@ -149,11 +149,10 @@ def build_options(args: argparse.Namespace):
     )
     if getattr(args, "cells", None) and not spec.is_grid:
         raise ConfigError(f"--cells: study {spec.name} is a search, not a grid of cells")
-    if (args.cell or args.config) and spec.name != "seeds":
-        raise ConfigError("--cell and --config choose the configuration of the seeds study only")
-    from xraygan.ablations.seeds import DEFAULT_SEEDS
-
-    seeds = args.seeds if args.seeds is not None else DEFAULT_SEEDS if spec.name == "seeds" else 1
+    if (args.cell or args.config) and not spec.takes_base:
+        takers = ", ".join(n for n in STUDIES.names() if STUDIES.get(n).takes_base)
+        raise ConfigError(f"--cell and --config choose the configuration of the {takers} study only")
+    seeds = args.seeds if args.seeds is not None else spec.default_seeds
     data = args.data or spec.data or "phantom"
     holdout = getattr(args, "holdout", None)
     if holdout is not None and data.split(":")[0] == "phantom":
@@ -189,14 +188,12 @@ def build_options(args: argparse.Namespace):
 
 def list_studies() -> str:
     from xraygan.ablations import QUICK, STUDIES, StudyContext, load_studies
-    from xraygan.ablations.seeds import DEFAULT_SEEDS
-
     load_studies()
     lines = []
     for name in STUDIES.names():
         spec = STUDIES.get(name)
         ctx = StudyContext(QUICK, data=spec.data or "phantom",
-                           seeds=DEFAULT_SEEDS if name == "seeds" else 1)
+                           seeds=spec.default_seeds)
         size = (f"{len(spec.grid(ctx))} cells (quick)" if spec.is_grid
                 else f"search, {spec.default_trials} trials")
         lines.append(f"{name:16s} {size:18s} {spec.description}")
@@ -224,8 +221,9 @@ def run(args: argparse.Namespace) -> int:
 
     spec = get_spec(opts.study)
     check_cells(spec, opts.ctx)  # a bad override fails here, before any trial or storage
-    from xraygan.ablations.estimate import sweep_configs, sweep_estimate
+    from xraygan.ablations.estimate import sweep_estimate
     from xraygan.ablations.preflight import preflight
+    from xraygan.ablations.runner import sweep_configs
 
     checked = preflight(opts)  # data, held-out split, weights: before features or training
     from ..costmodel import describe as describe_estimate

@@ -19,9 +19,13 @@ from typing import Any
 __all__ = ["DATASETS", "ImageSet", "dataset_kinds", "load_dataset", "parse_spec"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from . import base
+_HOMES = {"DATASETS": "base", "ImageSet": "base", "parse_spec": "base",
+          "dataset_kinds": "sources", "load_dataset": "sources"}
 
-        return getattr(base, name)
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        from . import base, sources
+
+        return getattr({"base": base, "sources": sources}[_HOMES[name]], name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

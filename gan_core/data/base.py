@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
-from ..config import DataConfig
 from ..errors import ConfigError, DataError
 from ..registry import Registry
 
@@ -64,46 +61,9 @@ Loader = Callable[..., ImageSet]
 
 DATASETS: Registry[Loader] = Registry("dataset")
 
-# Modules that register loaders; imported on first use so that `import xraygan.data` stays
-# cheap and a missing optional decoder only matters for the source that needs it.
-_LOADER_MODULES = ("phantom", "folder", "dicom", "cache")
-
-
-def _import_loaders() -> None:
-    for name in _LOADER_MODULES:
-        try:
-            importlib.import_module(f"{__package__}.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"{__package__}.{name}":
-                raise
-
-
-def dataset_kinds() -> list[str]:
-    """Names of every registered dataset kind (imports the loader modules)."""
-    _import_loaders()
-    return DATASETS.names()
-
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
     kind, sep, arg = spec.partition(":")
     if sep and not arg:
         raise ConfigError(f"data.source: {spec!r} names no path after '{kind}:'")
     return kind, (arg if sep else None)
-
-
-def load_dataset(cfg: DataConfig, image_size: int, channels: int = 1, *,
-                 progress: bool = True) -> ImageSet:
-    """Load the dataset named by ``cfg.source`` at ``image_size`` with ``channels`` channels.
-
-    ``progress=False`` (the CLI's ``--no-progress``) silences the loaders that decode files.
-    """
-    _import_loaders()
-    kind, arg = parse_spec(cfg.source)
-    loader = DATASETS.get(kind, field="data.source")
-    if "progress" in inspect.signature(loader).parameters:
-        data = loader(arg, cfg, image_size, channels, progress=progress)
-    else:
-        data = loader(arg, cfg, image_size, channels)
-    from .holdout import training_part  # data.holdout: the seeded held-out part is not trained on
-
-    return training_part(data, cfg)

@@ -22,10 +22,12 @@ path, size and mtime) matches the index; the ``cache:PATH`` loader reads it with
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import multiprocessing
 import os
+import signal
 import struct
 import tempfile
 import threading
@@ -45,7 +47,9 @@ import torch
 
 from ..config import DataConfig
 from ..errors import ConfigError, DataError
+from ..progress import Progress
 from ..runs import atomic_write_json
+from ..safeio import read_bounded
 from .base import DATASETS, ImageSet
 
 CACHE_FORMAT = "xraygan-cache"
@@ -190,9 +194,6 @@ def _die_with_parent(lifeline) -> None:
 
 
 def _set_pdeathsig() -> None:
-    import ctypes
-    import signal
-
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
@@ -351,8 +352,6 @@ def build_cache(
     became candidates (symlink loops, broken links), listed with the skipped files;
     ``label_problems``: unusable train.csv rows, kept in the index for the summary.
     """
-    from ..progress import Progress
-
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     sizes = tuple(sorted(int(s) for s in sizes))
@@ -459,8 +458,6 @@ def build_cache(
 
 def read_index(cache_dir: str | Path) -> dict[str, Any]:
     """The cache's index.json, checked; DataError naming the folder when it is no cache."""
-    from ..safeio import read_bounded
-
     path = Path(cache_dir) / INDEX
     if not path.exists():
         raise DataError(f"{cache_dir}: no prepared cache here (no {INDEX}); run xraygan data prepare")

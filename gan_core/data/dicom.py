@@ -20,6 +20,7 @@ see :func:`prepare` for where the cache lives and when it is rebuilt.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import os
@@ -30,11 +31,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pydicom
+from pydicom import filereader
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
 from ..config import DataConfig
 from ..errors import ConfigError, DataError
-from . import imageops, limits
+from ..safeio import LIMITS
+from . import cache, imageops, limits
 from .base import DATASETS, ImageSet
+from .codestream import DEFLATED, declared_size, inflated_size
 from .walk import walk_files
 
 # Reasons a file is skipped; the first word(s) of every skipped entry's reason.
@@ -115,11 +122,6 @@ class PrepSettings:
 def check_deflated(path: str | Path) -> None:
     """Refuse a deflated data set that would inflate past ``$XRAYGAN_MAX_DICOM_INFLATED``
     before pydicom inflates it in memory (codestream.py); a no-op for other files."""
-    from pydicom import filereader
-
-    from ..safeio import LIMITS
-    from .codestream import DEFLATED, inflated_size
-
     try:
         with open(path, "rb") as f:
             if filereader.read_preamble(f, False) is None:
@@ -139,8 +141,6 @@ def check_deflated(path: str | Path) -> None:
 def check_codestream(ds, max_pixels: int) -> None:
     """Refuse an encapsulated codestream whose own declared size (JPEG 2000 SIZ, JPEG SOF)
     exceeds the cap or contradicts the header: the decoder allocates what the stream says."""
-    from .codestream import declared_size
-
     meta = ds.get("file_meta")
     uid = meta.get("TransferSyntaxUID") if meta is not None else None
     if uid is None or not getattr(uid, "is_encapsulated", False) or "PixelData" not in ds:
@@ -162,9 +162,6 @@ def check_codestream(ds, max_pixels: int) -> None:
 
 def _read(path: str | Path):
     """dcmread with pydicom's exceptions turned into :class:`BadFile` reasons."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
     check_deflated(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -239,8 +236,6 @@ def decode_pixels(path: str | Path, use_voi: bool = True,
     ``max_pixels`` (default: limits.max_pixels()) is refused before decoding; pixels that
     decode but are nonsense (outside BitsStored, wrong shape, not finite, constant) too.
     """
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
-
     ds, truncation = _read(path)
     meta = ds.get("file_meta")
     if meta is None or "TransferSyntaxUID" not in meta:
@@ -593,8 +588,6 @@ def prepare(
     unchanged; otherwise it is rebuilt, and files already decoded with the same pixel settings
     (by this or an interrupted earlier run) come from the journal instead of being decoded again.
     """
-    from . import cache
-
     source = Path(source)
     if not source.is_dir():
         raise DataError(f"{source}: not a folder of DICOM files")
@@ -611,7 +604,6 @@ def prepare(
     if not selected:
         raise DataError(f"{source}: no DICOM file has the labels {', '.join(labels)}")
     unlisted = [(_rel(p, source), r) for p, r in walk_problems]
-    import functools
 
     return cache.build_cache(
         cdir,
@@ -664,8 +656,6 @@ def load_dicom(arg: str | None, cfg: DataConfig, image_size: int, channels: int,
     square policy) and is reused when it holds ``image_size``; without one, at most
     ``cfg.num_images`` files (0 = all) are prepared with the default settings.
     """
-    from . import cache
-
     if not arg:
         raise ConfigError("data.source: 'dicom' needs a folder, e.g. dicom:/data/vinbigdata")
     cdir = default_cache_dir(arg)

@@ -27,9 +27,12 @@ import io
 from pathlib import Path
 
 import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, generate_uid
 
 from ..errors import ConfigError
 from ..runs import atomic_write_bytes, atomic_write_text
+from .phantom import generate_phantoms, phantom_anatomy
 
 CODECS = ("j2k", "raw")
 MIN_J2K_SIDE = 32  # OpenJPEG refuses to encode smaller images with its default 6 resolution levels
@@ -68,9 +71,6 @@ def _centre_crop(img: np.ndarray, h: int, w: int) -> np.ndarray:
 def phantom_dataset(img01: np.ndarray, *, monochrome1: bool, rng: np.random.Generator,
                     codec: str, sop_uid_seed: str):
     """One phantom image in [0, 1] (display convention) -> a pydicom Dataset."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, generate_uid
-
     h, w = img01.shape
     lo, hi = int(rng.integers(0, 600)), int(rng.integers(3000, 4096))
     stored = np.rint(lo + img01 * (hi - lo)).astype(np.uint16)  # 12 bits in 16
@@ -140,8 +140,6 @@ def write_phantom_dicoms(
     A ``series`` (phantom.PhantomSeries) renders that series and labels each image with the
     findings it drew (``finding_prob`` is then unused).
     """
-    from .phantom import generate_phantoms, phantom_anatomy
-
     if codec not in CODECS:
         raise ConfigError(f"codec: expected one of {', '.join(CODECS)}, got {codec!r}")
     if count < 1 or test_count < 0:

@@ -11,61 +11,25 @@ trainer and ``xraygan metrics`` days later see the same two sets.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
-import numpy as np
+import torch
 
 from ..config import DataConfig
 from ..errors import DataError
-from .base import ImageSet
+from .base import ImageSet, parse_spec
+from .imageops import to_uint8
+from .phantom import DEFAULT_NUM_IMAGES, PhantomSeries, generate_phantoms
+from .sources import load_dataset
+from .split import holdout_fraction, split_indices, split_part
 
 HELDOUT_PHANTOMS = 512  # held-out phantoms scored by default (Inception time on CPU)
-SPLIT_SALT = 0x5EED_4E1D  # keeps the split stream apart from other uses of data.seed
-
-
-def holdout_fraction(cfg: DataConfig) -> float:
-    return float(getattr(cfg, "holdout", 0.0) or 0.0)
-
-
-def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train, held-out) index arrays of a seeded split of ``n`` images, each sorted."""
-    if not 0.0 <= fraction < 1.0:
-        raise DataError(f"data.holdout: expected a fraction in [0, 1), got {fraction}")
-    n_held = int(round(fraction * n))
-    if fraction > 0 and (n_held < 1 or n - n_held < 1):
-        raise DataError(f"data.holdout: {fraction} of {n} images leaves an empty side")
-    perm = np.random.default_rng([SPLIT_SALT, seed]).permutation(n)
-    return np.sort(perm[: n - n_held]), np.sort(perm[n - n_held :])
-
-
-def _sub(data: ImageSet, idx: np.ndarray, side: str, fraction: float, seed: int) -> ImageSet:
-    tag = f"{data.fingerprint}|holdout={fraction}|seed={seed}|{side}"
-    return ImageSet(images=data.images[idx].contiguous(),
-                    fingerprint=hashlib.sha256(tag.encode()).hexdigest(),
-                    description=f"{data.description}, {side} part of a {fraction:g} holdout split "
-                    f"(seed {seed}, {len(idx)} images)", skipped=data.skipped,
-                    ids=None if data.ids is None else tuple(data.ids[i] for i in idx))  # fmt: skip
-
-
-def training_part(data: ImageSet, cfg: DataConfig) -> ImageSet:
-    """The images to train on: all of them without a holdout, else the split's training side."""
-    fraction = holdout_fraction(cfg)
-    if fraction <= 0 or cfg.source.split(":")[0] == "phantom":
-        return data
-    train, _ = split_indices(len(data), fraction, cfg.seed)
-    return _sub(data, train, "training", fraction, cfg.seed)
 
 
 def heldout_set(cfg: DataConfig, image_size: int, channels: int = 1,
                 max_images: int = HELDOUT_PHANTOMS) -> ImageSet:  # fmt: skip
     """Real images of the run's source that were never trained on (at most ``max_images``)."""
-    import torch
-
-    from . import load_dataset
-    from .base import parse_spec
-    from .imageops import to_uint8
-    from .phantom import DEFAULT_NUM_IMAGES, PhantomSeries, generate_phantoms
-
     kind, arg = parse_spec(cfg.source)
     if kind == "phantom":
         series = PhantomSeries.parse(arg)
@@ -84,8 +48,6 @@ def heldout_set(cfg: DataConfig, image_size: int, channels: int = 1,
     if fraction <= 0:
         raise DataError(f"data.holdout is 0 for {cfg.source}: no held-out images to test "
                         "memorization against (set data.holdout, e.g. 0.1, before training)")
-    import dataclasses
-
     full = load_dataset(dataclasses.replace(cfg, holdout=0.0), image_size, channels)
     _, held = split_indices(len(full), fraction, cfg.seed)
-    return _sub(full, held[:max_images], "held-out", fraction, cfg.seed)
+    return split_part(full, held[:max_images], "held-out", fraction, cfg.seed)

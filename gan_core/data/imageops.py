@@ -14,6 +14,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+from ..lazy import lazy_module
+
+np = lazy_module("numpy")
+Image = lazy_module("PIL.Image")
 
 if TYPE_CHECKING:
     import numpy as np
@@ -32,7 +36,6 @@ def to_square(img: np.ndarray, policy: str = "crop") -> np.ndarray:
         s = min(h, w)
         top, left = (h - s) // 2, (w - s) // 2
         return img[top : top + s, left : left + s]
-    import numpy as np
 
     s = max(h, w)
     out = np.full((s, s), img.min(), dtype=img.dtype)
@@ -47,9 +50,6 @@ def resize(img: np.ndarray, size: int) -> np.ndarray:
     PIL's float mode filters with a support scaled to the reduction factor, so a 3000 px
     radiograph shrunk to 64 px is properly low-passed instead of aliased.
     """
-    import numpy as np
-    from PIL import Image
-
     if img.shape == (size, size):
         return img.astype(np.float32, copy=False)
     pil = Image.fromarray(np.ascontiguousarray(img, dtype=np.float32), mode="F")
@@ -58,6 +58,4 @@ def resize(img: np.ndarray, size: int) -> np.ndarray:
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
     """[0, 1] float -> uint8 0..255 with rounding and clipping."""
-    import numpy as np
-
     return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)

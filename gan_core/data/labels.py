@@ -15,9 +15,13 @@ import numpy as np
 
 from ..config import DataConfig
 from ..errors import DataError
-from .base import ImageSet, load_dataset, parse_spec
+from .base import ImageSet, parse_spec
+from .cache import read_index
+from .dicom import find_labels_csv, read_labels
 from .dicom_writer import SERIES_CLASSES
+from .holdout import heldout_set
 from .phantom import DEFAULT_NUM_IMAGES, LABELS, PhantomSeries, phantom_anatomy
+from .sources import load_dataset
 
 VINBIG_CLASS = dict(SERIES_CLASSES)
 
@@ -28,9 +32,6 @@ def _check_label(label: str) -> None:
 
 
 def _csv_of(cfg: DataConfig) -> Path:
-    from .cache import read_index
-    from .dicom import find_labels_csv
-
     kind, arg = parse_spec(cfg.source)
     if kind == "dicom":
         root = Path(arg or "")
@@ -46,8 +47,6 @@ def _csv_of(cfg: DataConfig) -> Path:
 
 
 def _lookup(data: ImageSet, cfg: DataConfig, label: str) -> np.ndarray:
-    from .dicom import read_labels
-
     if data.ids is None:
         raise DataError(f"{data.description}: the images carry no ids to look labels up by")
     table = read_labels(_csv_of(cfg))
@@ -72,8 +71,6 @@ def training_labels(cfg: DataConfig, image_size: int, label: str) -> tuple[Image
 def heldout_labels(cfg: DataConfig, image_size: int, label: str,
                    max_images: int) -> tuple[ImageSet, np.ndarray]:
     """Held-out real images of ``cfg`` (never trained on: data/holdout.py) and their labels."""
-    from .holdout import heldout_set
-
     _check_label(label)
     data = heldout_set(cfg, image_size, 1, max_images)
     kind, arg = parse_spec(cfg.source)

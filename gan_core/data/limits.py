@@ -8,15 +8,15 @@ is at most 3072 x 3072 = 9.4 Mpx; mammograms reach 4000 x 5000) and costs at mos
 float64 working copies per decode; ``$XRAYGAN_MAX_PIXELS`` or ``xraygan data prepare
 --max-pixels`` raises it.
 
-Whole-dataset allocations (phantoms at a huge ``--image-size``) go through :func:`check_bytes`,
-which defers to the project-wide resource guard (``xraygan.guard``) when it exists.
+Whole-dataset allocations (phantoms at a huge ``--image-size``) ask the project-wide memory
+budget (``xraygan.budget.check_allocation``).
 """
 
 from __future__ import annotations
 
 import os
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
 
 MAX_PIXELS_ENV = "XRAYGAN_MAX_PIXELS"
 DEFAULT_MAX_PIXELS = 64_000_000
@@ -43,33 +43,3 @@ def too_large(pixels: int, cap: int) -> str | None:
     return (f"{pixels:,} pixels exceed the cap of {cap:,} (if the file is genuine, raise it "
             f"with ${MAX_PIXELS_ENV} or xraygan data prepare --max-pixels)")
 
-
-def available_bytes() -> int | None:
-    """MemAvailable of /proc/meminfo (Linux), else None (no check)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def check_bytes(nbytes: int, what: str, flag: str) -> None:
-    """Refuse an allocation of ``nbytes`` that cannot fit, naming ``what`` and the ``flag``
-    that lowers it. Uses ``xraygan.guard.check_allocation`` when the guard exists; otherwise
-    compares with the memory available now (a ceiling: the OS needs some of it too)."""
-    try:
-        from ..guard import check_allocation  # type: ignore[attr-defined]
-    except ImportError:
-        check_allocation = None
-    if check_allocation is not None:
-        check_allocation(nbytes, what, flag)
-        return
-    avail = available_bytes()
-    if avail is not None and nbytes > avail:
-        raise DataError(
-            f"{what} would allocate {nbytes / 2**30:.1f} GiB, {avail / 2**30:.1f} GiB is "
-            f"available; lower {flag}"
-        )

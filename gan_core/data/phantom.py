@@ -30,9 +30,9 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from ..budget import check_allocation
 from ..config import DataConfig
 from ..errors import ConfigError
-from . import limits
 from .base import DATASETS, ImageSet
 from .imageops import to_uint8
 
@@ -538,7 +538,7 @@ def phantom_bytes(n: int, size: int, *, itemsize: int = 4, extra_per_pixel: int 
 
 
 def _check_memory(n: int, size: int, itemsize: int, extra_per_pixel: int = 0) -> None:
-    limits.check_bytes(
+    check_allocation(
         phantom_bytes(n, size, itemsize=itemsize, extra_per_pixel=extra_per_pixel),
         f"generating {n} chest phantoms of {size}x{size}", "--image-size or --num-images",
     )

@@ -33,6 +33,7 @@ import torch
 
 from ..config import OptimConfig
 from ..fingerprint import fingerprint, machine_class
+from ..presets import get_preset
 from ..runs import atomic_write_text
 from .report import memory_row
 
@@ -124,8 +125,6 @@ def _threads(n: int) -> Iterator[None]:
 
 def compute_figures(name: str) -> dict[str, int]:
     """The figures of baseline config ``name``, on the CPU, fp32, one intra-op thread."""
-    from ..presets import get_preset
-
     spec = BASELINE_CONFIGS[name]
     model = get_preset(spec["preset"], spec["image_size"], g_features=spec["features"],
                        d_features=spec["features"])

@@ -25,14 +25,17 @@ the parameter shapes.
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 import torch
+import torchinfo
 from torch import nn
 
 from ..config import ModelConfig, OptimConfig
 from ..optim.factory import state_bytes
+from ..precision import onednn_bf16
 
 # --------------------------------------------------------------------------- torchinfo
 
@@ -53,10 +56,6 @@ def torchinfo_stats(module: nn.Module, input_shape: tuple[int, ...]) -> Torchinf
     Runs on a copy in training mode, so the caller's module and its batch-norm statistics
     are untouched.
     """
-    import copy
-
-    import torchinfo
-
     model = copy.deepcopy(module).cpu().float().train()
     stats = torchinfo.summary(model, input_size=(1, *input_shape), verbose=0, device="cpu",
                               mode="train")
@@ -216,8 +215,6 @@ EMULATED_BF16_UNCOUNTED = (
 
 def uncounted_by(G: nn.Module, amp_dtype: torch.dtype | None) -> str:
     """What an estimate of a step on ``G``'s device at ``amp_dtype`` leaves out ("" if nothing)."""
-    from ..precision import onednn_bf16
-
     device = next(G.parameters()).device
     if amp_dtype == torch.bfloat16 and device.type == "cpu" and onednn_bf16() == "emulated":
         return EMULATED_BF16_UNCOUNTED

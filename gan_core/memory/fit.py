@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy.optimize import curve_fit
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,6 @@ def fit_loglog(widths: Sequence[float], values: Sequence[float]) -> GrowthFit:
 
 def fit_power_law(widths: Sequence[float], values: Sequence[float]) -> GrowthFit:
     """``m = a w^k + c`` by nonlinear least squares (started from the log-log fit)."""
-    from scipy.optimize import curve_fit
-
     w, m = _check(widths, values, 4)
     scale = float(np.max(m))
     start = fit_loglog(w, m)
@@ -81,8 +80,6 @@ def fit_power_law(widths: Sequence[float], values: Sequence[float]) -> GrowthFit
 
 def fit_exponential(widths: Sequence[float], values: Sequence[float]) -> GrowthFit:
     """``m = a exp(b w) + c`` by nonlinear least squares, started from a log-linear fit."""
-    from scipy.optimize import curve_fit
-
     w, m = _check(widths, values, 4)
     scale = float(np.max(m))
     wmax = float(np.max(w))

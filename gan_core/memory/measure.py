@@ -21,10 +21,11 @@ import sys
 from dataclasses import dataclass
 
 import torch
-from torch import nn
+from torch.profiler import ProfilerActivity, profile, record_function
 
 from ..config import ModelConfig, OptimConfig
 from ..step import GANStep
+from ..train import build_trainer
 
 CPU_METHOD = "torch.profiler allocation events (c10 CPU allocator), peak live bytes"
 CUDA_METHOD = "torch.cuda.max_memory_allocated"
@@ -51,8 +52,6 @@ def build_step(
 ) -> GANStep:
     """A GANStep on fresh models and optimizers: the trainer's own setup
     (:func:`xraygan.train.build_trainer`), so what is measured is what trains."""
-    from ..train import build_trainer
-
     return build_trainer(model, optim, device=device, amp_dtype=amp_dtype,
                          channels_last=channels_last, loss=loss, seed=seed).step
 
@@ -130,8 +129,6 @@ def _native_stderr_silenced():
 
 
 def _profiled_peak_delta(step: GANStep, real: torch.Tensor, z: torch.Tensor) -> int:
-    from torch.profiler import ProfilerActivity, profile, record_function
-
     with _native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         step(real, z)  # frees blocks allocated before profiling: sizes unknown, hence step 2
         with record_function(_MARK):
@@ -151,7 +148,3 @@ def _profiled_peak_delta(step: GANStep, real: torch.Tensor, z: torch.Tensor) -> 
         peak = max(peak, live)
     return peak
 
-
-def module_bytes(module: nn.Module) -> int:
-    """Bytes of a module's parameters and buffers."""
-    return sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))

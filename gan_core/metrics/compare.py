@@ -19,6 +19,11 @@ import numpy as np
 import torch
 
 from .features import FeatureStats, InceptionFeatures, dataset_stats, feature_stats
+from .frechet import FewSamplesWarning, frechet_distance
+from .kid import kernel_inception_distance, kid_subset_size
+from .memorization import MIN_CELL, memorization, pixel_space
+from .prdc import prdc
+from .spectrum import radial_power, spectrum_metrics
 
 NA = float("nan")
 
@@ -74,9 +79,6 @@ FID_INF_MIN, FID_INF_MAX = 64, 2048  # generated samples for which FID_inf is co
 
 
 def fid_kid(gen: SampleSet, ref: SampleSet, notes: list[str], *, kid: bool = True) -> dict[str, Any]:
-    from .frechet import FewSamplesWarning, frechet_distance
-    from .kid import kernel_inception_distance, kid_subset_size
-
     n1, n2 = gen.n, ref.n
     out: dict[str, Any] = {"fid_n1": n1, "fid_n2": n2}
     if min(n1, n2) < 2:
@@ -109,8 +111,6 @@ def fid_kid(gen: SampleSet, ref: SampleSet, notes: list[str], *, kid: bool = Tru
 
 
 def prdc_of(gen: SampleSet, ref: SampleSet, notes: list[str], k: int) -> dict[str, Any]:
-    from .prdc import prdc
-
     f1, f2 = gen.features, ref.features
     keys = ("precision", "recall", "density", "coverage")
     if f1 is None or f2 is None:
@@ -138,8 +138,6 @@ def _subsample(features: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
 def spectrum_of(gen: torch.Tensor | None, ref: torch.Tensor | None, notes: list[str],
                 ) -> tuple[dict[str, Any], dict[str, list[float]]]:  # fmt: skip
     """Spectrum metrics and the two curves (for figures)."""
-    from .spectrum import radial_power, spectrum_metrics
-
     keys = ("spectral_distance", "hf_deficit", "lf_deficit")
     if gen is None or ref is None:
         not_applicable(notes, "spectrum", "a side is given by statistics only, without images")
@@ -170,8 +168,6 @@ def memorization_of(gen: SampleSet, train: SampleSet, held: SampleSet, notes: li
                     seed: int = 0):  # fmt: skip
     """The memorization metrics (memorization.py), or None with a note when they cannot be
     computed (statistics-only sets, too few images)."""
-    from .memorization import MIN_CELL, memorization, pixel_space
-
     sets = (gen, train, held)
     if any(s.images is None for s in sets):
         not_applicable(notes, "memorization", "needs images of the generated, training and "

@@ -17,6 +17,8 @@ Interop: :func:`save_pytorch_fid_stats` writes pytorch-fid's ``.npz`` (``mu``, `
 
 from __future__ import annotations
 
+import gc
+import io
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,8 +28,11 @@ import numpy as np
 import torch
 
 from ..errors import UserFileError, XrayganError
+from ..process import trim_malloc
+from ..progress import Progress
 from ..runs import atomic_write_bytes
 from ..safeio import check_npz
+from .frechet import psd_defect
 from .weights import cache_root, load_fid_inception
 
 DIMS = 2048
@@ -83,8 +88,6 @@ class FeatureStats:
         return np.concatenate(self.features) if self.features else np.zeros((0, self.dims))
 
     def save(self, path: str | Path) -> None:
-        import io
-
         buf = io.BytesIO()
         extra = {"features": self.all_features()} if self.keep_features else {}
         np.savez(buf, n=self.n, mean=self.mean, m2=self.m2, version=STATS_VERSION, **extra)
@@ -147,10 +150,6 @@ and 8. On a GPU the caller's batch is used."""
 def release_models() -> None:
     """Drop the cached Inception networks and return their memory (a sweep's parent after the
     reference statistics: its workers load their own, one per process)."""
-    import gc
-
-    from ..process import trim_malloc
-
     _MODELS.clear()
     gc.collect()
     trim_malloc()
@@ -210,8 +209,6 @@ def feature_stats(
     progress: bool | str = True,
 ) -> FeatureStats:
     """Streaming Inception statistics of uint8 images (one tensor, or an iterable of batches)."""
-    from ..progress import Progress
-
     extractor = extractor or InceptionFeatures()
     stats = FeatureStats(keep_features=keep_features)
     total = len(images) if isinstance(images, torch.Tensor) else None
@@ -265,8 +262,6 @@ def dataset_stats(
 def save_pytorch_fid_stats(stats: FeatureStats, path: str | Path) -> None:
     """pytorch-fid's statistics file: ``mu`` (2048,) and ``sigma`` (2048, 2048), float64 as
     ``np.cov`` gives them (what ``python -m pytorch_fid --save-stats`` writes), plus ``n``."""
-    import io
-
     buf = io.BytesIO()
     np.savez(buf, mu=stats.mean, sigma=stats.cov, n=stats.n)
     atomic_write_bytes(path, buf.getvalue())
@@ -310,8 +305,6 @@ def check_stats(stats: FeatureStats, path: str | Path) -> None:
     """Statistics that can give a FID: shapes that fit, finite values, n >= 2, and a
     covariance that is symmetric positive semi-definite (anything else gives a plausible,
     wrong distance: a non-PSD reference once gave "FID 0.0")."""
-    from .frechet import psd_defect
-
     d = stats.dims
     if stats.mean.shape != (d,) or stats.m2.shape != (d, d) or d < 1:
         raise StatsFileError(f"{path}: mean {stats.mean.shape} and covariance {stats.m2.shape} "

@@ -33,9 +33,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
+from scipy.cluster.vq import kmeans2
+from scipy.stats import rankdata
 
+from ..lazy import lazy_module
 from .knn import nearest
+
+torch = lazy_module("torch")  # the claims read this module's constants without torch
 
 CT_THRESHOLD = -3.0  # copying if C_T < this
 COPY_QUANTILE = 0.05  # the copy fraction's yardstick: this quantile of d(h, T)
@@ -54,8 +58,6 @@ def pixel_space(images: torch.Tensor, size: int = PIXEL_SIZE) -> np.ndarray:
 
 def z_mann_whitney(a: np.ndarray, b: np.ndarray) -> float:
     """Standardised U of ``a`` against ``b`` (positive: a tends to be larger)."""
-    from scipy.stats import rankdata
-
     m, n = len(a), len(b)
     ranks = rankdata(np.concatenate([a, b]))  # average ranks: ties count 1/2
     u = ranks[:m].sum() - m * (m + 1) / 2
@@ -76,8 +78,6 @@ def _projection(dims: int, seed: int) -> np.ndarray:
 
 def _cells(train: np.ndarray, n_cells: int, seed: int) -> np.ndarray:
     """k-means centroids of the (projected) training points (k-means++ start, seeded)."""
-    from scipy.cluster.vq import kmeans2
-
     if n_cells <= 1:
         return train.mean(0, keepdims=True)
     centroids, _ = kmeans2(train, n_cells, minit="++", seed=seed)

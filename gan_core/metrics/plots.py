@@ -8,6 +8,8 @@ import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
@@ -15,8 +17,6 @@ from ..runs import atomic_write_bytes
 
 
 def _save(fig, path: str | Path) -> Path:
-    import matplotlib.pyplot as plt
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -29,10 +29,7 @@ def closest_pairs_figure(gen: torch.Tensor, train: torch.Tensor, gen_idx: Sequen
                          heldout_median: float | None = None) -> Path:  # fmt: skip
     """Top row: the generated images closest to a training image; bottom row: that training
     image; the pixel distance (16x16 grey levels, L2) over each pair."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     n = len(gen_idx)
     fig, axes = plt.subplots(2, n, figsize=(1.3 * n, 3.0), squeeze=False)
@@ -53,10 +50,7 @@ def closest_pairs_figure(gen: torch.Tensor, train: torch.Tensor, gen_idx: Sequen
 def spectrum_figure(curves: Mapping[str, Mapping[str, Sequence[float]]], path: str | Path, *,
                     cutoff: float | None = None) -> Path:  # fmt: skip
     """One panel per configuration: real and generated radial power, log scale."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     if not curves:
         raise ValueError("no spectra to draw")

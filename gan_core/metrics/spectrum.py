@@ -19,7 +19,10 @@ as less power.
 from __future__ import annotations
 
 import numpy as np
-import torch
+
+from ..lazy import lazy_module
+
+torch = lazy_module("torch")  # the claims read this module's constants without torch
 
 CUTOFF = 0.5  # r_c as a fraction of the Nyquist radius
 CHUNK = 256  # images per FFT batch

@@ -32,7 +32,11 @@ import torch
 from scipy import stats
 from torch import nn
 
-SETS = ("real", "synthetic", "mixed", "real_measured")
+from .. import runs
+from ..data.labels import heldout_labels, training_labels
+from ..data.phantom import CARDIOMEGALY_CTR
+from ..errors import ConfigError
+from .anatomy import measure_anatomy
 
 
 @dataclass(frozen=True)
@@ -201,10 +205,6 @@ UTILITY_FILE = "utility.json"  # in the run folder: the result, reused by a re-e
 def synthetic_labels(images: torch.Tensor, label: str) -> tuple[np.ndarray, np.ndarray]:
     """(0/1 labels, kept mask) of generated images as the anatomy measurer reads them: a
     measured CTR above 0.5 is cardiomegaly; implausible images are not kept."""
-    from ..data.phantom import CARDIOMEGALY_CTR
-    from ..errors import ConfigError
-    from .anatomy import measure_anatomy
-
     if label != "cardiomegaly":
         raise ConfigError(f"utility: the anatomy measurer labels cardiomegaly only, not {label!r}")
     m = measure_anatomy(images)
@@ -217,9 +217,6 @@ def utility_of_run(ctx: Any, s: UtilitySettings = UtilitySettings()) -> dict[str
     images as the run's real training set, held-out real images as the test set. The result is
     kept in RUN/utility.json, keyed by the settings and the checkpoint, so a trial evaluated
     again (a retried sweep trial) does not train the classifiers again."""
-    from .. import runs
-    from ..data.labels import heldout_labels, training_labels
-
     cfg = ctx.config
     if ctx.generator is None:
         raise ValueError("no checkpoint: the utility test needs a generator")

@@ -33,9 +33,13 @@ import warnings
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
+import torchvision
+from pytorch_fid import inception as fi
+from pytorch_fid.inception import InceptionV3
 
 from ..errors import XrayganError
 from ..runs import atomic_write_bytes
@@ -134,9 +138,6 @@ def verify_checksum(path: Path) -> str:
 # --------------------------------------------------------------------------- the model
 def fid_inception_skeleton() -> torch.nn.Module:
     """pytorch-fid's ``fid_inception_v3()`` structure without loading any weights."""
-    import torchvision
-    from pytorch_fid import inception as fi
-
     # init_weights=False: the weights are overwritten anyway; skips a slow truncated-normal init
     net = torchvision.models.inception_v3(
         num_classes=1008, aux_logits=False, weights=None, init_weights=False
@@ -156,10 +157,6 @@ def fid_inception_skeleton() -> torch.nn.Module:
 @contextmanager
 def _pytorch_fid_reads(path: Path):
     """Make pytorch-fid build its InceptionV3 from ``path`` (never from the network)."""
-    from unittest import mock
-
-    from pytorch_fid import inception as fi
-
     def load(url: str, *args: object, **kwargs: object) -> dict[str, torch.Tensor]:
         return _load_state(path)
 
@@ -169,8 +166,6 @@ def _pytorch_fid_reads(path: Path):
 
 def build_inception(path: Path, resize_input: bool = True) -> torch.nn.Module:
     """pytorch-fid's ``InceptionV3([pool3])`` in eval mode with the weights at ``path``."""
-    from pytorch_fid.inception import InceptionV3
-
     with _pytorch_fid_reads(path):
         model = InceptionV3([3], resize_input=resize_input, normalize_input=True)
     return model.eval().requires_grad_(False)

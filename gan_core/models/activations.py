@@ -12,7 +12,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+from ..lazy import lazy_module
 from ..registry import Registry
+
+nn = lazy_module("torch.nn")
 
 if TYPE_CHECKING:
     from torch import nn
@@ -25,8 +28,6 @@ ACTIVATIONS: Registry[ActivationFactory] = Registry("activation")
 
 def _activation(name: str, cls: str, uses_slope: bool = False) -> None:
     def make(slope: float) -> nn.Module:
-        from torch import nn
-
         return getattr(nn, cls)(slope) if uses_slope else getattr(nn, cls)()
 
     ACTIVATIONS.add(name, make)
@@ -71,14 +72,10 @@ NORMALIZATIONS: Registry[NormFactory] = Registry("normalization")
 
 
 def _batchnorm(channels: int) -> nn.Module:
-    from torch import nn
-
     return nn.BatchNorm2d(channels)
 
 
 def _no_norm(channels: int) -> nn.Module:
-    from torch import nn
-
     return nn.Identity()
 
 

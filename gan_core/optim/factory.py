@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from ..config import (
     TTUR_D_FACTOR,
@@ -25,10 +25,10 @@ from ..config import (
     check_section,
 )
 from ..errors import ConfigError
+from ..lazy import lazy_module
 from ..registry import Registry
 
-if TYPE_CHECKING:
-    import torch
+torch = lazy_module("torch")  # the command line lists optimizer names without torch
 
 
 class ParamLike(Protocol):
@@ -75,8 +75,6 @@ def betas_of(cfg: OptimConfig, spec: OptimizerSpec) -> tuple[float, float]:
 
 # --------------------------------------------------------------------------- Adam
 def _build_adam(params: list[Any], cfg: OptimConfig, lr: float) -> torch.optim.Optimizer:
-    import torch
-
     return torch.optim.Adam(params, lr=lr, betas=betas_of(cfg, ADAM), eps=cfg.eps,
                             weight_decay=cfg.weight_decay, foreach=True)
 
@@ -93,8 +91,6 @@ ADAM = OPTIMIZERS.add("adam", OptimizerSpec(
 
 # --------------------------------------------------------------------------- SGD
 def _build_sgd(params: list[Any], cfg: OptimConfig, lr: float) -> torch.optim.Optimizer:
-    import torch
-
     return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                            foreach=True)
 

@@ -170,8 +170,8 @@ def test_reference_warmup_skips_a_scale_without_fid():
 
 
 def test_fid_check_table_shows_both_sample_sizes_and_the_effects():
-    from xraygan.ablations.fid_check import check
-    from xraygan.reports.fid_check import markdown_table
+    from xraygan.ablations.rescore import check
+    from xraygan.reports.rescore_table import markdown_table
 
     assert check([{"status": "pruned", "run_dir": "/x"}]) == []  # nothing to re-score
     rows = [{"cell": c, "seed": s, "n_small": 256, "fid_small": f + 40, "fid_infinity_small": f + 5,
@@ -188,7 +188,7 @@ def test_fid_check_table_shows_both_sample_sizes_and_the_effects():
 
 def test_fid_check_resumes_from_the_runs_evaluations(tmp_path, monkeypatch, capsys):
     from xraygan import metrics, runs
-    from xraygan.ablations.fid_check import check
+    from xraygan.ablations.rescore import check
 
     calls = []
 

@@ -12,6 +12,7 @@ from xraygan.config import (
     validate,
 )
 from xraygan.errors import ConfigError
+from xraygan.guard import check_training
 
 
 def test_json_round_trip_keeps_every_field():
@@ -61,7 +62,6 @@ def test_replace_path():
         (("model", "latent_dim", 0), "model.latent_dim: expected a positive integer"),
         (("train", "batch_size", 0), "train.batch_size"),
         (("train", "amp", "fp8"), "train.amp"),
-        (("train", "loss", "wgan"), "train.loss"),
         (("data", "num_images", -1), "data.num_images"),
     ],
 )
@@ -71,6 +71,17 @@ def test_validate_names_the_bad_field(change, message):
     cfg = dataclasses.replace(base, **{section: dataclasses.replace(getattr(base, section), **{name: value})})
     with pytest.raises(ConfigError, match=message):
         validate(cfg)
+
+
+@pytest.mark.parametrize("section, name, value", [
+    ("train", "loss", "wgan"), ("model", "g_activation", "swish"), ("optim", "name", "adamw")])
+def test_a_name_outside_its_registry_is_refused_before_anything_is_built(section, name, value):
+    # the config holds names as data; the builders check them through their registries
+    base = ExperimentConfig(train=TrainConfig(steps=1))
+    cfg = dataclasses.replace(base, **{section: dataclasses.replace(getattr(base, section), **{name: value})})
+    validate(cfg)
+    with pytest.raises(ConfigError, match=rf"{section}.{name}: unknown \w+ '{value}'; choose one of"):
+        check_training(cfg)
 
 
 def test_validate_requires_a_length():

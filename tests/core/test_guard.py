@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 import torch
 
-from xraygan import guard
+from xraygan import budget, guard
 from xraygan.cli import main
 from xraygan.config import DataConfig, ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
 from xraygan.errors import ResourceError
@@ -26,17 +26,17 @@ def cfg_of(**model) -> ExperimentConfig:
 
 
 def test_parse_and_format_bytes():
-    assert guard.parse_bytes("8GiB") == 8 * 2**30
-    assert guard.parse_bytes("512 MB") == 512 * 10**6
-    assert guard.parse_bytes("1.5k") == 1500
-    assert guard.parse_bytes("123") == 123
+    assert budget.parse_bytes("8GiB") == 8 * 2**30
+    assert budget.parse_bytes("512 MB") == 512 * 10**6
+    assert budget.parse_bytes("1.5k") == 1500
+    assert budget.parse_bytes("123") == 123
     for off in ("off", "none", "0"):
-        assert guard.parse_bytes(off) is None
+        assert budget.parse_bytes(off) is None
     with pytest.raises(ResourceError, match="XRAYGAN_MEMORY_CAP: expected a size"):
-        guard.parse_bytes("lots")
-    assert guard.format_bytes(1536) == "1.5 KiB"
-    assert guard.format_bytes(3 * 2**30) == "3.0 GiB"
-    assert guard.format_bytes(10**30).endswith("bytes") and "e+" in guard.format_bytes(10**30)
+        budget.parse_bytes("lots")
+    assert budget.format_bytes(1536) == "1.5 KiB"
+    assert budget.format_bytes(3 * 2**30) == "3.0 GiB"
+    assert budget.format_bytes(10**30).endswith("bytes") and "e+" in budget.format_bytes(10**30)
 
 
 @pytest.mark.parametrize("preset", PRESETS.names())
@@ -56,26 +56,26 @@ def test_shape_estimate_matches_the_forward_pass_estimate(preset, optimizer):
 
 
 def test_check_allocation_message_and_cap(monkeypatch):
-    monkeypatch.setenv(guard.MEMORY_CAP_ENV, "1MiB")
-    guard.check_allocation(2**20, "a small buffer", "--x")  # exactly the cap: fine
+    monkeypatch.setenv(budget.MEMORY_CAP_ENV, "1MiB")
+    budget.check_allocation(2**20, "a small buffer", "--x")  # exactly the cap: fine
     with pytest.raises(ResourceError) as e:
-        guard.check_allocation(3 * 2**20, "decoding a 20000x20000 frame", "--max-pixels")
+        budget.check_allocation(3 * 2**20, "decoding a 20000x20000 frame", "--max-pixels")
     msg = str(e.value)
     assert "decoding a 20000x20000 frame would allocate 3.0 MiB" in msg
     assert "XRAYGAN_MEMORY_CAP=1MiB allows 1.0 MiB" in msg and "lower --max-pixels" in msg
     assert "\n" not in msg
-    monkeypatch.setenv(guard.MEMORY_CAP_ENV, "off")
-    guard.check_allocation(10**30, "anything", "--x")
+    monkeypatch.setenv(budget.MEMORY_CAP_ENV, "off")
+    budget.check_allocation(10**30, "anything", "--x")
 
 
 def test_default_budget_is_a_fraction_of_what_is_available(monkeypatch):
-    monkeypatch.delenv(guard.MEMORY_CAP_ENV, raising=False)
-    avail, source = guard.available_memory("cpu")
+    monkeypatch.delenv(budget.MEMORY_CAP_ENV, raising=False)
+    avail, source = budget.available_memory("cpu")
     assert avail is not None and avail > 0 and source
-    budget = guard.memory_budget("cpu")
-    assert budget.limit == int(avail * guard.DEFAULT_FRACTION) and not budget.capped
+    got = budget.memory_budget("cpu")
+    assert got.limit == int(avail * budget.DEFAULT_FRACTION) and not got.capped
     with pytest.raises(ResourceError, match=r"available \(.*\), of which 80%"):
-        guard.check_allocation(avail + 1, "more than the machine has", "--x")
+        budget.check_allocation(avail + 1, "more than the machine has", "--x")
 
 
 @pytest.mark.parametrize(
@@ -89,7 +89,7 @@ def test_default_budget_is_a_fraction_of_what_is_available(monkeypatch):
     ],
 )
 def test_memory_bombs_are_refused_from_shapes(monkeypatch, change, flag):
-    monkeypatch.setenv(guard.MEMORY_CAP_ENV, "16GiB")
+    monkeypatch.setenv(budget.MEMORY_CAP_ENV, "16GiB")
     base = cfg_of()
     cfg = dataclasses.replace(
         base,
@@ -103,7 +103,7 @@ def test_memory_bombs_are_refused_from_shapes(monkeypatch, change, flag):
 
 
 def test_a_small_run_passes_and_counts_the_phantom_set(monkeypatch):
-    monkeypatch.setenv(guard.MEMORY_CAP_ENV, "16GiB")
+    monkeypatch.setenv(budget.MEMORY_CAP_ENV, "16GiB")
     est = guard.check_training(cfg_of())
     assert est.dataset == 32 * 16 * 16  # uint8
     assert est.samples == 64 * (4 * 16 + 2 * 256)
@@ -112,7 +112,7 @@ def test_a_small_run_passes_and_counts_the_phantom_set(monkeypatch):
 
 
 def test_cli_train_memory_bomb_is_one_line_and_creates_no_folder(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv(guard.MEMORY_CAP_ENV, "8GiB")
+    monkeypatch.setenv(budget.MEMORY_CAP_ENV, "8GiB")
     code = main(["train", "--steps", "1", "--image-size", "4096", "--out", str(tmp_path / "runs"),
                  "--no-progress"])
     err = capsys.readouterr().err
@@ -122,7 +122,7 @@ def test_cli_train_memory_bomb_is_one_line_and_creates_no_folder(tmp_path, capsy
 
 
 def test_cli_presets_and_memory_bombs(capsys, monkeypatch):
-    monkeypatch.setenv(guard.MEMORY_CAP_ENV, "4GiB")
+    monkeypatch.setenv(budget.MEMORY_CAP_ENV, "4GiB")
     assert main(["presets", "paper-elu", "--image-size", "4096"]) == 2
     err = capsys.readouterr().err
     assert "building paper-elu at 4096x4096 would allocate" in err and "--image-size" in err

@@ -89,7 +89,7 @@ def test_tensors_that_do_not_fit_their_own_config(two_runs, tmp_path):
 ])
 def test_metric_logs_with_impossible_steps_are_refused(two_runs, tmp_path, rows, match):
     run = copy_run(two_runs[0], tmp_path)
-    (run / runs.METRICS).write_text(rows)
+    (run / runs.STEP_LOG).write_text(rows)
     with pytest.raises(RunFolderError, match=match):
         runs.read_metrics(run)
     code, _, err = run_main(["metrics", str(run)])
@@ -133,9 +133,9 @@ def damage(run, kind: str, data) -> None:
         (run / runs.CONFIG).write_text(data.draw(st.sampled_from(
             ['{"name": 1}', "[]", '{"model": {"image_size": 16, "image_size": 32}}', "\x00"])))
     elif kind == "metrics_back":
-        (run / runs.METRICS).write_text("step,loss_d,loss_g\n2,1,1\n1,1,1\n")
+        (run / runs.STEP_LOG).write_text("step,loss_d,loss_g\n2,1,1\n1,1,1\n")
     elif kind == "metrics_negative":
-        (run / runs.METRICS).write_text("step,loss_d,loss_g\n-1,1,1\n")
+        (run / runs.STEP_LOG).write_text("step,loss_d,loss_g\n-1,1,1\n")
     elif kind == "summary_garbage":
         (run / runs.SUMMARY).write_text(data.draw(st.sampled_from(["[", "3", "{}", '{"step": "x"}'])))
     elif kind == "summary_deep":
@@ -173,7 +173,7 @@ def test_property_damaged_runs_keep_the_contract(two_runs, tmp_path_factory, dat
 
 def test_oversized_run_files_are_refused_unread(two_runs, tmp_path, monkeypatch):
     run = copy_run(two_runs[0], tmp_path)
-    with open(run / runs.METRICS, "ab") as f:
+    with open(run / runs.STEP_LOG, "ab") as f:
         f.truncate(3 * 2**30)  # sparse: claims 3 GiB
     with pytest.raises(RunFolderError, match="XRAYGAN_MAX_METRICS_BYTES"):
         runs.read_metrics(run)

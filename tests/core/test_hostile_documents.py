@@ -211,8 +211,8 @@ def test_property_documents_give_a_config_or_a_config_error(text):
 def test_docs_list_every_limit_and_exit_code():
     from pathlib import Path
 
+    from xraygan.budget import MEMORY_CAP_ENV
     from xraygan.data.limits import MAX_PIXELS_ENV
-    from xraygan.guard import MEMORY_CAP_ENV
     from xraygan.safeio import LIMITS
 
     page = (Path(__file__).resolve().parents[2] / "docs" / "limits.md").read_text()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from xraygan import guard, runs
+from xraygan import budget, guard, runs
 from xraygan.checkpoint import InvalidCheckpoint, load_checkpoint, save_checkpoint
 from xraygan.cli import main
 from xraygan.config import DataConfig, ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
@@ -181,7 +181,7 @@ def test_failed_starts_leave_no_run_folder(tmp_path, monkeypatch, bad):
     elif bad == "optimizer":
         cfg = ExperimentConfig(**{**cfg.__dict__, "optim": OptimConfig(name="nope")})
     else:
-        monkeypatch.setenv(guard.MEMORY_CAP_ENV, "1MiB")
+        monkeypatch.setenv(budget.MEMORY_CAP_ENV, "1MiB")
     with pytest.raises(XrayganError):
         train(cfg, runs_root=tmp_path / "runs", progress=False, evaluate=False)
     assert not (tmp_path / "runs").exists() or list((tmp_path / "runs").iterdir()) == []
@@ -311,15 +311,15 @@ def test_corrupt_run_files_name_the_file(tmp_path, capsys):
     runs.update_summary(run, status="completed")  # the writer replaces a corrupt one
     assert runs.read_summary(run)["status"] == "completed"
 
-    (run / runs.METRICS).write_bytes(bytes(range(256)) * 8)
+    (run / runs.STEP_LOG).write_bytes(bytes(range(256)) * 8)
     with pytest.raises(RunFolderError, match="metrics.csv: not a metrics log"):
         runs.read_metrics(run)
-    (run / runs.METRICS).write_text("")
+    (run / runs.STEP_LOG).write_text("")
     with pytest.raises(RunFolderError, match="metrics.csv: empty file"):
         runs.read_metrics(run)
-    (run / runs.METRICS).write_text("step,loss_d,loss_g\n1,0.5,0.7\n2,0.4,0.8\n3,0.")
+    (run / runs.STEP_LOG).write_text("step,loss_d,loss_g\n1,0.5,0.7\n2,0.4,0.8\n3,0.")
     assert runs.read_metrics(run)["step"].tolist() == [1, 2, 3]  # cut row keeps its step
-    (run / runs.METRICS).write_text("step,loss_d,loss_g\n1,0.5,0.7\n2,0.4,0.8\nx")
+    (run / runs.STEP_LOG).write_text("step,loss_d,loss_g\n1,0.5,0.7\n2,0.4,0.8\nx")
     assert runs.read_metrics(run)["step"].tolist() == [1, 2]
 
     (run / runs.CONFIG).write_text('{"model": {"image_size": "big"}}')

@@ -75,7 +75,8 @@ def test_holdout_split_is_seeded_disjoint_and_applied_by_load_dataset(tmp_path):
 
     from xraygan.config import DataConfig
     from xraygan.data import load_dataset
-    from xraygan.data.holdout import heldout_set, split_indices
+    from xraygan.data.holdout import heldout_set
+    from xraygan.data.split import split_indices
 
     tr, ho = split_indices(50, 0.2, seed=3)
     assert len(tr) == 40 and len(ho) == 10 and not set(tr) & set(ho)

@@ -1,5 +1,5 @@
 """The fid-check table: a sweep's reduced FID beside FID at 2,048 samples on the same runs
-(rows from xraygan.ablations.fid_check.check), and the AdaS-vs-Adam effect under each metric."""
+(rows from xraygan.ablations.rescore.check), and the AdaS-vs-Adam effect under each metric."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from xraygan.claims.stats import effect, fmt, fmt_effect
+
 PAIR = ("adas-elu", "adam-elu")
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """The per-trial table and the AdaS-vs-Adam effect under each metric."""
-    from xraygan.claims.stats import effect, fmt, fmt_effect
-
     if not rows:
         return "No completed trials to re-score.\n"
     ns, nl = rows[0]["n_small"], rows[0]["n_large"]

@@ -4,7 +4,7 @@ The quick reproduction scores every trial by FID on ``QUICK.fid_samples`` genera
 budget choice, ablations/scale.py) and records FID_inf and KID beside it. This re-scores the
 same finished runs (same checkpoints, same evaluation noise seed) at ``--fid-samples`` (default
 2,048): per trial the recorded small-N numbers next to FID at 2,048 (and its own FID_inf).
-xraygan.reports.fid_check turns the rows into a table with the AdaS-vs-Adam effect under each
+xraygan.reports.rescore_table turns the rows into a table with the AdaS-vs-Adam effect under each
 metric, so a reader sees whether the reduced metric changes any conclusion.
 
     xraygan fid-check table1-quick [--studies DIR | --storage URL] [--fid-samples 2048]
@@ -17,10 +17,13 @@ trial on two quiet AVX2 EPYC cores), so it is not part of the quick start.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from xraygan import runs
+from xraygan.metrics import METRICS, RunContext
 from xraygan.trials import TrialStatus
 
 SMALL = ("fid", "fid_infinity", "kid")  # recorded by the sweep at the scale's sample count
@@ -32,11 +35,6 @@ def rescore(run_dir: str | Path, fid_samples: int, device: str = "cpu") -> dict[
     Each result is appended to the run's evaluations.jsonl (kind "fid_check") and read back
     from there on the next call: a check killed after 50 of its 60 minutes resumes at the trial
     it was on, not at the first."""
-    import time
-
-    from xraygan import runs
-    from xraygan.metrics import METRICS, RunContext
-
     for ev in reversed(runs.read_evaluations(run_dir)):
         if ev.get("kind") == "fid_check" and ev.get("fid_samples") == fid_samples:
             return {k: v for k, v in ev.items() if k not in ("kind", "time", "fid_samples")}
@@ -57,8 +55,6 @@ def check(trials: Sequence[Mapping[str, Any]], fid_samples: int = 2048, device: 
           cells: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """One row per completed trial (its user attrs): cell group, seed, small-N and large-N;
     ``cells`` keeps only those cell groups (e.g. the two a claim compares)."""
-    import time
-
     rows = []
     todo = [t for t in trials if t.get("status") == TrialStatus.COMPLETED and t.get("run_dir")
             and (not cells or _group(t) in cells)]
