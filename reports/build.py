@@ -32,11 +32,13 @@ from .anatomy import anatomy_markdown, utility_markdown
 from .claim_page import claims_markdown
 from .load import (
     by_population,
+    excluded,
     fill_sample_metrics,
     load_study,
     memory_json_rows,
     population_label,
     runs_frame,
+    study_attrs,
     trials_frame,
     with_fid_n,
 )
@@ -78,12 +80,13 @@ def load_inputs(studies: Sequence[str], storage: str | None = None,
     out = []
     for name in studies:
         study = load_study(name, storage, studies_dir)
+        attrs = study_attrs(study)
         df = trials_frame(study)
-        kind = study.user_attrs.get("study") or (df["study"].dropna().iloc[0] if len(df) else name)
+        kind = attrs.get("study") or (df["study"].dropna().iloc[0] if len(df) else name)
         if kind == "table3":  # a number in every cell: score failed runs' last samples
             df = fill_sample_metrics(df)
-        df = with_fid_n(df, study.user_attrs.get("scale"))
-        out.append(StudyData(name, str(kind), df, dict(study.user_attrs),
+        df = with_fid_n(df, attrs.get("scale"))
+        out.append(StudyData(name, str(kind), df, attrs,
                              [dict(t.user_attrs) for t in study.trials]))
     if run_paths:
         out.append(StudyData("runs", "runs", with_fid_n(runs_frame(run_paths))))
@@ -528,4 +531,5 @@ def build_report(studies: Sequence[str], out_dir: str | Path = DEFAULT_OUT,
     index = out_dir / "index.md"
     atomic_write_text(index, index_page(data, pages, claims))
     notes = [f"{d.name}: {len(d.frame)} trials" for d in data]
+    notes += [f"{d.name}: excluded {line}" for d in data for line in excluded(d.frame)]
     return Report(index, pages, made, claims, notes)
