@@ -103,14 +103,25 @@ def check_dataset(cfg: Any, fid: bool) -> tuple[list[ReferenceSet], str]:
     return refs, line
 
 
+def check_utility_labels(cfg: Any) -> None:
+    """A study scored by the utility test: its labels checked now, as ``xraygan metrics
+    --utility`` checks them (xraygan.data.labels.utility_labels), not after the GANs train."""
+    from xraygan.data.labels import utility_labels
+    from xraygan.metrics.utility import UtilitySettings
+
+    utility_labels(cfg.data, cfg.model.image_size, UtilitySettings().label, heldout_samples())
+
+
 def preflight(opts: Any) -> Preflight:
     """Check a sweep (ablations.runner.SweepOptions) before any expensive work; raise
     ConfigError / DataError (one line, naming the flag) on the first problem."""
     from xraygan.guard import check_training
 
     from .estimate import sweep_configs
+    from .spec import STUDIES
 
     scale = opts.ctx.scale
+    utility = "utility" in STUDIES.get(opts.study).metrics
     configs = [cfg for _, cfg in sweep_configs(opts)]
     seen: dict[tuple, None] = {}
     refs: list[ReferenceSet] = []
@@ -125,6 +136,8 @@ def preflight(opts: Any) -> Preflight:
             continue
         seen[key] = None
         got, line = check_dataset(cfg, scale.fid)
+        if utility:
+            check_utility_labels(cfg)
         refs += [r for r in got if r not in refs]
         lines.append(line)
     if scale.fid:
