@@ -1,6 +1,7 @@
 """SIGHUP (the terminal closed) while a sweep's trial is being evaluated (issue 28 class 8):
 handled as during training: the trial is recorded as interrupted with its checkpoint kept,
-queued again, the sweep exits 129, and the next sweep finishes it at once without training."""
+queued again, the sweep exits 129, and the next sweep finishes it at once without training.
+A last rerun that trains nothing keeps the study's recorded sweep memory (class 9)."""
 
 from __future__ import annotations
 
@@ -52,3 +53,10 @@ def test_sighup_during_evaluation_requeues_and_resumes_at_once(tmp_path):
     done = study.trials[-1]
     assert done.state.name == "COMPLETE" and done.user_attrs["retry_of"] == 0
     assert done.user_attrs["resumed_from_step"] == 4  # the trained checkpoint, not a new run
+
+    recorded = study.user_attrs["sweep_memory"]
+    rerun = _sweep(out, hang_up=False)  # every cell done: nothing trains
+    assert rerun.returncode == 0 and "this one trained nothing" in rerun.stdout
+    study = optuna.load_study(study_name="table1-quick",
+                              storage=f"sqlite:///{out / 'table1-quick.db'}")
+    assert study.user_attrs["sweep_memory"] == recorded
