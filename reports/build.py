@@ -12,7 +12,9 @@ index page linking them, from Optuna studies and run folders only.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,7 @@ from xraygan.claims.engine import Claim, claim_keys, claims_for_study, evaluate_
 from xraygan.claims.protocol import ClaimProtocol, registered_protocols
 from xraygan.errors import XrayganError
 from xraygan.runs import atomic_write_text
+from xraygan.safeio import read_bounded
 from xraygan.trials import completed
 
 from . import figures, metric_figures, tables, trends
@@ -489,7 +492,14 @@ def memory_page(d: StudyData, fig_dir: Path, claims: Sequence[Claim], *,
     return "".join(s), made
 
 
-def index_page(data: Sequence[StudyData], pages: Mapping[str, Path], claims: Sequence[Claim]) -> str:
+INDEX_ROWS = "index.json"
+"""Beside index.md: the index rows of every study page written into the folder, so that a
+second report into the same folder lists the first one's studies too."""
+
+
+def index_rows(data: Sequence[StudyData], pages: Mapping[str, Path]) -> list[list[Any]]:
+    """The index rows of this report's studies, after those of earlier reports into the same
+    folder whose pages are still there (INDEX_ROWS; an unreadable one is started afresh)."""
     rows = []
     for d in data:
         done = completed(d.frame) if d.kind != "memory" else d.frame
@@ -497,9 +507,34 @@ def index_page(data: Sequence[StudyData], pages: Mapping[str, Path], claims: Seq
         pops = "; ".join(sorted(_labels(d.frame))) if d.kind != "memory" else "—"
         rows.append([f"[{d.name}]({pages[d.name].name})", d.kind, scale or "—", pops,
                      len(d.frame), len(done)])
+    if not pages:
+        return rows
+    folder = next(iter(pages.values())).parent
+    mine = {r[0] for r in rows}
+    earlier = []
+    try:
+        kept = json.loads(read_bounded(folder / INDEX_ROWS, "json_bytes", str(folder / INDEX_ROWS),
+                                       error=XrayganError))
+    except (XrayganError, ValueError, RecursionError):
+        kept = []
+    for r in kept if isinstance(kept, list) else []:
+        page = re.fullmatch(r"\[[^\]]*\]\(([^)/]+)\)", str(r[0])) if isinstance(r, list) and r else None
+        if page and len(r) == 6 and r[0] not in mine and (folder / page.group(1)).is_file():
+            earlier.append(r)
+    atomic_write_text(folder / INDEX_ROWS, json.dumps(earlier + rows, indent=1) + "\n")
+    return earlier + rows
+
+
+def index_page(data: Sequence[StudyData], pages: Mapping[str, Path], claims: Sequence[Claim]) -> str:
+    rows = index_rows(data, pages)
+    named = ", ".join(d.name for d in data)
     s = ["# xraygan report\n\n", f"Reproduction of {paper.CITATION}.\n\n", "## Studies\n\n",
          tables.markdown(["Study", "Kind", "Scale", "Population", "Trials", "Completed"], rows),
-         "\n## Claims of the paper\n\n", claims_by_population(list(claims))]
+         "\n## Claims of the paper\n\n",
+         (f"Decided from the studies of the latest report into this folder ({named}); each "
+          "study's page holds the claims of the report that wrote it.\n\n"
+          if len(rows) > len(data) else ""),
+         claims_by_population(list(claims))]
     return "".join(s)
 
 

@@ -173,3 +173,21 @@ def test_run_folders_with_malformed_metrics_are_excluded(tmp_path):
     assert "summary.json: metrics is list, expected an object" in err
     assert "evaluations.jsonl: record 1 is list, expected an object" in err
     assert str(good.name) not in err
+
+
+def test_reports_into_one_folder_keep_every_study_in_the_index(tmp_path):
+    from report_fixtures import table3_trials
+
+    storage, _ = _study(tmp_path)
+    make_study(storage, "table3-quick", "table3", table3_trials())
+    assert _report(tmp_path, storage, "table1-quick")[0] == 0
+    assert _report(tmp_path, storage, "table3-quick")[0] == 0
+    index = (tmp_path / "out" / "index.md").read_text()
+    assert "[table1-quick](table1-quick.md)" in index and "[table3-quick](table3-quick.md)" in index
+    assert "Decided from the studies of the latest report into this folder (table3-quick)" in index
+    assert _report(tmp_path, storage, "table1-quick")[0] == 0  # again: listed once, not twice
+    index = (tmp_path / "out" / "index.md").read_text()
+    assert index.count("[table1-quick](table1-quick.md)") == 1 and "[table3-quick]" in index
+    (tmp_path / "out" / "table3-quick.md").unlink()  # a page removed leaves the index
+    assert _report(tmp_path, storage, "table1-quick")[0] == 0
+    assert "[table3-quick]" not in (tmp_path / "out" / "index.md").read_text()
