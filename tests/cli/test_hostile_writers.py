@@ -91,3 +91,29 @@ def test_scale_probe_input_errors_are_one_line(tmp_path, capsys, argv, says):
     err = capsys.readouterr().err
     assert code == 2 and says.replace("{tmp}", str(tmp_path)) in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("kind, implausible", [("noise", (1.0, 1.0)), ("phantoms", (0.0, 0.25))])
+def test_the_anatomy_measurer_takes_no_noise_for_a_chest(tmp_path, kind, implausible):
+    import numpy as np
+    import torch
+    from report_fixtures import config, make_run
+
+    from xraygan import runs
+    from xraygan.config import replace_path
+    from xraygan.data.phantom import PhantomSeries, generate_phantoms
+    from xraygan.imageio import save_grid
+
+    run = make_run(tmp_path / "runs", kind, replace_path(config(kind), "model.image_size", 32))
+    if kind == "noise":
+        images = torch.rand(64, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    else:
+        ph = generate_phantoms(64, 32, 0, series=PhantomSeries(version=2, cardiomegaly=0.3))
+        images = torch.from_numpy(np.asarray(ph, np.float32))[:, None] * 2 - 1
+    for grid in runs.sample_paths(run):
+        save_grid(images, grid)
+    out = tmp_path / "m.json"
+    code, _, err = run_main(["metrics", str(run), "--json", str(out)])
+    assert code == 0, err
+    got = json.loads(out.read_text())[0]["anat_implausible"]
+    assert implausible[0] <= got <= implausible[1]
