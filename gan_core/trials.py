@@ -101,6 +101,17 @@ def _shown(v: Any) -> str:
     return f"a {type(v).__name__} ({repr(v)[:30]})"
 
 
+def _typed(attrs: Any, what: str, strings: tuple[str, ...], mappings: tuple[str, ...]) -> None:
+    """InvalidTrial unless ``attrs`` is a mapping whose present ``strings`` are text and
+    ``mappings`` mappings."""
+    if not isinstance(attrs, Mapping):
+        raise InvalidTrial(f"{what}s are {_shown(attrs)}, expected a mapping")
+    for kinds, kind, words in ((strings, str, "text"), (mappings, Mapping, "a mapping")):
+        for k in kinds:
+            if attrs.get(k) is not None and not isinstance(attrs[k], kind):
+                raise InvalidTrial(f"{what} {k} is {_shown(attrs[k])}, expected {words}")
+
+
 def _dotted(d: Mapping[str, Any], dotted: str) -> Any:
     for part in dotted.split("."):
         if not isinstance(d, Mapping):
@@ -123,14 +134,7 @@ class TrialRecord:
 
     @classmethod
     def from_attrs(cls, attrs: Any) -> TrialRecord:
-        if not isinstance(attrs, Mapping):
-            raise InvalidTrial(f"attributes are {_shown(attrs)}, expected a mapping")
-        for k in STRING_ATTRS:
-            if attrs.get(k) is not None and not isinstance(attrs[k], str):
-                raise InvalidTrial(f"attribute {k} is {_shown(attrs[k])}, expected text")
-        for k in MAPPING_ATTRS:
-            if attrs.get(k) is not None and not isinstance(attrs[k], Mapping):
-                raise InvalidTrial(f"attribute {k} is {_shown(attrs[k])}, expected a mapping")
+        _typed(attrs, "attribute", STRING_ATTRS, MAPPING_ATTRS)
         seed = attrs.get("seed")
         if seed is not None and not (isinstance(seed, int) and not isinstance(seed, bool)
                                      and 0 <= seed < 2**32):
@@ -194,14 +198,7 @@ def check_study_attrs(attrs: Any) -> dict[str, Any]:
     numbers finite and >= 0, study and data text, seeds a count); InvalidTrial naming the
     attribute otherwise. The registration (claims_protocol) is parsed by
     xraygan.claims.protocol.registered_protocols."""
-    if not isinstance(attrs, Mapping):
-        raise InvalidTrial(f"study attributes are {_shown(attrs)}, expected a mapping")
-    for k in STUDY_MAPPINGS:
-        if attrs.get(k) is not None and not isinstance(attrs[k], Mapping):
-            raise InvalidTrial(f"study attribute {k} is {_shown(attrs[k])}, expected a mapping")
-    for k in STUDY_STRINGS:
-        if attrs.get(k) is not None and not isinstance(attrs[k], str):
-            raise InvalidTrial(f"study attribute {k} is {_shown(attrs[k])}, expected text")
+    _typed(attrs, "study attribute", STUDY_STRINGS, STUDY_MAPPINGS)
     seeds = attrs.get("seeds")
     if seeds is not None and not (isinstance(seeds, int) and not isinstance(seeds, bool)
                                   and seeds >= 0):
