@@ -26,6 +26,7 @@ from xraygan.metrics import RunContext
 from xraygan.metrics.features import stats_path
 
 from .runner import sweep_configs
+from .spec import STUDIES
 
 HELDOUT_FLAG = "--holdout"
 
@@ -103,10 +104,20 @@ def check_dataset(cfg: Any, fid: bool) -> tuple[list[ReferenceSet], str]:
     return refs, line
 
 
+def check_utility_labels(cfg: Any) -> None:
+    """A study scored by the utility test: its labels checked now, as ``xraygan metrics
+    --utility`` checks them (xraygan.data.labels.utility_labels), not after the GANs train."""
+    from xraygan.data.labels import utility_labels
+    from xraygan.metrics.utility import UtilitySettings
+
+    utility_labels(cfg.data, cfg.model.image_size, UtilitySettings().label, heldout_samples())
+
+
 def preflight(opts: Any) -> Preflight:
     """Check a sweep (ablations.runner.SweepOptions) before any expensive work; raise
     ConfigError / DataError (one line, naming the flag) on the first problem."""
     scale = opts.ctx.scale
+    utility = "utility" in STUDIES.get(opts.study).metrics
     configs = [cfg for _, cfg in sweep_configs(opts)]
     seen: dict[tuple, None] = {}
     refs: list[ReferenceSet] = []
@@ -121,6 +132,8 @@ def preflight(opts: Any) -> Preflight:
             continue
         seen[key] = None
         got, line = check_dataset(cfg, scale.fid)
+        if utility:
+            check_utility_labels(cfg)
         refs += [r for r in got if r not in refs]
         lines.append(line)
     if scale.fid:

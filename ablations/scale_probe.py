@@ -116,6 +116,55 @@ def probe_run(cell: str, seed: int, *, steps: int, batch_size: int, out: Path,
     }
 
 
+ROW_FIELDS = {"cell": str, "seed": int, "steps": int, "batch_size": int, "t0": dict,
+              "avx2_quiet_s": (int, float), "wall_s": (int, float), "cpu_s": (int, float),
+              "load_avg": list}
+
+
+def read_log(path: Path, skipped: list[str] | None = None) -> list[dict[str, Any]]:
+    """The rows of a probe.jsonl, read bounded (XRAYGAN_MAX_JSON_BYTES); a line that does not
+    parse as a row (cut short by a kill mid-write) is left out, and said in ``skipped``: its
+    run is simply probed again. UserFileError for a missing or unreadable file."""
+    from xraygan.errors import UserFileError
+    from xraygan.safeio import read_bounded
+
+    raw = read_bounded(path, "json_bytes", f"probe log {path}", error=UserFileError)
+    rows = []
+    for i, line in enumerate(raw.decode("utf-8", "replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+        except (ValueError, RecursionError):
+            r = None
+        if not isinstance(r, dict) or any(not isinstance(r.get(k), t) or isinstance(r.get(k), bool)
+                                          for k, t in ROW_FIELDS.items()) or r["steps"] < 1:
+            if skipped is not None:
+                skipped.append(f"{path}:{i}: not a complete probe row; left out")
+            continue
+        rows.append(r)
+    return rows
+
+
+def _append(log: Path, row: dict[str, Any]) -> None:
+    """One row on its own line, even after a line a kill cut short (no newline at its end)."""
+    with log.open("a+b") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell():
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                f.write(b"\n")
+        f.write((json.dumps(row) + "\n").encode())
+
+
+def table1_cells() -> list[str]:
+    from xraygan.ablations.scale import QUICK
+    from xraygan.ablations.spec import StudyContext
+    from xraygan.ablations.table1 import cells
+
+    return [c.key for c in cells(StudyContext(QUICK))]
+
+
 def summary_markdown(logs: Sequence[Path], lengths: Sequence[int] = (1500, 2000, 2500, 3000)) -> str:
     """The probe's results as a markdown table: T0 at each run length (— : the run never left
     T0), the time per 1000 iterations on a quiet AVX2 core, and the load it was measured under."""
@@ -123,8 +172,7 @@ def summary_markdown(logs: Sequence[Path], lengths: Sequence[int] = (1500, 2000,
             "s / 1000 it. (quiet AVX2)", "wall / CPU s here", "load avg"]
     rows = []
     for log in logs:
-        for line in Path(log).read_text().splitlines():
-            r = json.loads(line)
+        for r in read_log(log):
             t0 = [r["t0"].get(str(n)) for n in lengths]
             rows.append([r["cell"], r["seed"], r["batch_size"],
                          *[("—" if v != v else f"{v:.0f}") if v is not None else "not run"
@@ -210,22 +258,46 @@ def derive_markdown(result: dict[str, Any], shown: Sequence[int]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import sys
+
+    from xraygan.errors import XrayganError
+
     p = argparse.ArgumentParser(prog="python -m xraygan.ablations.scale_probe",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--cells", nargs="+", default=["adas-elu", "adam-elu", "adas-elu-ttur",
                                                    "adas-dcgan"])
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--steps", type=int)
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--seeds", nargs="+", type=_count, default=[0, 1, 2])
+    p.add_argument("--steps", type=_count)
+    p.add_argument("--batch-size", type=_count)
     p.add_argument("--summary", nargs="+", type=Path, metavar="PROBE_JSONL",
                    help="print the markdown table of finished probes and exit")
-    p.add_argument("--lengths", type=int, nargs="*", default=None,
+    p.add_argument("--lengths", type=_count, nargs="*", default=None,
                    help="run lengths to report T0 for (default: every 100 iterations)")
     p.add_argument("--out", type=Path)
     p.add_argument("--derive", nargs="+", type=Path, metavar="PROBE_JSONL",
                    help="print T0 by run length for --cells by the claims' criterion and the "
                         "shortest length at which every probed seed is past T0, and exit")
     a = p.parse_args(argv)
+    try:
+        return _main(a, p)
+    except XrayganError as e:
+        print(f"{p.prog}: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _count(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if not 0 <= v <= 10**9:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to 10^9, got {text!r}")
+    return v
+
+
+def _main(a: argparse.Namespace, p: argparse.ArgumentParser) -> int:
+    import sys
+
     if a.summary:
         print(summary_markdown(a.summary), end="")
         return 0
@@ -237,22 +309,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if not (a.steps and a.batch_size and a.out):
         p.error("--steps, --batch-size and --out are needed to probe")
+    known = table1_cells()
+    unknown = [c for c in a.cells if c not in known]
+    if unknown:
+        p.error(f"--cells: {', '.join(unknown)} not a Table I cell; expected some of "
+                f"{', '.join(known)}")
     lengths = a.lengths or list(range(200, a.steps + 1, 100))
     a.out.mkdir(parents=True, exist_ok=True)
     log = a.out / "probe.jsonl"
     done = set()
-    if log.is_file():
-        for line in log.read_text().splitlines():
-            r = json.loads(line)
+    if log.exists():
+        skipped: list[str] = []
+        for r in read_log(log, skipped):
             done.add((r["cell"], r["seed"], r["steps"], r["batch_size"]))
+        for line in skipped:
+            print(line, file=sys.stderr)
     for seed in a.seeds:
         for cell in a.cells:
             if (cell, seed, a.steps, a.batch_size) in done:
                 continue
             row = probe_run(cell, seed, steps=a.steps, batch_size=a.batch_size, out=a.out,
                             lengths=lengths)
-            with log.open("a") as f:  # one line per finished run: a killed probe resumes
-                f.write(json.dumps(row) + "\n")
+            _append(log, row)  # one line per finished run: a killed probe resumes
             print(json.dumps({k: row[k] for k in ("cell", "seed", "wall_s", "avx2_quiet_s")}),
                   flush=True)
     return 0

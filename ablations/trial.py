@@ -7,6 +7,7 @@ import contextlib
 import math
 import os
 import shutil
+import signal
 import socket
 import threading
 import time
@@ -34,7 +35,7 @@ from xraygan.memory.measure import build_step, make_batch, measure_step_peak
 from xraygan.metrics import CHEAP_METRICS, run_metrics
 from xraygan.metrics.artifacts import blockiness, split_grid
 from xraygan.precision import resolve_amp
-from xraygan.process import StopRequested, governor_tick, stop_on_signals, trim_malloc
+from xraygan.process import STOP_SIGNALS, StopRequested, governor_tick, stop_on_signals, trim_malloc
 from xraygan.train import resolve_device, total_steps, train
 from xraygan.trials import TrialStatus
 
@@ -285,11 +286,18 @@ def execute(study: optuna.Study, trial: optuna.Trial, cell: Cell, env: TrialEnv)
             requeue(study, study.get_trials(deepcopy=False)[trial.number])
             raise StopRequested(stop.raised)
         try:
-            record = evaluate(cfg, run_dir, result.summary, env)
-            name, value = env.spec.score(record["score_inputs"])
-            extra = {}
-            if env.spec.finish is not None:
-                extra = env.spec.finish(env.ctx, cell, {**attrs, **record}, env.reference)
+            with stop_now_on_signals():  # the checkpoint is written: evaluation just stops
+                record = evaluate(cfg, run_dir, result.summary, env)
+                name, value = env.spec.score(record["score_inputs"])
+                extra = {}
+                if env.spec.finish is not None:
+                    extra = env.spec.finish(env.ctx, cell, {**attrs, **record}, env.reference)
+        except StopRequested as e:  # as during training: recorded, queued again, resumable now
+            finish(TrialStatus.INTERRUPTED, TrialState.FAIL,
+                   failure=f"interrupted by {e.signal} while evaluating (trained to step "
+                           f"{result.step}, checkpoint kept)")
+            requeue(study, study.get_trials(deepcopy=False)[trial.number])
+            raise
         except Exception as e:
             (run_dir / "trial_error.txt").write_text(traceback.format_exc())
             return finish(TrialStatus.ERROR, TrialState.FAIL, failure=f"evaluation: {type(e).__name__}: {e}")
@@ -304,6 +312,26 @@ def execute(study: optuna.Study, trial: optuna.Trial, cell: Cell, env: TrialEnv)
         samples = attach_samples(trial, run_dir, env.study_dir)
         return finish(TrialStatus.COMPLETED, TrialState.COMPLETE, value, objective=name, **record, **extra,
                       **flat_metrics(record["metrics"]), **samples)
+
+
+@contextlib.contextmanager
+def stop_now_on_signals():
+    """SIGINT, SIGTERM and SIGHUP raise StopRequested at once (evaluation has no step to
+    finish first); without this, SIGHUP's default action ended the sweep with the trial left
+    RUNNING until its heartbeat went stale."""
+    def handler(signum: int, frame: object) -> None:
+        raise StopRequested(signal.Signals(signum).name)
+
+    try:
+        old = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    except ValueError:  # not the main thread: the process's own handlers apply
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 METRIC_ATTR_PREFIX = "metric."

@@ -22,6 +22,7 @@ with the sweep's held-out part (``--holdout``) as the test images. The original 
 
 from __future__ import annotations
 
+from xraygan.data.labels import unlabelled_reason
 from xraygan.errors import ConfigError
 
 from .spec import STUDIES, Cell, StudyContext, StudySpec, first_metric, named
@@ -32,8 +33,7 @@ LABELLED_PHANTOMS = "phantom:v2"
 
 def check_data(data: str) -> None:
     """ConfigError unless ``data`` has labels a classifier can learn."""
-    kind, _, arg = data.partition(":")
-    if (kind == "phantom" and not arg.startswith("v2")) or kind == "folder":
+    if unlabelled_reason(data):
         raise ConfigError(f"--data {data}: the utility study needs labelled images: "
                           f"{LABELLED_PHANTOMS} (phantoms with findings, the default), or a "
                           "VinBigData DICOM folder with train.csv (dicom:PATH)")

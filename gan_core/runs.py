@@ -153,7 +153,20 @@ def is_failed_start(path: str | Path) -> bool:
     """config.json without summary.json: a start that failed before training (older versions
     wrote config.json before validating); no metrics to show, nothing to resume."""
     path = Path(path)
-    return (path / CONFIG).is_file() and not (path / SUMMARY).is_file()
+    return ((path / CONFIG).is_file() and not (path / SUMMARY).is_file()
+            and not lost_summary(path))
+
+
+def lost_summary(path: str | Path) -> str:
+    """What training left in a folder whose summary.json is missing (a checkpoint, a metric
+    log), in words; "" when there is none. Such a folder is a run that lost its summary (a
+    deleted file, a copy that left it out), not a failed start: it must not be deleted."""
+    path = Path(path)
+    if not (path / CONFIG).is_file() or (path / SUMMARY).is_file():
+        return ""
+    found = [what for what, f in (("a checkpoint", checkpoint_path(path)),
+                                  (f"a metric log ({STEP_LOG})", path / STEP_LOG)) if f.is_file()]
+    return " and ".join(found)
 
 
 def find_runs(paths: Iterable[str | Path], skipped: list[Path] | None = None) -> list[Path]:
@@ -169,6 +182,11 @@ def find_runs(paths: Iterable[str | Path], skipped: list[Path] | None = None) ->
     for p in map(Path, paths):
         if is_run_dir(p):
             found.append(p)
+        elif lost_summary(p):
+            raise RunFolderError(
+                f"{p}: a run without its {SUMMARY} (it holds {lost_summary(p)}); keep it: "
+                f"`xraygan train --resume {p}` continues it and writes the summary again"
+            )
         elif is_failed_start(p):
             raise RunFolderError(
                 f"{p}: not a run, only {CONFIG} and no {SUMMARY} (a start that failed before "
@@ -177,14 +195,18 @@ def find_runs(paths: Iterable[str | Path], skipped: list[Path] | None = None) ->
         elif p.is_dir():
             children = sorted(c for c in p.iterdir() if c.is_dir())
             found.extend(c for c in children if is_run_dir(c))
-            left_out.extend(c for c in children if is_failed_start(c))
+            left_out.extend(c for c in children if is_failed_start(c) or lost_summary(c))
         else:
             raise RunFolderError(f"{p}: not a run folder (no {CONFIG}) and not a folder of runs")
     if skipped is not None:
         skipped.extend(left_out)
     if not found:
-        extra = (f"; {len(left_out)} folder(s) hold only {CONFIG} (failed starts)"
-                 if left_out else "")
+        lost = [c for c in left_out if lost_summary(c)]
+        extra = (f"; {len(left_out) - len(lost)} folder(s) hold only {CONFIG} (failed starts)"
+                 if len(left_out) > len(lost) else "")
+        if lost:
+            extra += (f"; {len(lost)} run(s) lack their {SUMMARY} (e.g. {lost[0]}: keep them, "
+                      "`xraygan train --resume RUN` writes it again)")
         raise RunFolderError(
             f"no run folders (with {CONFIG} and {SUMMARY}) under {', '.join(map(str, paths))}{extra}"
         )

@@ -71,6 +71,12 @@ LIMITS: dict[str, Limit] = {
                         "size of a run folder's JSON file (summary.json, evaluations)"),
     "metrics_bytes": Limit("XRAYGAN_MAX_METRICS_BYTES", 2 << 30, "bytes",
                            "a run's metrics.csv (about 60 bytes a logged step)"),
+    "labels_bytes": Limit("XRAYGAN_MAX_LABELS_BYTES", 256 << 20, "bytes",
+                          "a labels CSV (VinBigData train.csv, a folder's labels file); "
+                          "VinBigData's is 5 MB"),
+    "cache_bytes": Limit("XRAYGAN_MAX_CACHE_BYTES", 16 << 20, "bytes",
+                         "a cached result in a run folder (utility.json, about 2 kB); a larger "
+                         "one is recomputed, not read"),
     "dicom_inflated": Limit("XRAYGAN_MAX_DICOM_INFLATED", 512 << 20, "bytes",
                             "a deflated DICOM data set after decompression"),
 }

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +37,7 @@ from xraygan.claims.protocol import (
 from xraygan.errors import XrayganError
 from xraygan.metrics.spectrum import CUTOFF
 from xraygan.runs import atomic_write_text
+from xraygan.safeio import read_bounded
 from xraygan.trials import completed
 
 from . import figures, metric_figures, tables, trends
@@ -42,11 +45,13 @@ from .anatomy import anatomy_markdown, utility_markdown
 from .claim_page import claim_title, claims_markdown, summary_table
 from .load import (
     by_population,
+    excluded,
     fill_sample_metrics,
     load_study,
     memory_json_rows,
     population_label,
     runs_frame,
+    study_attrs,
     trials_frame,
     with_fid_n,
 )
@@ -88,12 +93,13 @@ def load_inputs(studies: Sequence[str], storage: str | None = None,
     out = []
     for name in studies:
         study = load_study(name, storage, studies_dir)
+        attrs = study_attrs(study)
         df = trials_frame(study)
-        kind = study.user_attrs.get("study") or (df["study"].dropna().iloc[0] if len(df) else name)
+        kind = attrs.get("study") or (df["study"].dropna().iloc[0] if len(df) else name)
         if kind == "table3":  # a number in every cell: score failed runs' last samples
             df = fill_sample_metrics(df)
-        df = with_fid_n(df, study.user_attrs.get("scale"))
-        out.append(StudyData(name, str(kind), df, dict(study.user_attrs),
+        df = with_fid_n(df, attrs.get("scale"))
+        out.append(StudyData(name, str(kind), df, attrs,
                              [dict(t.user_attrs) for t in study.trials]))
     if run_paths:
         out.append(StudyData("runs", "runs", with_fid_n(runs_frame(run_paths))))
@@ -598,7 +604,14 @@ def claim_home(c: Claim, data: Sequence[StudyData], pages: Mapping[str, Path]) -
     return ""
 
 
-def index_page(data: Sequence[StudyData], pages: Mapping[str, Path], claims: Sequence[Claim]) -> str:
+INDEX_ROWS = "index.json"
+"""Beside index.md: the index rows of every study page written into the folder, so that a
+second report into the same folder lists the first one's studies too."""
+
+
+def index_rows(data: Sequence[StudyData], pages: Mapping[str, Path]) -> list[list[Any]]:
+    """The index rows of this report's studies, after those of earlier reports into the same
+    folder whose pages are still there (INDEX_ROWS; an unreadable one is started afresh)."""
     rows = []
     for d in data:
         done = completed(d.frame) if d.kind != "memory" else d.frame
@@ -606,9 +619,33 @@ def index_page(data: Sequence[StudyData], pages: Mapping[str, Path], claims: Seq
         pops = "; ".join(sorted(_labels(d.frame))) if d.kind != "memory" else "—"
         rows.append([f"[{d.name}]({pages[d.name].name})", d.kind, scale or "—", pops,
                      len(d.frame), len(done)])
+    if not pages:
+        return rows
+    folder = next(iter(pages.values())).parent
+    mine = {r[0] for r in rows}
+    earlier = []
+    try:
+        kept = json.loads(read_bounded(folder / INDEX_ROWS, "json_bytes", str(folder / INDEX_ROWS),
+                                       error=XrayganError))
+    except (XrayganError, ValueError, RecursionError):
+        kept = []
+    for r in kept if isinstance(kept, list) else []:
+        page = re.fullmatch(r"\[[^\]]*\]\(([^)/]+)\)", str(r[0])) if isinstance(r, list) and r else None
+        if page and len(r) == 6 and r[0] not in mine and (folder / page.group(1)).is_file():
+            earlier.append(r)
+    atomic_write_text(folder / INDEX_ROWS, json.dumps(earlier + rows, indent=1) + "\n")
+    return earlier + rows
+
+
+def index_page(data: Sequence[StudyData], pages: Mapping[str, Path], claims: Sequence[Claim]) -> str:
+    rows = index_rows(data, pages)
+    named = ", ".join(d.name for d in data)
     s = ["# xraygan report\n\n", f"Reproduction of {paper.CITATION}.\n\n", "## Studies\n\n",
          tables.markdown(["Study", "Kind", "Scale", "Population", "Trials", "Completed"], rows),
-         "\n## Claims of the paper\n\n"]
+         "\n## Claims of the paper\n\n",
+         (f"Decided from the studies of the latest report into this folder ({named}); each "
+          "study's page holds the claims of the report that wrote it.\n\n"
+          if len(rows) > len(data) else "")]
     homes = {id(c): claim_home(c, data, pages) for c in claims}
     shown = [c for c in claims if homes[id(c)]]
     if shown:
@@ -651,4 +688,5 @@ def build_report(studies: Sequence[str], out_dir: str | Path = DEFAULT_OUT,
     index = out_dir / "index.md"
     atomic_write_text(index, redact_paths(index_page(data, pages, claims), data_sources(data)))
     notes = [f"{d.name}: {len(d.frame)} trials" for d in data]
+    notes += [f"{d.name}: excluded {line}" for d in data for line in excluded(d.frame)]
     return Report(index, pages, made, claims, notes)

@@ -26,7 +26,13 @@ from xraygan.ablations.storage import (
 )
 from xraygan.errors import XrayganError
 from xraygan.safeio import read_bounded
-from xraygan.trials import TrialStatus
+from xraygan.trials import (
+    InvalidTrial,
+    TrialRecord,
+    TrialStatus,
+    check_study_attrs,
+    duplicate_of,
+)
 
 # config fields every table may group or label by: column -> dotted path in config.to_dict()
 CONFIG_COLUMNS = {
@@ -84,7 +90,16 @@ def _num(v: Any) -> float:
 
 
 def record(attrs: Mapping[str, Any], **base: Any) -> dict[str, Any]:
-    """One flat row from a trial's user attrs (or the equivalent built from a run folder)."""
+    """One flat row from a trial's user attrs (or the equivalent built from a run folder),
+    validated first (xraygan.trials.TrialRecord): a trial whose attributes are impossible (a
+    negative FID, an AUROC of 1.7, metrics stored as a list) gives a row with status
+    ``invalid`` and the reason as its failure, its numbers left out, so that it is named in
+    the trials table and no claim or table counts it."""
+    try:
+        rec = TrialRecord.from_attrs(attrs)
+    except InvalidTrial as e:
+        return _invalid_row(attrs, str(e), base)
+    attrs = rec.attrs
     params = attrs.get("cell_params") or {}
     config = attrs.get("config") or {}
     row: dict[str, Any] = dict(base)
@@ -107,16 +122,52 @@ def record(attrs: Mapping[str, Any], **base: Any) -> dict[str, Any]:
         row[col] = _get(config, path)
     for k, v in params.items():
         row[f"param_{k}"] = v
-    for k, v in (attrs.get("metrics") or {}).items():
-        row[k] = v if isinstance(v, str) else _num(v)
+    row.update(rec.metrics)
     for k in NUMERIC_ATTRS:
-        row[k] = _num(attrs.get(k))
-    memory = attrs.get("memory") or {}
+        v = rec.numbers.get(k)
+        row[k] = math.nan if v is None else v
     for k in MEMORY_ATTRS:
-        row[k] = _num(memory.get(k))
-    row["memory_device"] = memory.get("device", "")
-    row["memory_method"] = memory.get("method", "")
+        row[k] = _num(rec.memory.get(k))
+    row["memory_device"] = rec.memory.get("device") or ""
+    row["memory_method"] = rec.memory.get("method") or ""
     return row
+
+
+def _invalid_row(attrs: Any, why: str, base: Mapping[str, Any]) -> dict[str, Any]:
+    """The row of a trial that failed validation: what identifies it, status invalid."""
+    attrs = attrs if isinstance(attrs, Mapping) else {}
+
+    def text(k: str) -> str:
+        v = attrs.get(k, base.get(k, ""))
+        return v if isinstance(v, str) else ""
+
+    seed = attrs.get("seed")
+    return {**base, "study": text("study"), "scale": text("scale"), "cell": text("cell"),
+            "group": text("cell"), "status": TrialStatus.INVALID,
+            "failure": f"excluded: {why}", "reference": False,
+            "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+            "run_dir": text("run_dir"), "host": text("host"), "objective": "",
+            "machine": None, "value": math.nan}
+
+
+def collapse_duplicates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Completed rows repeating an earlier completed row's (cell, seed) become status
+    ``duplicate`` with a failure naming the trial that counts: one run stored twice is one
+    run. The first (lowest trial number) is kept whatever the copies hold."""
+    for i, j in duplicate_of(rows).items():
+        rows[i] = {**rows[i], "status": TrialStatus.DUPLICATE,
+                   "failure": f"excluded: same cell and seed as trial {rows[j].get('trial')}, "
+                              "which counts; one run is not counted twice"}
+    return rows
+
+
+def excluded(df: pd.DataFrame) -> list[str]:
+    """One line per trial a reader left out (invalid attributes, a duplicate in storage)."""
+    if df is None or df.empty or "failure" not in df.columns:
+        return []
+    part = df[df["failure"].astype(str).str.startswith("excluded: ")]
+    return [f"trial {r['trial']} ({r['cell'] or '?'}): {r['failure'].removeprefix('excluded: ')}"
+            for r in part.to_dict("records")]
 
 
 # --------------------------------------------------------------------------- studies
@@ -138,6 +189,15 @@ def load_study(name: str, storage: str | None = None, studies_dir: str | Path = 
     return optuna.load_study(study_name=name, storage=opened)
 
 
+def study_attrs(study) -> dict[str, Any]:
+    """The study's user attributes, typed (xraygan.trials.check_study_attrs); one
+    XrayganError naming the study and the attribute when one has the wrong type."""
+    try:
+        return check_study_attrs(study.user_attrs)
+    except InvalidTrial as e:
+        raise XrayganError(f"study {study.study_name}: {e}") from None
+
+
 def trials_frame(study) -> pd.DataFrame:
     """One row per trial of an Optuna study (attrs flattened; see :func:`record`)."""
     rows = []
@@ -145,18 +205,26 @@ def trials_frame(study) -> pd.DataFrame:
         rows.append(record(t.user_attrs, trial=t.number, state=t.state.name,
                            value=t.value if t.value is not None else math.nan,
                            started=_utc(t.datetime_start)))
-    return _frame(rows)
+    return _frame(collapse_duplicates(rows))
 
 
 # --------------------------------------------------------------------------- run folders
 def run_attrs(run: str | Path) -> dict[str, Any]:
     """A run folder as trial-like attrs: config.json, summary.json (its ``metrics`` as
-    written by the trainer or ``xraygan metrics``)."""
+    written by the trainer or ``xraygan metrics``). A summary whose metrics are not a mapping,
+    or an evaluations.jsonl line that is not an object, raises InvalidTrial naming the file."""
     run = Path(run)
     cfg = runs.read_config(run)
     summary = runs.read_summary(run)
-    metrics = dict(summary.get("metrics") or {})
-    for ev in runs.read_evaluations(run):  # later evaluations (xraygan fid) override
+    metrics = summary.get("metrics") or {}
+    if not isinstance(metrics, Mapping):
+        raise InvalidTrial(f"{run / runs.SUMMARY}: metrics is {type(metrics).__name__}, "
+                           "expected an object")
+    metrics = dict(metrics)
+    for i, ev in enumerate(runs.read_evaluations(run), 1):  # later evaluations (xraygan fid) override
+        if not isinstance(ev, Mapping):
+            raise InvalidTrial(f"{run / runs.EVALUATIONS}: record {i} is "
+                               f"{type(ev).__name__}, expected an object")
         metrics.update({k: v for k, v in ev.items() if isinstance(v, (int, float))})
     return {
         "study": "runs", "scale": "", "cell": cfg.name, "cell_params": {},
@@ -171,10 +239,16 @@ def run_attrs(run: str | Path) -> dict[str, Any]:
 
 def runs_frame(paths: Iterable[str | Path], compute_missing: bool = True) -> pd.DataFrame:
     """One row per run folder under ``paths`` (xraygan.runs.find_runs). A run whose summary
-    has no metrics gets the cheap ones from xraygan.metrics.run_metrics (no FID)."""
+    has no metrics gets the cheap ones from xraygan.metrics.run_metrics (no FID); a run whose
+    files hold impossible values is a row with status ``invalid`` (:func:`record`)."""
     rows = []
     for i, run in enumerate(runs.find_runs(list(paths))):
-        attrs = run_attrs(run)
+        try:
+            attrs = run_attrs(run)
+        except InvalidTrial as e:
+            rows.append(_invalid_row({"cell": Path(run).name, "run_dir": str(run)}, str(e),
+                                     {"trial": i, "state": "FAIL", "study": "runs"}))
+            continue
         if compute_missing and "d_loss_mean" not in attrs["metrics"]:
             from xraygan.metrics import run_metrics
 
@@ -183,9 +257,10 @@ def runs_frame(paths: Iterable[str | Path], compute_missing: bool = True) -> pd.
             except XrayganError as e:  # a damaged run stays in the table, marked, not fatal
                 warnings.warn(f"{run}: left without metrics: {e}", stacklevel=2)
                 attrs["metrics"]["notes"] = f"damaged: {e}"
-        rows.append(record(attrs, trial=i, state="COMPLETE" if attrs["status"] == TrialStatus.COMPLETED
-                           else (attrs["status"] or "UNKNOWN").upper(), value=math.nan))
-    return _frame(rows)
+        status = attrs["status"] if isinstance(attrs["status"], str) else ""
+        rows.append(record(attrs, trial=i, state="COMPLETE" if status == TrialStatus.COMPLETED
+                           else (status or "UNKNOWN").upper(), value=math.nan))
+    return _frame(collapse_duplicates(rows))
 
 
 def fill_sample_metrics(df: pd.DataFrame, column: str = "blockiness") -> pd.DataFrame:

@@ -91,17 +91,49 @@ class ClaimProtocol:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ClaimProtocol:
-        d = dict(d)
-        d["cells"] = tuple(d.get("cells", ()))
-        d["studies"] = tuple(d.get("studies", ()))
-        d["preconditions"] = tuple(Precondition(**{k: _unjson(v) for k, v in p.items()})
-                                   for p in d.get("preconditions", ()))
-        d["params"] = tuple((str(k), _unjson(v)) for k, v in d.get("params", ()))
-        for k in ("alpha", "sesoi", "margin", "power", "holds_at", "fails_at"):
-            if k in d:
-                d[k] = _unjson(d[k])
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        """The protocol stored as ``d`` (:meth:`to_dict`), parsed against the schema: every
+        required field present and of its type, numbers as numbers (NaN as "nan"); fields a
+        newer version added take their defaults. ValueError naming the claim and the field
+        otherwise (a registration edited by hand, or written by other code)."""
+        if not isinstance(d, Mapping):
+            raise ValueError(f"a protocol is a {type(d).__name__}, expected a mapping")
+        key = d.get("key")
+        name = key if isinstance(key, str) else "?"
+        missing = [f for f in _REQUIRED if f not in d]
+        if missing:
+            raise ValueError(f"claim {name}: protocol lacks {', '.join(missing)}")
+        out: dict[str, Any] = {}
+        for f in _TEXT_FIELDS:
+            if f in d:
+                out[f] = _text(name, f, d[f])
+        version = d["version"]
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise ValueError(f"claim {name}: version is {version!r}, expected a whole number >= 1")
+        out["version"] = version
+        for f in ("cells", "studies"):
+            if f in d:
+                out[f] = tuple(_text(name, f, v) for v in _items(name, f, d[f]))
+        for f in ("alpha", "sesoi", "margin", "power", "holds_at", "fails_at"):
+            if f in d:
+                out[f] = _number(name, f, d[f])
+        pre = []
+        for i, p in enumerate(_items(name, "preconditions", d.get("preconditions", ()))):
+            if not isinstance(p, Mapping) or not {"key", "text"} <= set(p):
+                raise ValueError(f"claim {name}: precondition {i + 1} is {_short(p)}, expected "
+                                 "a mapping with key and text")
+            pre.append(Precondition(_text(name, "precondition key", p["key"]),
+                                    _text(name, "precondition text", p["text"]),
+                                    _number(name, "precondition threshold",
+                                            p.get("threshold", math.nan))))
+        out["preconditions"] = tuple(pre)
+        params = []
+        for p in _items(name, "params", d.get("params", ())):
+            if not isinstance(p, (list, tuple)) or len(p) != 2:
+                raise ValueError(f"claim {name}: parameter {_short(p)}, expected a [name, number] "
+                                 "pair")
+            params.append((_text(name, "parameter name", p[0]), _number(name, str(p[0]), p[1])))
+        out["params"] = tuple(params)
+        return cls(**out)
 
     def sha256(self) -> str:
         return hashlib.sha256(canonical_json(self.to_dict()).encode()).hexdigest()
@@ -120,6 +152,37 @@ class ClaimProtocol:
                 f"Version {self.version}.")
 
 
+_REQUIRED = ("key", "version", "statement", "hypothesis", "direction", "metric", "cells",
+             "test", "family")
+_TEXT_FIELDS = ("key", "statement", "hypothesis", "direction", "metric", "test", "family",
+                "transfer")
+
+
+def _short(v: Any) -> str:
+    return f"{type(v).__name__} {repr(v)[:30]}"
+
+
+def _text(claim: str, name: str, v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"claim {claim}: {name} is a {_short(v)}, expected text")
+    return v
+
+
+def _items(claim: str, name: str, v: Any) -> list[Any]:
+    if not isinstance(v, (list, tuple)):
+        raise ValueError(f"claim {claim}: {name} is a {_short(v)}, expected a list")
+    return list(v)
+
+
+def _number(claim: str, name: str, v: Any) -> float:
+    """A number of the protocol, kept as stored (2 stays 2: its canonical JSON, so its hash,
+    is the registered one)."""
+    v = _unjson(v)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"claim {claim}: {name} is a {_short(v)}, expected a number")
+    return v
+
+
 def _jsonable(obj: Any) -> Any:
     """NaN/inf as strings (canonical JSON has no NaN), tuples as lists."""
     if isinstance(obj, float) and not math.isfinite(obj):
@@ -132,7 +195,7 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _unjson(v: Any) -> Any:
-    if v in ("nan", "inf", "-inf"):
+    if isinstance(v, str) and v in ("nan", "inf", "-inf"):
         return float(v)
     return v
 
@@ -168,8 +231,11 @@ def registered_protocols(attrs: Mapping[str, Any] | None) -> dict[str, ClaimProt
     """The protocols a study registered (None when it registered none: a study made before
     registration existed); a registration this code cannot read raises ValueError."""
     reg = (attrs or {}).get(REGISTRATION_ATTR)
-    if not isinstance(reg, Mapping):
+    if reg is None:
         return None
+    if not isinstance(reg, Mapping):
+        raise ValueError(f"study attr {REGISTRATION_ATTR!r} is a {type(reg).__name__}, expected "
+                         "a mapping (registration unreadable)")
     claims = reg.get("claims")
     if not isinstance(claims, Mapping):
         raise ValueError(f"study attr {REGISTRATION_ATTR!r} has no 'claims' mapping")
@@ -177,4 +243,7 @@ def registered_protocols(attrs: Mapping[str, Any] | None) -> dict[str, ClaimProt
     if hashlib.sha256(text.encode()).hexdigest() != reg.get("json_sha256"):
         raise ValueError(f"study attr {REGISTRATION_ATTR!r}: the stored protocols do not match "
                          "their sha256 (edited after registration)")
-    return {k: ClaimProtocol.from_dict(v) for k, v in claims.items()}
+    try:
+        return {k: ClaimProtocol.from_dict(v) for k, v in claims.items()}
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"study attr {REGISTRATION_ATTR!r} unreadable: {e}") from None

@@ -48,6 +48,15 @@ def run_list(args: argparse.Namespace) -> int:
     from xraygan.claims.engine import protocols
     from xraygan.claims.protocol import canonical_json, registration
 
+    if args.study:
+        from xraygan.ablations import STUDIES, load_studies
+        from xraygan.errors import ConfigError
+
+        load_studies()
+        kinds = set(STUDIES.names()) | {s for p in protocols().values() for s in p.studies}
+        if args.study not in kinds:  # an empty list would read as "no claims apply"
+            raise ConfigError(f"--study {args.study!r}: no study of that kind; expected one of "
+                              f"{', '.join(sorted(kinds))}")
     protos = study_protocols(args.study) if args.study else list(protocols().values())
     if args.json:
         from xraygan.runs import atomic_write_text

@@ -72,6 +72,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     help="phantom series whose own findings label train.csv, e.g. v2 or "
                     "v2,cardiomegaly=0.4 (docs/anatomy.md; default: the original phantoms with "
                     "random labels)")
+    ph.add_argument("--force", action="store_true",
+                    help="replace a train.csv and DICOM files of the same names in OUT "
+                    "(default: refuse, nothing is written)")
     ph.set_defaults(func=run_phantom)
 
     pv = dsub.add_parser("preview", help="write a grid of images of any dataset spec")
@@ -160,7 +163,7 @@ def run_phantom(args: argparse.Namespace) -> int:
     check_allocation(phantom_bytes(1, args.size, itemsize=4, extra_per_pixel=2),
                      f"rendering one {args.size}x{args.size} phantom DICOM", "--size")
     paths = write_phantom_dicoms(args.out, args.count, args.size, args.seed, codec=args.codec,
-                                 test_count=args.test_count, series=series)
+                                 test_count=args.test_count, series=series, force=args.force)
     print(f"wrote {len(paths)} phantom DICOM files ({args.codec}) and train.csv under {args.out}")
     return 0
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import runs
-from ..errors import DataError, XrayganError
+from ..errors import DataError, UserFileError, XrayganError
 
 if TYPE_CHECKING:
     import torch
@@ -95,10 +95,20 @@ def load_source(spec: str, *, samples: int, image_size: int, seed: int, device: 
     statistics file, (FeatureStats, None, description)."""
     path = Path(spec)
     if path.suffix.lower() == ".npz":
-        from ..metrics.features import load_stats_file
+        from ..metrics.features import DIMS, load_stats_file
+        from ..safeio import check_npz
 
         if not path.is_file():
             raise DataError(f"{spec}: statistics file not found")
+        # the shapes Inception statistics have, from the .npy headers: statistics of another
+        # extractor (mu of 10 values) cannot be compared, and a compressed file declaring a
+        # huge covariance is refused before anything is inflated
+        try:
+            check_npz(path, spec, {"mu": (DIMS,), "sigma": (DIMS, DIMS), "mean": (DIMS,),
+                                   "m2": (DIMS, DIMS), "features": (None, DIMS)})
+        except UserFileError as e:
+            raise DataError(f"{e}: Inception pool3 statistics have {DIMS} dimensions "
+                            "(another feature extractor's cannot be compared)") from None
         try:
             stats = load_stats_file(path)
         except ValueError as e:

@@ -4,6 +4,7 @@ and run folders (reports/)."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .argtypes import existing_dir, input_file, out_dir
@@ -47,5 +48,8 @@ def run(args: argparse.Namespace) -> int:
         where = f"  [{c.population}]" if c.population else ""
         why = f" ({c.reason})" if c.verdict == "untestable" else ""
         print(f"  {c.verdict:14s} {c.key}{where}{why}")
+    for note in report.notes:  # trials no table or claim counted, each with its reason
+        if ": excluded " in note:
+            print(f"report: {note}", file=sys.stderr)
     print(f"index: {report.index}")
     return 0

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import torch
 
 INFO = "samples.json"
+GEN_CHUNK = 512  # images per forward pass of G, whatever --batch-size (the noise draws) is
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -96,10 +97,16 @@ def write_samples(run_dir: Path, n: int, out: Path, *, bits: int = 8, batch_size
         raise ConfigError(f"--out {out}: the folder already holds PNG files; FID tools read "
                           "every image in it, so choose an empty or new folder")
     out.mkdir(parents=True, exist_ok=True)
-    from ..guard import check_generation
+    from ..guard import check_allocation, check_generation
 
-    check_generation(runs.read_config(run_dir).model, n, batch_size, keep=False, device=device,
+    model = runs.read_config(run_dir).model
+    # G runs on at most GEN_CHUNK images at a time: --batch-size decides the noise draws (and
+    # so which images come out), not how much memory a forward pass takes
+    check_generation(model, n, min(batch_size, GEN_CHUNK), keep=False, device=device,
                      flags="--batch-size", what=f"sampling {run_dir}")
+    check_allocation(4 * min(batch_size, n) * model.latent_dim,
+                     f"the latent noise of one batch of {min(batch_size, n):,} images",
+                     "--batch-size", device="cpu")
     g, cfg = load_generator(run_dir, device=device)
     if bits == 16 and cfg.model.channels != 1:
         raise ConfigError(f"--bits 16: PNG 16-bit is written for grayscale models only; "
@@ -112,11 +119,13 @@ def write_samples(run_dir: Path, n: int, out: Path, *, bits: int = 8, batch_size
             torch.inference_mode():
         for start in range(0, n, batch_size):
             b = min(batch_size, n - start)
-            z = torch.randn(b, cfg.model.latent_dim, generator=gen).to(device)
-            pixels = to_pixels(g(z), bits)  # (b, H, W[, C]); one batch alive at a time
-            for i in range(b):
-                runs.atomic_write_bytes(out / f"{start + i:0{width}d}.png", png_file(pixels[i]))
-            bar.update(b)
+            z = torch.randn(b, cfg.model.latent_dim, generator=gen)
+            for c in range(0, b, GEN_CHUNK):
+                pixels = to_pixels(g(z[c : c + GEN_CHUNK].to(device)), bits)  # (<= chunk, H, W[, C])
+                for i in range(len(pixels)):
+                    runs.atomic_write_bytes(out / f"{start + c + i:0{width}d}.png",
+                                            png_file(pixels[i]))
+                bar.update(len(pixels))
     info = {"run": str(Path(run_dir).resolve()), "step": step, "n": n, "bits": bits,
             "image_size": cfg.model.image_size, "channels": cfg.model.channels,
             "noise_seed": noise_seed, "batch_size": batch_size,

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import time
 from pathlib import Path
 
 from ..config import COUNT_MAX, DataConfig, ModelConfig, TrainConfig, validate
@@ -246,6 +247,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from ..proctree import PeakSampler
 
+    started = time.time()
     with PeakSampler() as sampler:  # parent + workers, from here to the last trial
         if not args.no_estimate:
             print(describe_estimate(*sweep_estimate(opts, checked=checked)), flush=True)
@@ -255,10 +257,14 @@ def run(args: argparse.Namespace) -> int:
 
             release_models()
         study = run_sweep(opts, echo=lambda s: print(s, flush=True))
-    memory = record_memory(study, sampler, opts)
+    memory, fresh = record_memory(study, sampler, opts, since=started)
     rows = summary_rows(study)
     print(f"\n{opts.name}: {len(rows)} trials in {opts.url}")
-    print(f"peak memory of the sweep (parent + {opts.workers} worker(s)): {memory_line(memory)}")
+    if not fresh:
+        print(f"peak memory recorded by the sweep that trained (this one trained nothing): "
+              f"{memory_line(memory)}")
+    else:
+        print(f"peak memory of the sweep (parent + {opts.workers} worker(s)): {memory_line(memory)}")
     for r in rows:
         value = f"{r['objective']}={r['value']:.4g}" if r["value"] is not None else ""
         wall = f"{r['wall_time_s']:.0f} s" if r["wall_time_s"] is not None else ""
@@ -280,11 +286,20 @@ def run(args: argparse.Namespace) -> int:
 SWEEP_MEMORY_ATTR = "sweep_memory"  # study user attr: the last sweep's peak (reports show it)
 
 
-def record_memory(study, sampler, opts) -> dict:
-    """The sweep's peak memory, into the study (the report's protocol reads it)."""
+def record_memory(study, sampler, opts, since: float | None = None) -> tuple[dict, bool]:
+    """(the sweep's peak memory, True) after storing it in the study (the report's protocol
+    reads it). A sweep that started no trial after ``since`` (a rerun of a finished study)
+    measured only itself: the recorded peak of the sweep that trained is kept and returned,
+    with False."""
     memory = {**sampler.peak(), "workers": opts.workers, "scale": opts.ctx.scale.name}
+    kept = study.user_attrs.get(SWEEP_MEMORY_ATTR)
+    ran = since is None or any(t.datetime_start is not None and t.datetime_start.timestamp() >= since
+                               for t in study.get_trials(deepcopy=False))
+    if not ran and isinstance(kept, dict) and all(
+            isinstance(kept.get(k), (int, float)) for k in ("peak_rss_bytes", "processes_at_peak")):
+        return kept, False
     study.set_user_attr(SWEEP_MEMORY_ATTR, memory)
-    return memory
+    return memory, True
 
 
 def memory_line(m: dict) -> str:

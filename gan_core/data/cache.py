@@ -170,7 +170,8 @@ def _run_one(decode: Decode, path: str) -> tuple[bool, str, dict[str, Any], dict
 
 
 def _die_with_parent(lifeline) -> None:
-    """Worker initializer: exit as soon as the preparing process is gone, however it died.
+    """Worker initializer: exit as soon as the preparing process is gone, however it died, and
+    leave SIGINT to the preparing process.
 
     A worker's OS parent is the forkserver, not the process that prepares, and each worker holds
     the write end of the pool's call queue, so a SIGKILLed parent used to leave the forkserver and
@@ -179,6 +180,11 @@ def _die_with_parent(lifeline) -> None:
     reason, the kernel closes it and the read returns EOF here. PR_SET_PDEATHSIG covers the
     spawn start method, where the worker's parent is the preparing process itself.
     """
+    import signal
+
+    # Ctrl-C reaches the whole process group: the preparing process alone decides (it cancels
+    # the pool and exits 130); a worker dying of it would break the pool and read as a crash
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if multiprocessing.get_start_method(allow_none=True) != "forkserver":
         _set_pdeathsig()
 
@@ -201,6 +207,25 @@ def _set_pdeathsig() -> None:
         pass
 
 
+def _start_forkserver_without_sigint() -> None:
+    """Start the forkserver with SIGINT ignored, which it and every worker forked from it
+    inherit: Ctrl-C reaches the whole process group, and a server still importing its preload
+    (torch, seconds) or a worker still starting would die of it with a KeyboardInterrupt
+    traceback. The preparing process ignores SIGINT only while it starts the server."""
+    import multiprocessing.forkserver
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        multiprocessing.forkserver.ensure_running()
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 @contextmanager
 def _pool(workers: int, decode: Decode) -> Iterator[ProcessPoolExecutor]:
     # forkserver, not fork: the parent may hold torch and tqdm threads, which fork does not copy
@@ -209,6 +234,7 @@ def _pool(workers: int, decode: Decode) -> Iterator[ProcessPoolExecutor]:
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload([getattr(decode, "func", decode).__module__])
+        _start_forkserver_without_sigint()
     else:
         ctx = multiprocessing.get_context("spawn")
     lifeline, keep_alive = ctx.Pipe(duplex=False)

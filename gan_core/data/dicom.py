@@ -419,10 +419,9 @@ class LabelTable:
 def _decode_text(csv_path: Path) -> tuple[str, str]:
     """The text of a CSV file and its encoding: UTF-8 (a BOM is dropped), else Windows-1252 /
     Latin-1, as spreadsheets on Windows save it. Latin-1 decodes any bytes, so this never fails."""
-    try:
-        data = csv_path.read_bytes()
-    except OSError as e:
-        raise DataError(f"{csv_path}: cannot read the labels file ({e.strerror or e})") from None
+    from ..safeio import read_bounded
+
+    data = read_bounded(csv_path, "labels_bytes", f"labels file {csv_path}", error=DataError)
     for encoding in ("utf-8-sig", "cp1252", "latin-1"):
         try:
             return data.decode(encoding), encoding
@@ -513,18 +512,25 @@ def class_ids(csv_path: str | Path) -> dict[str, str]:
     return read_train_csv(csv_path).class_ids
 
 
+def class_key(name: str) -> str:
+    """The one rule class names match by, everywhere (``data prepare --labels``, the utility
+    test's labels): case and runs of whitespace ignored, so "cardiomegaly " in train.csv is
+    Cardiomegaly, never "no label at all"."""
+    return " ".join(name.split()).casefold()
+
+
 def resolve_labels(wanted: Sequence[str], csv_path: str | Path, labels: dict[str, set[str]],
                    by_id: dict[str, str] | None = None) -> set[str]:
     """User labels (class names, any case, or class ids) -> class names; unknown ones fail."""
     by_id = class_ids(csv_path) if by_id is None else by_id
     names = {n for s in labels.values() for n in s} | set(by_id)
-    lower = {n.lower(): n for n in names}
+    lower = {class_key(n): n for n in names}
     id_to_name = {v: k for k, v in by_id.items()}
     out: set[str] = set()
     for w in wanted:
         w = w.strip()
-        if w.lower() in lower:
-            out.add(lower[w.lower()])
+        if class_key(w) in lower:
+            out.add(lower[class_key(w)])
         elif w in id_to_name:
             out.add(id_to_name[w])
         else:

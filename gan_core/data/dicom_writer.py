@@ -24,13 +24,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, generate_uid
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UserFileError
 from ..runs import atomic_write_bytes, atomic_write_text
 from .phantom import generate_phantoms, phantom_anatomy
 
@@ -132,13 +133,16 @@ def write_phantom_dicoms(
     monochrome1_prob: float = 0.5,
     aspect_jitter: float = 0.15,
     series=None,
+    force: bool = False,
 ) -> list[Path]:
     """Write ``count`` train (+ ``test_count`` test) phantom DICOMs and train.csv under ``out``.
 
     Returns the written DICOM paths (train first). Image ``i`` depends only on
     (seed, i, size, codec); ``finding_prob`` is the share of train images with a finding.
     A ``series`` (phantom.PhantomSeries) renders that series and labels each image with the
-    findings it drew (``finding_prob`` is then unused).
+    findings it drew (``finding_prob`` is then unused). A train.csv or DICOM file of the
+    same name already in ``out`` (a user's labels, another series) is refused before anything
+    is written, unless ``force``.
     """
     if codec not in CODECS:
         raise ConfigError(f"codec: expected one of {', '.join(CODECS)}, got {codec!r}")
@@ -147,6 +151,15 @@ def write_phantom_dicoms(
     if codec == "j2k" and size < MIN_J2K_SIDE:
         raise ConfigError(f"size: JPEG 2000 needs at least {MIN_J2K_SIDE} px, got {size}; use --codec raw")
     out = Path(out)
+    if not force:
+        targets = [out / "train.csv"] + [out / split / f"{image_id(seed, i, split)}.dicom"
+                                         for split, n in (("train", count), ("test", test_count))
+                                         for i in range(n)]
+        there = [p for p in targets if os.path.lexists(p)]
+        if there:
+            raise UserFileError(f"{there[0]} exists ({len(there)} of the {len(targets)} files "
+                                f"to write are in {out}): choose a new folder, or pass --force "
+                                "to replace them")
     paths: list[Path] = []
     rows: list[list[str]] = []
     for split, n in (("train", count), ("test", test_count)):

@@ -171,7 +171,8 @@ def _native_size(root: Path, files: list[Path], max_pixels: int) -> int:
             (p0, (w0, h0)), (w, h) = first, size
             raise DataError(
                 f"folder {root}: images of different sizes ({p0.name} is {w0}x{h0}, {path.name} "
-                f"is {w}x{h}); pass an image size (--image-size) to resize them all"
+                f"is {w}x{h}), and a plain folder is read at its own size: name it as the dataset "
+                f"folder:{root} with --image-size N to resize them all"
             )
     return min(first[1]) if first is not None else 1
 

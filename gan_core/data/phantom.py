@@ -443,16 +443,24 @@ class PhantomSeries:
             raise ConfigError(f"{what}: expected v1 or v2 first, e.g. phantom:v2,cardiomegaly=0.3")
         version = int(head[1:])
         values = dict(V2_DEFAULTS) if version == 2 else {}
+        given: set[str] = set()
         for item in rest:
             name, sep, value = item.partition("=")
+            name = name.strip()
             if not sep or name not in LABELS:
                 raise ConfigError(f"{what}: {item!r} is not NAME=P with NAME one of "
                                   f"{', '.join(LABELS)}")
+            if name in given:  # "last wins" would train on a value the reader did not see
+                raise ConfigError(f"{what}: {name} is given twice; give each finding once")
+            given.add(name)
             try:
                 values[name] = float(value)
             except ValueError:
                 raise ConfigError(f"{what}: {name} needs a probability, got {value!r}") from None
-        return cls(version=version, **values)
+        try:
+            return cls(version=version, **values)
+        except ConfigError as e:  # the series' own checks: said of the setting that gave it
+            raise ConfigError(f"{what}: {str(e).removeprefix('phantoms: ')}") from None
 
     @property
     def spec(self) -> str:

@@ -23,7 +23,12 @@ Per image (values in [0, 1] display convention, lungs dark):
    largest extents on both sides of the midline, which may lie on different rows).
 
 An image without two lung fields of at least ``MIN_LUNG_AREA`` each, or without rows that show
-a heart border, is *implausible*: its measurements are NaN and ``plausible`` is 0.
+a heart border, is *implausible*: its measurements are NaN and ``plausible`` is 0. So is an
+image that is mostly fine-grained texture (``HF_MAX``: the share of its spread left after
+smoothing at 1/32 of its side; white noise 0.85-0.97, phantoms at most 0.24), and one whose
+lung fields are not roughly mirror images (``MIRROR_IOU_MIN``: overlap of the right lung
+mirrored about the midline with the left; phantoms 0.57 typical, 1 % below 0.14): thresholding
+noise always finds two dark blobs, a chest has two lungs.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ DOME_COLUMNS = (0.30, 0.55)  # of the way from the midline to the right lateral 
 DOME_MARGIN = 0.03  # of the image height: rows this close above the dome are not used
 HEART_ROWS = 0.17  # of the image height: the heart's borders lie this far above the dome at
 # most; higher rows show the hila and great vessels, which cut into the lungs' medial edges
+HF_MAX = 0.6  # fine-texture share of an image's spread above which it is no radiograph
+MIRROR_IOU_MIN = 0.1  # lungs overlapping less than this when mirrored are two blobs, not lungs
 MEASURES = (*ANATOMY_KEYS, "plausible")
 
 
@@ -135,8 +142,29 @@ def lung_masks(img: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     return tuple(ndimage.binary_fill_holes(m) for m in masks)  # type: ignore[return-value]
 
 
+def fine_texture(img: np.ndarray) -> float:
+    """The share of ``img``'s standard deviation left after smoothing at 1/32 of its side."""
+    spread = float(np.std(img))
+    if spread <= 1e-9:
+        return 0.0
+    return float(np.std(img - ndimage.gaussian_filter(img, img.shape[0] / 32, mode="nearest"))) / spread
+
+
+def mirror_overlap(right: np.ndarray, left: np.ndarray, mid: float) -> float:
+    """IoU of the right lung mirrored about column ``mid`` with the left lung."""
+    s = right.shape[1]
+    ys, xs = np.nonzero(right)
+    xm = np.round(2 * mid - xs).astype(int)
+    ok = (xm >= 0) & (xm < s)
+    mirrored = np.zeros_like(right)
+    mirrored[ys[ok], xm[ok]] = True
+    return float((mirrored & left).sum()) / max(1, int((mirrored | left).sum()))
+
+
 def _measure_one(img: np.ndarray) -> dict[str, float]:
     nan = {k: float("nan") for k in ANATOMY_KEYS}
+    if fine_texture(img) > HF_MAX:
+        return {**nan, "plausible": 0.0}
     masks = lung_masks(img)
     if masks is None:
         return {**nan, "plausible": 0.0}
@@ -146,6 +174,8 @@ def _measure_one(img: np.ndarray) -> dict[str, float]:
     outer_r, outer_l = rcols.min(), lcols.max()
     thorax = (outer_l - outer_r + 1) / s
     mid = (outer_r + outer_l) / 2
+    if mirror_overlap(right, left, mid) < MIRROR_IOU_MIN:
+        return {**nan, "plausible": 0.0}
     # right dome: lowest lung pixel of each column in the dome band
     lo = int(np.ceil(mid - DOME_COLUMNS[1] * (mid - outer_r)))
     hi = int(np.floor(mid - DOME_COLUMNS[0] * (mid - outer_r)))

@@ -22,9 +22,12 @@ so (c) is not favoured by more compute; weights and batch order come from ``seed
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,10 +36,13 @@ from scipy import stats
 from torch import nn
 
 from .. import runs
-from ..data.labels import heldout_labels, training_labels
+from ..data.labels import labels_digest, utility_labels
 from ..data.phantom import CARDIOMEGALY_CTR
-from ..errors import ConfigError
+from ..errors import ConfigError, XrayganError
+from ..safeio import read_bounded
+from ..trials import InvalidTrial, check_number
 from .anatomy import measure_anatomy
+from .weights import sha256_file
 
 
 @dataclass(frozen=True)
@@ -214,29 +220,25 @@ def synthetic_labels(images: torch.Tensor, label: str) -> tuple[np.ndarray, np.n
 
 def utility_of_run(ctx: Any, s: UtilitySettings = UtilitySettings()) -> dict[str, Any]:  # noqa: B008
     """The utility test of a finished run (xraygan.metrics.RunContext): as many generated
-    images as the run's real training set, held-out real images as the test set. The result is
-    kept in RUN/utility.json, keyed by the settings and the checkpoint, so a trial evaluated
-    again (a retried sweep trial) does not train the classifiers again."""
+    images as the run's real training set, held-out real images as the test set. The labels
+    are checked first (xraygan.data.labels.utility_labels: what the sweep's preflight refuses
+    is refused here too). The result is kept in RUN/utility.json, keyed by everything it
+    depends on (:func:`cache_key`), so a trial evaluated again (a retried sweep trial) does not
+    train the classifiers again; a cache whose key differs or whose numbers are impossible is
+    recomputed and replaced."""
     cfg = ctx.config
     if ctx.generator is None:
         raise ValueError("no checkpoint: the utility test needs a generator")
-    ck = runs.checkpoint_path(ctx.run).stat()
-    key = {"settings": s.to_dict(), "heldout": ctx.heldout_samples, "noise_seed": ctx.seed,
-           "checkpoint": [ck.st_size, ck.st_mtime_ns]}
-    path = ctx.run / UTILITY_FILE
-    if path.is_file():
-        import json
-
-        try:
-            kept = json.loads(path.read_text())
-            if kept.get("key") == key:
-                return kept["metrics"]
-        except (OSError, ValueError):
-            pass  # unreadable: compute it again and replace it
-    echo = ctx.echo or (lambda line: None)
     size = cfg.model.image_size
-    real, y_real = training_labels(cfg.data, size, s.label)
-    test, y_test = heldout_labels(cfg.data, size, s.label, ctx.heldout_samples)
+    (real, y_real), (test, y_test) = utility_labels(cfg.data, size, s.label, ctx.heldout_samples)
+    key = cache_key(ctx, s, real, y_real, test, y_test)
+    echo = ctx.echo or (lambda line: None)
+    path = ctx.run / UTILITY_FILE
+    kept_result, why = read_cache(path, key)
+    if kept_result is not None:
+        return kept_result
+    if why:
+        echo(f"utility: {path}: {why}; computed again")
     gen = ctx.generate(len(real))
     y_gen, kept = synthetic_labels(gen, s.label)
     y_meas, kept_real = synthetic_labels(real.images, s.label)
@@ -249,3 +251,52 @@ def utility_of_run(ctx: Any, s: UtilitySettings = UtilitySettings()) -> dict[str
     out["util_label"] = s.label
     runs.atomic_write_json(path, {"key": key, "metrics": out})
     return out
+
+
+def cache_key(ctx: Any, s: UtilitySettings, real: Any, y_real: np.ndarray, test: Any,
+              y_test: np.ndarray) -> dict[str, Any]:
+    """What a utility result depends on: the settings, the checkpoint's content, the training
+    and held-out images (their fingerprints), the labels (the file's content and the label
+    vectors themselves), the evaluation's noise seed and held-out cap."""
+    labels = hashlib.sha256(np.asarray(y_real, np.float64).tobytes()
+                            + b"|" + np.asarray(y_test, np.float64).tobytes()).hexdigest()
+    return {"settings": s.to_dict(), "heldout": ctx.heldout_samples, "noise_seed": ctx.seed,
+            "checkpoint_sha256": sha256_file(runs.checkpoint_path(ctx.run)),
+            "data": real.fingerprint, "heldout_data": test.fingerprint,
+            "labels_file_sha256": labels_digest(ctx.config.data), "labels_sha256": labels}
+
+
+REQUIRED = ("util_auroc_real", "util_auroc_synthetic", "util_auroc_mixed", "util_gap_synthetic",
+            "util_gap_mixed", "util_n_real", "util_n_test")
+
+
+def read_cache(path: Any, key: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """(metrics, "") from utility.json when its key is ``key`` and every number in it is
+    possible (xraygan.trials.check_number: AUROCs in [0, 1], gaps in [-1, 1], ...); else
+    (None, why not) (no file: why is ""). Read bounded by XRAYGAN_MAX_CACHE_BYTES."""
+    path = Path(path)
+    if not path.exists():
+        return None, ""
+    try:
+        kept = json.loads(read_bounded(path, "cache_bytes", str(path), error=XrayganError))
+    except XrayganError as e:
+        return None, str(e).removeprefix(f"{path} ")
+    except (ValueError, RecursionError) as e:
+        return None, f"not valid JSON ({type(e).__name__})"
+    if not isinstance(kept, dict) or not isinstance(kept.get("metrics"), dict):
+        return None, "not a cached result (expected an object with key and metrics)"
+    if kept.get("key") != json.loads(json.dumps(key)):
+        return None, "computed for other inputs (checkpoint, data, labels or settings differ)"
+    metrics = kept["metrics"]
+    missing = [k for k in REQUIRED if k not in metrics]
+    if missing:
+        return None, f"lacks {', '.join(missing)}"
+    try:
+        for k, v in metrics.items():
+            if k != "util_label":
+                check_number(k, v)
+    except InvalidTrial as e:
+        return None, str(e)
+    if metrics.get("util_label") != key["settings"]["label"]:
+        return None, "holds another label's result"
+    return {k: (float("nan") if v is None else v) for k, v in metrics.items()}, ""
