@@ -30,9 +30,7 @@ from PIL import Image
 from scipy import stats as st  # noqa: E402
 
 from xraygan import runs as runs_io  # noqa: E402
-from xraygan.data import load_dataset  # noqa: E402
 from xraygan.errors import XrayganError  # noqa: E402
-from xraygan.imageio import make_grid  # noqa: E402
 from xraygan.metrics.dynamics import find_t0
 
 DPI = 110
@@ -202,6 +200,11 @@ def real_grid(run: str | Path) -> np.ndarray | None:
         size = cfg.model.image_size
         with Image.open(grids[-1]) as g:
             per_row, rows = max(1, (g.width - 2) // (size + 2)), max(1, (g.height - 2) // (size + 2))
+        # the real images are the run's own training data, rebuilt from its config: the loaders
+        # need torch, which a report that draws no real grid never loads
+        from xraygan.data.sources import load_dataset
+        from xraygan.imageio import make_grid
+
         data = load_dataset(cfg.data, size, cfg.model.channels, progress=False)
     except (XrayganError, OSError, ValueError):
         return None
