@@ -300,6 +300,8 @@ def sweep_position(study: optuna.Study, n_cells: int) -> str:
                or t.user_attrs.get("status") == TrialStatus.DIVERGED}
     walls = [t.user_attrs["wall_time_s"] for t in trials
              if t.state == TrialState.COMPLETE and t.user_attrs.get("wall_time_s")]
+    # the cells this study holds (a sweep with --cells enqueues part of the grid), not the grid
+    n_cells = len({t.user_attrs.get("cell") for t in trials} - {None}) or n_cells
     text = f"cell {len(started)}/{n_cells}"
     if walls:
         from xraygan.progress import format_duration

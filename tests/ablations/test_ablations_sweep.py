@@ -308,3 +308,16 @@ def test_loss_reporter_reports_the_running_d_loss_mean_50_times_and_resumes():
     with pytest.raises(optuna.TrialPruned, match="running D-loss mean"):
         for step in range(5, 1501, 5):
             rep3({"step": step, "loss_d": 0.5})
+
+
+def test_sweep_position_counts_the_cells_the_study_holds():
+    # a sweep with --cells enqueues part of the grid: its progress says "of 2", not "of 20"
+    import optuna
+
+    from xraygan.ablations.runner import sweep_position
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study()
+    for key in ("adas-elu-s0", "adas-elu-s1"):
+        study.ask().set_user_attr("cell", key)
+    assert sweep_position(study, 20) == "cell 2/2"

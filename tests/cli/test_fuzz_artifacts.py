@@ -20,12 +20,11 @@ from hypothesis import strategies as st
 from optuna.trial import TrialState, create_trial
 from report_fixtures import make_study, table1_trials
 
-from xraygan.claims.engine import load_claim_modules, protocols
+from xraygan.claims.engine import protocols
 from xraygan.claims.protocol import REGISTRATION_ATTR, canonical_json, registration
 from xraygan.metrics.utility import UTILITY_FILE
 from xraygan.trials import InvalidTrial, TrialRecord
 
-load_claim_modules()
 
 HOSTILE = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True), st.integers(-(2**70), 2**70),

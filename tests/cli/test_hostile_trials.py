@@ -16,11 +16,10 @@ from fuzz_helpers import run_main
 from optuna.trial import TrialState, create_trial
 from report_fixtures import make_run, make_study, table1_trials
 
-from xraygan.claims.engine import load_claim_modules, protocols
+from xraygan.claims.engine import protocols
 from xraygan.claims.protocol import REGISTRATION_ATTR, canonical_json, registration
 from xraygan.runs import EVALUATIONS, SUMMARY
 
-load_claim_modules()
 
 
 def _report(tmp_path: Path, storage: str, name: str = "table1-quick") -> tuple[int, str, str]:
