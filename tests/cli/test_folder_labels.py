@@ -167,3 +167,14 @@ def test_metrics_utility_accepts_a_labelled_folder_and_keys_the_cache_by_the_fil
     code, out, err, _ = _utility(run)
     assert code == 2 and "ghost.png is no image file of folder" in err, err
     assert "utility: real:" not in out and "Traceback" not in err
+
+
+def test_a_report_names_a_labelled_folder_without_its_local_paths():
+    from xraygan.reports.protocol import public_name, redact_paths
+
+    src = "folder:/home/ada/scans/train,labels=/home/ada/private/cardio.csv"
+    name = public_name(src)
+    assert name.startswith("folder:train #") and name != public_name("folder:/home/ada/scans/train")
+    text = redact_paths(f"data {src}; 40 images from /home/ada/scans/train; labels "
+                        "/home/ada/private/cardio.csv", [src])
+    assert "/home/ada" not in text and "cardio.csv" in text
