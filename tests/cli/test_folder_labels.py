@@ -56,11 +56,15 @@ def _sweep(data: str, out: Path, holdout: str = "0.5") -> tuple[int, str]:
 
 
 def test_a_labelled_folder_passes_the_sweeps_preflight(folder, tmp_path):
+    (folder / "sub").mkdir()  # an image in a subfolder, named with a Windows separator
+    (folder / "img47.png").rename(folder / "sub" / "img47.png")
+    _write_csv(folder / "labels.csv", [*_rows(N - 1), "sub\\img47.png,normal"])
     code, err = _sweep(f"folder:{folder}", tmp_path / "s1")
     assert code == 0, err
     other = tmp_path / "cardio.csv"  # the labels= key, as 0/1, outside the folder
     (folder / "labels.csv").unlink()
-    _write_csv(other, [f"img{i:02d}.png,{int(i % 4 == 0)}" for i in range(N)], "File, Label ")
+    _write_csv(other, [f"img{i:02d}.png,{int(i % 4 == 0)}" for i in range(N - 1)]
+               + ["./sub/img47.png,0"], "File, Label ")
     code, err = _sweep(f"folder:{folder},labels={other}", tmp_path / "s2")
     assert code == 0, err
 
@@ -178,3 +182,10 @@ def test_a_report_names_a_labelled_folder_without_its_local_paths():
     text = redact_paths(f"data {src}; 40 images from /home/ada/scans/train; labels "
                         "/home/ada/private/cardio.csv", [src])
     assert "/home/ada" not in text and "cardio.csv" in text
+
+
+def test_a_labels_file_over_the_limit_is_not_read(folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("XRAYGAN_MAX_LABELS_BYTES", "100")  # the good labels.csv is ~1 kB
+    code, err = _sweep(f"folder:{folder}", tmp_path / "studies")
+    assert code == 2 and "XRAYGAN_MAX_LABELS_BYTES" in err and "labels.csv" in err, err
+    assert len(err.strip().splitlines()) == 1
