@@ -122,7 +122,7 @@ REAL_DATA_HOLDOUT = 0.1
 Every FID trial also runs the memorization test, which compares generated images with real
 images the model never saw. Phantoms have an endless supply; a fixed set of real images must
 give some up: a tenth of 2,000-odd radiographs leaves about 200 to test against (the test's
-default cap is 512) and keeps 90 % for training. ``docs/real-data.md`` explains it."""
+default cap is 512) and keeps 90 % for training. ``docs/sweeps.md, "Your own X-rays"`` explains it."""
 
 
 def holdout_for(data: str, holdout: float | None = None) -> float:

@@ -16,8 +16,10 @@ AUROC with bootstrap intervals and the gaps to (a). The trial's value is the gap
 Data: labelled sources only. The study's default is ``phantom:v2``, the phantom series that
 draws cardiomegaly (30 %), effusion and nodules; ``--data phantom:v2,...`` sets other
 prevalences; ``dicom:PATH`` / ``cache:PATH`` take the labels from VinBigData's train.csv,
-with the sweep's held-out part (``--holdout``) as the test images. The original phantoms
-(``phantom``) and image folders carry no labels: refused when the cells are built.
+with the sweep's held-out part (``--holdout``) as the test images; ``folder:PATH`` takes them
+from a CSV of ``file,label`` rows (FOLDER/labels.csv, or ``folder:PATH,labels=FILE.csv``;
+docs/sweeps.md, "Your own X-rays"). The original phantoms (``phantom``) and image folders without a labels
+file carry no labels: refused when the cells are built.
 """
 
 from __future__ import annotations
@@ -33,10 +35,12 @@ LABELLED_PHANTOMS = "phantom:v2"
 
 def check_data(data: str) -> None:
     """ConfigError unless ``data`` has labels a classifier can learn."""
-    if unlabelled_reason(data):
-        raise ConfigError(f"--data {data}: the utility study needs labelled images: "
-                          f"{LABELLED_PHANTOMS} (phantoms with findings, the default), or a "
-                          "VinBigData DICOM folder with train.csv (dicom:PATH)")
+    why = unlabelled_reason(data)
+    if why:
+        raise ConfigError(f"--data {data}: the utility study needs labelled images ({why}): "
+                          f"{LABELLED_PHANTOMS} (phantoms with findings, the default), a "
+                          "VinBigData DICOM folder with train.csv (dicom:PATH), or an image "
+                          "folder with labels.csv (folder:PATH, or folder:PATH,labels=FILE.csv)")
 
 
 def cells(ctx: StudyContext) -> list[Cell]:

@@ -20,6 +20,7 @@ import scipy
 
 from xraygan import __version__, runs
 from xraygan.claims.frames import natural_values
+from xraygan.data.folderspec import LABELS_KEY
 from xraygan.errors import XrayganError
 from xraygan.lazy import lazy_module
 
@@ -141,7 +142,8 @@ def public_name(source: str) -> str:
     if not m or not (m.group(2).startswith(("/", "~")) or re.match(r"^[A-Za-z]:[\\/]", m.group(2))):
         return source
     digest = hashlib.sha256(source.encode()).hexdigest()[:8]
-    short = Path(m.group(2).rstrip("/\\")).name or "data"
+    folder = m.group(2).partition(LABELS_KEY)[0]  # folder:PATH,labels=FILE: the folder's name
+    short = Path(folder.rstrip("/\\")).name or "data"
     return f"{m.group(1)}:{short} #{digest}"
 
 
@@ -154,6 +156,10 @@ def redact_paths(text: str, sources: list[str]) -> str:
             text = text.replace(src, name)
             if m:
                 text = text.replace(m.group(2), name.split(":", 1)[1])
+                folder, _, labels = m.group(2).partition(LABELS_KEY)
+                if labels:  # the folder's path and the labels file's, each on its own
+                    text = text.replace(folder, name.split(":", 1)[1])
+                    text = text.replace(labels, Path(labels).name)
     return text
 
 

@@ -63,11 +63,22 @@ def check_data_spec(spec: str | None, flag: str = "--data") -> None:
         return
     if not sep or not arg:
         raise ConfigError(f"{flag} {spec!r}: names no path after '{kind}:'")
+    full = arg
+    if kind == "folder":  # folder:PATH,labels=FILE.csv
+        from ..data.folderspec import split_folder_arg
+
+        arg = split_folder_arg(arg, flag)[0]
     path = Path(arg).expanduser()
     if not path.exists():
         raise DataError(f"{flag} {spec}: {path} does not exist (expected {PATH_KINDS[kind]})")
     if kind in ("folder", "cache") and not path.is_dir():
         raise DataError(f"{flag} {spec}: {path} is a file (expected {PATH_KINDS[kind]})")
+    if kind == "folder":
+        from ..data.folderspec import missing_labels_file
+
+        why = missing_labels_file(full, flag)
+        if why:
+            raise DataError(f"{flag} {spec}: {why}")
 
 
 def cuda_driver_present() -> bool:

@@ -51,7 +51,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--utility", action="store_true",
                    help="also the downstream utility test: classifiers trained on real, "
                    "generated and mixed images, tested on held-out real ones (minutes on CPU; "
-                   "labelled data: phantom:v2 or VinBigData; docs/utility.md)")
+                   "labelled data: phantom:v2, VinBigData, or a folder with labels.csv; "
+                   "docs/utility.md)")
     add_device_argument(p)
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar or progress lines while features are extracted")

@@ -36,6 +36,7 @@ from ..config import DataConfig
 from ..errors import ConfigError, DataError
 from . import limits
 from .base import DATASETS, ImageSet
+from .folderspec import split_folder_arg
 from .imageops import resize, to_square, to_uint8
 from .walk import walk_files
 
@@ -200,6 +201,7 @@ def load_folder(folder: str | Path, image_size: int | None, *, limit: int = 0,
     size = _native_size(root, files, cap) if image_size is None else int(image_size)
 
     images: list[np.ndarray] = []
+    ids: list[str] = []  # each image's path relative to the folder: what labels.csv names
     skipped: list[tuple[str, str]] = list(problems)
     seen: list[tuple[str, int, int]] = []
     counts_max = 0.0  # the largest raw value of any 16/32-bit image: the dataset's one scale
@@ -219,6 +221,7 @@ def load_folder(folder: str | Path, image_size: int | None, *, limit: int = 0,
                               if arr.max() <= 65535 else small.astype(np.float32))
             else:
                 images.append(prepare(arr, size, square))
+            ids.append(seen[-1][0])
         except BadImage as e:
             skipped.append((str(path), f"{e.reason}: {e.detail}"))
         except OSError as e:
@@ -242,6 +245,7 @@ def load_folder(folder: str | Path, image_size: int | None, *, limit: int = 0,
         fingerprint=hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest(),
         description=f"{len(images)} images from {root} ({square}, {size}x{size})",
         skipped=skipped,
+        ids=tuple(ids),
     )
 
 
@@ -263,7 +267,9 @@ def load_image_folder(path: str | Path, size: int | None = None, channels: int =
 @DATASETS.register("folder")
 def load_folder_source(arg: str | None, cfg: DataConfig, image_size: int,
                        channels: int) -> ImageSet:
-    """``folder:PATH``: at most ``cfg.num_images`` images (0 = all), centre-cropped to square."""
+    """``folder:PATH[,labels=FILE.csv]``: at most ``cfg.num_images`` images (0 = all),
+    centre-cropped to square (the labels are read by xraygan.data.labels, not here)."""
     if arg is None:
         raise ConfigError("data.source: 'folder' needs a path, e.g. folder:/data/cxr_png")
-    return load_image_folder(arg, image_size, channels, limit=max(cfg.num_images, 0))
+    path, _ = split_folder_arg(arg)
+    return load_image_folder(path, image_size, channels, limit=max(cfg.num_images, 0))
